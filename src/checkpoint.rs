@@ -1,0 +1,165 @@
+//! Checkpoints in safetensors format, loadable from PyTorch and numpy.
+//!
+//! Tensors: `forward.{i}.weight` `[out, in]` and `forward.{i}.bias` `[out]`
+//! for every layer i (0 = first), then the rule's own feedback tensors (each
+//! rule's module documents their names and shapes). Metadata: `format`
+//! (`biprop-checkpoint-1`), `config` (the run's TOML), `rule`, `epoch`.
+
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use crate::model::Mlp;
+use crate::rules::LearningRule;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The value of the `format` metadata key.
+pub const FORMAT: &str = "biprop-checkpoint-1";
+
+fn to_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Writes `net` and the rule's feedback weights to `path` atomically (temp file, then rename).
+pub fn save(
+    path: &Path,
+    net: &Mlp,
+    rule: &dyn LearningRule,
+    cfg: &RunConfig,
+    epoch: usize,
+) -> Result<()> {
+    let mut named: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for (i, l) in net.layers.iter().enumerate() {
+        named.insert(
+            format!("forward.{i}.weight"),
+            (vec![l.fan_out(), l.fan_in()], to_bytes(l.weight.as_slice())),
+        );
+        named.insert(
+            format!("forward.{i}.bias"),
+            (vec![l.bias.len()], to_bytes(&l.bias)),
+        );
+    }
+    for t in rule.feedback_tensors() {
+        named.insert(t.name, (t.shape, to_bytes(t.data)));
+    }
+    let views = named
+        .iter()
+        .map(|(k, (shape, bytes))| {
+            let v = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("consistent tensor");
+            (k.clone(), v)
+        })
+        .collect::<Vec<_>>();
+    let meta = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("config".to_string(), cfg.to_toml()),
+        ("rule".to_string(), cfg.rule.to_string()),
+        ("epoch".to_string(), epoch.to_string()),
+    ]);
+    let bytes =
+        safetensors::tensor::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint {
+            path: path.into(),
+            msg: e.to_string(),
+        })?;
+    crate::fsutil::write_atomic(path, &bytes)
+}
+
+/// A checkpoint read back from disk.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// Every tensor: name to (shape, values).
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    /// The safetensors metadata.
+    pub metadata: HashMap<String, String>,
+    path: std::path::PathBuf,
+}
+
+impl Checkpoint {
+    /// Reads a safetensors file of f32 tensors.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |msg: String| Error::Checkpoint {
+            path: path.into(),
+            msg,
+        };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(bad(format!(
+                    "tensor {name} is {:?}, expected F32",
+                    view.dtype()
+                )));
+            }
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            tensors.insert(name, (view.shape().to_vec(), data));
+        }
+        Ok(Self {
+            tensors,
+            metadata: meta.metadata().clone().unwrap_or_default(),
+            path: path.into(),
+        })
+    }
+
+    /// The run configuration stored in the metadata.
+    pub fn config(&self) -> Result<RunConfig> {
+        let text = self
+            .metadata
+            .get("config")
+            .ok_or_else(|| Error::Checkpoint {
+                path: self.path.clone(),
+                msg: "no run configuration in the metadata (not written by biprop?)".into(),
+            })?;
+        RunConfig::from_toml_str(text).map_err(|e| Error::Checkpoint {
+            path: self.path.clone(),
+            msg: format!("stored configuration: {e}"),
+        })
+    }
+
+    fn take(&self, name: &str, shape: &[usize], into: &mut [f32]) -> Result<()> {
+        let (s, data) = self.tensors.get(name).ok_or_else(|| Error::Checkpoint {
+            path: self.path.clone(),
+            msg: format!(
+                "has no tensor {name} (shape {shape:?}); it holds {:?}",
+                self.names()
+            ),
+        })?;
+        if s != shape {
+            return Err(Error::Checkpoint {
+                path: self.path.clone(),
+                msg: format!("tensor {name} has shape {s:?}, the network needs {shape:?}"),
+            });
+        }
+        into.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.tensors.keys().map(String::as_str).collect()
+    }
+
+    /// Copies the forward weights into `net` and the feedback weights into
+    /// `rule`; every tensor they need must be present with the same shape.
+    pub fn restore(&self, net: &mut Mlp, rule: &mut dyn LearningRule) -> Result<()> {
+        for (i, l) in net.layers.iter_mut().enumerate() {
+            let shape = [l.fan_out(), l.fan_in()];
+            self.take(
+                &format!("forward.{i}.weight"),
+                &shape,
+                l.weight.as_mut_slice(),
+            )?;
+            let n = l.bias.len();
+            self.take(&format!("forward.{i}.bias"), &[n], &mut l.bias)?;
+        }
+        for t in rule.feedback_tensors_mut() {
+            self.take(&t.name, &t.shape, t.data)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! MNIST and every data set that ships as MNIST's four IDX files.
+
+use super::download::{sha256_hex, MNIST_FILES};
+use super::idx::{parse_idx, read_maybe_gz, IdxArray};
+use super::Dataset;
+use crate::error::{Error, Result};
+use crate::tensor::Matrix;
+use std::path::{Path, PathBuf};
+
+/// The four files, by their canonical names (without `.gz`).
+pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+/// Training labels.
+pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+/// Test images.
+pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+/// Test labels.
+pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+
+/// Finds `name` or `name.gz` in `dir` or `dir/mnist`.
+pub fn find(dir: &Path, name: &str) -> Result<PathBuf> {
+    for folder in [dir.to_path_buf(), dir.join("mnist")] {
+        for candidate in [folder.join(name), folder.join(format!("{name}.gz"))] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(Error::Missing(format!(
+        "{name} (or {name}.gz) not found in {} nor in {}",
+        dir.display(),
+        dir.join("mnist").display()
+    )))
+}
+
+/// Reads one IDX file, checking the sha256 of its decompressed bytes when
+/// `verify` and the name is one of MNIST's.
+fn read(dir: &Path, name: &str, verify: bool) -> Result<(PathBuf, IdxArray)> {
+    let path = find(dir, name)?;
+    let bytes = read_maybe_gz(&path)?;
+    if verify {
+        if let Some(f) = MNIST_FILES.iter().find(|f| f.name == name) {
+            let actual = sha256_hex(&bytes);
+            if actual != f.sha256 {
+                return Err(Error::Checksum {
+                    path,
+                    algo: "sha256 (decompressed)",
+                    expected: f.sha256.into(),
+                    actual,
+                });
+            }
+        }
+    }
+    let arr = parse_idx(&bytes, &path)?;
+    Ok((path, arr))
+}
+
+/// Pairs an image file and a label file into a data set, checking that the
+/// images are `n x h x w` (or `n x d`), the labels `n`, and every label `< classes`.
+pub fn pair(
+    (ipath, images): (PathBuf, IdxArray),
+    (lpath, labels): (PathBuf, IdxArray),
+    classes: usize,
+) -> Result<Dataset> {
+    let (n, h, w) = match images.dims[..] {
+        [n, h, w] => (n, h, w),
+        [n, d] => (n, 1, d),
+        _ => {
+            return Err(Error::format(
+                &ipath,
+                format!(
+                    "expected images of dimensions [n, height, width], found {:?}",
+                    images.dims
+                ),
+            ))
+        }
+    };
+    if labels.dims.len() != 1 {
+        return Err(Error::format(
+            &lpath,
+            format!("expected labels of dimensions [n], found {:?}", labels.dims),
+        ));
+    }
+    if labels.dims[0] != n {
+        return Err(Error::format(
+            &lpath,
+            format!(
+                "{} labels for {n} images in {}",
+                labels.dims[0],
+                ipath.display()
+            ),
+        ));
+    }
+    if n == 0 || h * w == 0 {
+        return Err(Error::format(&ipath, "the file holds no samples"));
+    }
+    if let Some((i, &l)) = labels
+        .data
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l as usize >= classes)
+    {
+        return Err(Error::format(
+            &lpath,
+            format!("label {l} of sample {i} is out of range: expected 0..{classes}"),
+        ));
+    }
+    let inputs = images.data.iter().map(|&p| p as f32 / 255.0).collect();
+    Ok(Dataset {
+        inputs: Matrix::from_vec(n, h * w, inputs).expect("checked shape"),
+        labels: labels.data,
+        classes,
+        image: (1, h, w),
+    })
+}
+
+/// Loads the training and test sets from the four files in `dir` (or `dir/mnist`).
+pub fn load_dir(dir: &Path, classes: usize, verify: bool) -> Result<(Dataset, Dataset)> {
+    let train = pair(
+        read(dir, TRAIN_IMAGES, verify)?,
+        read(dir, TRAIN_LABELS, verify)?,
+        classes,
+    )?;
+    let test = pair(
+        read(dir, TEST_IMAGES, verify)?,
+        read(dir, TEST_LABELS, verify)?,
+        classes,
+    )?;
+    if train.features() != test.features() {
+        return Err(Error::Format {
+            path: dir.into(),
+            msg: format!(
+                "training images have {} pixels, test images {}",
+                train.features(),
+                test.features()
+            ),
+        });
+    }
+    Ok((train, test))
+}

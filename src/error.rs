@@ -1,0 +1,72 @@
+//! The library's error type: every failure names the file or option at fault
+//! and what was expected, so the command line can print it as it is.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in biprop, short of a bug.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A data file whose content is not what its format requires.
+    #[error("{}: {msg}", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong, and what was expected.
+        msg: String,
+    },
+    /// A file whose checksum differs from the published one.
+    #[error("{}: checksum mismatch: expected {algo} {expected}, got {actual}", path.display())]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The hash algorithm.
+        algo: &'static str,
+        /// The published digest.
+        expected: String,
+        /// The digest of the file on disk.
+        actual: String,
+    },
+    /// A data set that is not on disk and could not be downloaded.
+    #[error("{0}")]
+    Missing(String),
+    /// A configuration value that makes no sense.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A checkpoint that does not fit the network or the rule.
+    #[error("{}: {msg}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What did not fit.
+        msg: String,
+    },
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A format error in `path`.
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,40 @@
+//! # biprop
+//!
+//! Backpropagation and its biologically plausible alternatives, trained fast
+//! and measured side by side: backpropagation (BP), feedback alignment (FA)
+//! and direct feedback alignment (DFA), after "Bidirectional Backpropagation"
+//! (Luo, Fu, Glass 2017).
+//!
+//! The pieces, bottom up:
+//! - [`tensor`]: row-major `f32` matrices and the only calls into the GEMM crate;
+//! - [`activation`], [`loss`], [`model`]: the forward MLP;
+//! - [`rules`]: one learning rule per file behind [`rules::LearningRule`];
+//! - [`optim`]: SGD and Adam;
+//! - [`train`]: the allocation-free training step and evaluation;
+//! - [`data`]: IDX (MNIST) reading, splits, downloads;
+//! - [`config`], [`run`], [`checkpoint`]: a whole run, its files and its weights.
+//!
+//! ```no_run
+//! use biprop::{config::RunConfig, run};
+//! let cfg = RunConfig { epochs: 2, ..Default::default() };
+//! let splits = run::load_data(&cfg)?;
+//! let summary = run::run(&cfg, &splits, &run::RunOptions::default())?;
+//! println!("test error {:.2}%", 100.0 * summary.records[1].test_error);
+//! # Ok::<(), biprop::Error>(())
+//! ```
+
+pub mod activation;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod fsutil;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod rules;
+pub mod run;
+pub mod tensor;
+pub mod train;
+
+pub use error::{Error, Result};

@@ -1,0 +1,237 @@
+//! The `biprop` command line: a thin layer over the library.
+
+use anyhow::{bail, Context, Result};
+use biprop::activation::Activation;
+use biprop::config::{parse_hidden, RunConfig};
+use biprop::data::DatasetKind;
+use biprop::loss::Output;
+use biprop::optim::OptimizerKind;
+use biprop::rules::{InitScheme, RuleKind};
+use biprop::run::{self, RunOptions};
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Train neural networks with backpropagation and its biologically
+/// plausible alternatives (FA, DFA), and measure them side by side.
+#[derive(Parser)]
+#[command(name = "biprop", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one network (defaults: BP, 784-800-10 tanh, sigmoid-BCE, SGD lr 0.0128, batch 128, 20 epochs, MNIST).
+    Train(Box<TrainArgs>),
+    /// Download MNIST into the cache (or check that it is there).
+    Download {
+        /// Cache folder (default: $BIPROP_CACHE, else ~/.cache/biprop).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Default)]
+struct TrainArgs {
+    /// TOML file with any run setting (flags override it).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Learning rule.
+    #[arg(long, short = 'r', value_enum)]
+    rule: Option<RuleKind>,
+    /// Hidden layers: 800 | 800,400 | 2x800 | none.
+    #[arg(long, value_name = "WIDTHS")]
+    hidden: Option<String>,
+    /// Hidden nonlinearity.
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
+    /// Output layer and loss.
+    #[arg(long, value_enum)]
+    output: Option<Output>,
+    /// Initialization scheme (reference = the published code's).
+    #[arg(long, value_enum)]
+    init: Option<InitScheme>,
+    /// Passes over the training set.
+    #[arg(long, short = 'e')]
+    epochs: Option<usize>,
+    /// Samples per step.
+    #[arg(long, short = 'b')]
+    batch_size: Option<usize>,
+    /// Optimizer.
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate (on the mean gradient of a batch).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// SGD momentum.
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// L2 weight decay.
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Seed for initialization and shuffling.
+    #[arg(long, short = 's')]
+    seed: Option<u64>,
+    /// Threads (0 = all cores); results are bitwise reproducible for a fixed count.
+    #[arg(long, short = 'j')]
+    threads: Option<usize>,
+    /// Data set.
+    #[arg(long, value_enum)]
+    dataset: Option<DatasetKind>,
+    /// Folder with the data files (default: $BIPROP_DATA, else download into the cache).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Number of classes of an idx data set.
+    #[arg(long)]
+    classes: Option<usize>,
+    /// Training samples held out (from the end) for validation.
+    #[arg(long)]
+    val_size: Option<usize>,
+    /// Train on only the first N training samples.
+    #[arg(long, value_name = "N")]
+    train_limit: Option<usize>,
+    /// Keep the training order fixed.
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Run directory (default: runs/RULE-HIDDEN-seedS, made unique).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write into --out even if it holds an earlier run.
+    #[arg(long)]
+    force: bool,
+    /// Start from this checkpoint's weights (feedback weights included).
+    #[arg(long, value_name = "CHECKPOINT")]
+    init_from: Option<PathBuf>,
+    /// No progress bar and no per-epoch lines.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+impl TrainArgs {
+    /// The configuration: defaults, then the TOML file, then the flags.
+    fn resolve(&self) -> Result<RunConfig> {
+        let mut c = match &self.config {
+            Some(p) => RunConfig::from_toml_file(p)?,
+            None => RunConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $(if let Some(v) = self.$f.clone() { c.$f = v; })* };
+        }
+        set!(
+            rule,
+            activation,
+            output,
+            init,
+            epochs,
+            batch_size,
+            optimizer,
+            lr,
+            momentum,
+            weight_decay,
+            seed,
+            threads,
+            dataset,
+            classes,
+            val_size
+        );
+        if let Some(h) = &self.hidden {
+            c.hidden = parse_hidden(h).map_err(|e| anyhow::anyhow!("--hidden: {e}"))?;
+        }
+        if self.data_dir.is_some() {
+            c.data_dir = self.data_dir.clone();
+        }
+        if self.train_limit.is_some() {
+            c.train_limit = self.train_limit;
+        }
+        if self.no_shuffle {
+            c.shuffle = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// `runs/NAME`, or `runs/NAME-2`, `-3` ... if taken.
+fn fresh_run_dir(name: &str) -> PathBuf {
+    let base = Path::new("runs");
+    let mut dir = base.join(name);
+    let mut k = 2;
+    while dir.exists() {
+        dir = base.join(format!("{name}-{k}"));
+        k += 1;
+    }
+    dir
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let cfg = args.resolve()?;
+    let out = match &args.out {
+        Some(dir) => {
+            let used = ["checkpoint.safetensors", "metrics.csv"]
+                .iter()
+                .any(|f| dir.join(f).exists());
+            if used && !args.force {
+                bail!(
+                    "{} already holds a run; pass --force to overwrite it, or another --out",
+                    dir.display()
+                );
+            }
+            dir.clone()
+        }
+        None => fresh_run_dir(&cfg.run_name()),
+    };
+    let splits = run::load_data(&cfg).context("loading the data")?;
+    let interactive = std::io::stderr().is_terminal();
+    if !args.quiet {
+        eprintln!(
+            "{} on {}: {} train / {} val / {} test samples, hidden {}, {} threads -> {}",
+            cfg.rule,
+            format!("{:?}", cfg.dataset).to_lowercase(),
+            splits.train.len(),
+            splits.val.len(),
+            splits.test.len(),
+            biprop::config::format_hidden(&cfg.hidden),
+            run::resolve_threads(cfg.threads),
+            out.display()
+        );
+    }
+    let opts = RunOptions {
+        out_dir: Some(out.clone()),
+        init_from: args.init_from.clone(),
+        progress: interactive && !args.quiet,
+        echo: !args.quiet,
+    };
+    let summary = run::run(&cfg, &splits, &opts)?;
+    if let Some(last) = summary.records.last() {
+        println!(
+            "final test error {:.2}% (val {:.2}%) after {} epochs; run saved in {}",
+            100.0 * last.test_error,
+            100.0 * last.val_error,
+            last.epoch,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train(*args),
+        Command::Download { cache } => (|| {
+            let cache = match cache {
+                Some(c) => c,
+                None => biprop::data::download::cache_dir()?,
+            };
+            let dir = biprop::data::download::ensure_mnist(&cache)?;
+            println!("MNIST is in {}", dir.display());
+            Ok(())
+        })(),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,38 @@
+//! Backpropagation: `delta_l = (delta_{l+1} W_{l+1}) .* f'(a_l)`.
+
+use super::{propagate, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind};
+use crate::model::Mlp;
+use crate::tensor::Matrix;
+
+/// Backpropagation: the forward weights carry the errors back.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bp;
+
+impl LearningRule for Bp {
+    fn kind(&self) -> RuleKind {
+        RuleKind::Bp
+    }
+
+    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+        for i in (0..net.hidden_layers()).rev() {
+            let (lo, hi) = deltas.split_at_mut(i + 1);
+            let path = net.layers[i + 1].weight.view();
+            propagate(
+                &mut lo[i],
+                hi[0].rows_view(rows),
+                path,
+                net.hidden,
+                &acts[i + 1],
+                rows,
+            );
+        }
+    }
+
+    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
+        Vec::new()
+    }
+
+    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,73 @@
+//! Feedback alignment (Lillicrap et al. 2016): a fixed random `B_{l+1}`
+//! stands in for `W_{l+1}^T`: `delta_l = (delta_{l+1} B_{l+1}^T) .* f'(a_l)`.
+//!
+//! Checkpoint tensors: `feedback.{i}.weight`, shape `[in_i, out_i]` (the shape
+//! of `forward.{i}.weight` transposed), for i = 1..=L.
+
+use super::{
+    named, named_mut, propagate, FeedbackTensor, FeedbackTensorMut, InitScheme, LearningRule,
+    RuleKind,
+};
+use crate::model::{uniform, Mlp};
+use crate::tensor::Matrix;
+use rand::Rng;
+
+/// Feedback alignment with fixed random feedback matrices.
+#[derive(Clone, Debug)]
+pub struct Fa {
+    /// `b[k]` stands in for `forward.{k+1}.weight`^T, shape `[in, out]`.
+    pub b: Vec<Matrix>,
+}
+
+impl Fa {
+    /// Draws the feedback matrices; with [`InitScheme::Reference`], copies the
+    /// initial forward weights into B and zeroes every forward layer after the first.
+    pub fn new(net: &mut Mlp, init: InitScheme, rng: &mut impl Rng) -> Self {
+        let b = net.layers[1..]
+            .iter_mut()
+            .map(|layer| match init {
+                InitScheme::Default => {
+                    let mut m = Matrix::zeros(layer.fan_in(), layer.fan_out());
+                    uniform(m.as_mut_slice(), 1.0 / (layer.fan_out() as f32).sqrt(), rng);
+                    m
+                }
+                InitScheme::Reference => {
+                    let m = layer.weight.transposed();
+                    layer.weight.fill(0.0);
+                    layer.bias.fill(0.0);
+                    m
+                }
+            })
+            .collect();
+        Self { b }
+    }
+}
+
+impl LearningRule for Fa {
+    fn kind(&self) -> RuleKind {
+        RuleKind::Fa
+    }
+
+    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+        for i in (0..net.hidden_layers()).rev() {
+            let (lo, hi) = deltas.split_at_mut(i + 1);
+            let path = self.b[i].view().t();
+            propagate(
+                &mut lo[i],
+                hi[0].rows_view(rows),
+                path,
+                net.hidden,
+                &acts[i + 1],
+                rows,
+            );
+        }
+    }
+
+    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
+        named(&self.b, 1)
+    }
+
+    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        named_mut(&mut self.b, 1)
+    }
+}

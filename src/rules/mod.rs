@@ -1,0 +1,193 @@
+//! Learning rules: how the hidden errors `delta_l` are made, and whether the
+//! rule owns feedback weights that learn.
+//!
+//! Every rule ends the same way (DESIGN.md section 2): from the hidden errors
+//! the trainer forms `dW_l = delta_l^T h_{l-1} / B` and steps the optimizer.
+//! A rule is one type implementing [`LearningRule`], one file each.
+//!
+//! Buffer conventions shared by all rules, for a network with `L` hidden
+//! layers: `acts[0]` is the input batch, `acts[l]` (l = 1..=L) the output of
+//! hidden layer `l`, `acts[L+1]` the network's outputs `yhat`. `deltas[i]`
+//! (i = 0..L-1) is the error at the pre-activation of `forward.{i}`, and
+//! `deltas[L]` holds the output error `e = yhat - y` on entry.
+
+mod bp;
+mod dfa;
+mod fa;
+
+pub use bp::Bp;
+pub use dfa::Dfa;
+pub use fa::Fa;
+
+use crate::activation::Activation;
+use crate::model::Mlp;
+use crate::tensor::{gemm, Matrix, View};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The learning rules biprop implements.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// Backpropagation.
+    #[default]
+    Bp,
+    /// Feedback alignment (Lillicrap et al. 2016): fixed random B in place of W^T.
+    Fa,
+    /// Direct feedback alignment (Nøkland 2016): fixed random D from the output error to every hidden layer.
+    Dfa,
+}
+
+impl RuleKind {
+    /// The rule's command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleKind::Bp => "bp",
+            RuleKind::Fa => "fa",
+            RuleKind::Dfa => "dfa",
+        }
+    }
+
+    /// Every rule, in the paper's column order.
+    pub const ALL: [RuleKind; 3] = [RuleKind::Bp, RuleKind::Fa, RuleKind::Dfa];
+}
+
+impl std::fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the forward and feedback weights start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum InitScheme {
+    /// Every forward and feedback matrix from `U(+-1/sqrt(fan_in))`, fan_in
+    /// being the width of the vector the matrix multiplies.
+    #[default]
+    Default,
+    /// The published code's scheme (DESIGN.md section 4): FA's B copies the
+    /// initial forward weights and every later forward layer starts at zero;
+    /// DFA starts every forward weight at zero, D from `U(+-1/sqrt(n_l))`.
+    Reference,
+}
+
+/// A named tensor of a rule's feedback weights, as stored in checkpoints.
+#[derive(Debug)]
+pub struct FeedbackTensor<'a> {
+    /// Checkpoint name, e.g. `feedback.1.weight`.
+    pub name: String,
+    /// Shape, row-major.
+    pub shape: Vec<usize>,
+    /// The values.
+    pub data: &'a [f32],
+}
+
+/// A mutable feedback tensor, for loading checkpoints.
+#[derive(Debug)]
+pub struct FeedbackTensorMut<'a> {
+    /// Checkpoint name.
+    pub name: String,
+    /// Shape, row-major.
+    pub shape: Vec<usize>,
+    /// The values.
+    pub data: &'a mut [f32],
+}
+
+/// What a rule may use to train its own feedback weights after the forward update.
+pub struct FeedbackStep<'a> {
+    /// The network, after this batch's forward update.
+    pub net: &'a Mlp,
+    /// This batch's forward activations (before the update), see the module docs.
+    pub acts: &'a [Matrix],
+    /// One-hot targets of this batch.
+    pub targets: &'a Matrix,
+    /// Rows of the batch in use.
+    pub rows: usize,
+}
+
+/// A learning rule.
+pub trait LearningRule: Send {
+    /// Which rule this is.
+    fn kind(&self) -> RuleKind;
+
+    /// Writes `deltas[0..L]` from `deltas[L]` (the output error) and the
+    /// forward activations, for the first `rows` rows.
+    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize);
+
+    /// Trains the rule's own feedback weights, once per batch, after the
+    /// forward update. Rules with fixed feedback do nothing.
+    fn train_feedback(&mut self, _step: &FeedbackStep<'_>) {}
+
+    /// Feedback losses accumulated since the last call (name, mean), then reset.
+    fn take_feedback_losses(&mut self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
+
+    /// The rule's feedback tensors, for checkpoints and diagnostics.
+    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>>;
+
+    /// The rule's feedback tensors, mutable, for loading checkpoints.
+    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>>;
+}
+
+/// Rule settings beyond the forward optimizer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleOptions {
+    /// How weights start.
+    pub init: InitScheme,
+}
+
+/// Builds `kind` for `net`, possibly re-initializing `net` as the init scheme requires.
+pub fn build(
+    kind: RuleKind,
+    net: &mut Mlp,
+    opts: &RuleOptions,
+    rng: &mut impl Rng,
+) -> Box<dyn LearningRule> {
+    match kind {
+        RuleKind::Bp => Box::new(Bp),
+        RuleKind::Fa => Box::new(Fa::new(net, opts.init, rng)),
+        RuleKind::Dfa => Box::new(Dfa::new(net, opts.init, rng)),
+    }
+}
+
+/// `dst = (src * path) .* f'(h)` over `rows` rows: the one step shared by
+/// every rule that sends an error through a matrix to a hidden layer.
+pub(crate) fn propagate(
+    dst: &mut Matrix,
+    src: View<'_>,
+    path: View<'_>,
+    act: Activation,
+    h: &Matrix,
+    rows: usize,
+) {
+    gemm(dst, false, 1.0, src, path);
+    act.mul_derivative(dst.rows_slice_mut(rows), h.rows_slice(rows));
+}
+
+/// Feedback matrices named `feedback.{first + k}.weight`.
+pub(crate) fn named<'a>(mats: &'a [Matrix], first: usize) -> Vec<FeedbackTensor<'a>> {
+    mats.iter()
+        .enumerate()
+        .map(|(k, m)| FeedbackTensor {
+            name: format!("feedback.{}.weight", first + k),
+            shape: vec![m.rows(), m.cols()],
+            data: m.as_slice(),
+        })
+        .collect()
+}
+
+/// Mutable counterpart of [`named`].
+pub(crate) fn named_mut(mats: &mut [Matrix], first: usize) -> Vec<FeedbackTensorMut<'_>> {
+    mats.iter_mut()
+        .enumerate()
+        .map(|(k, m)| FeedbackTensorMut {
+            name: format!("feedback.{}.weight", first + k),
+            shape: vec![m.rows(), m.cols()],
+            data: m.as_mut_slice(),
+        })
+        .collect()
+}

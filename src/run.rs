@@ -1,0 +1,294 @@
+//! A whole training run: data, network, rule, epochs, metrics, checkpoint.
+//!
+//! The run directory holds `config.toml` (the resolved configuration),
+//! `metrics.csv` and `metrics.jsonl` (one row an epoch) and
+//! `checkpoint.safetensors` (rewritten atomically after every epoch).
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::RunConfig;
+use crate::data::{self, Splits};
+use crate::error::{Error, Result};
+use crate::model::Mlp;
+use crate::rules;
+use crate::tensor::set_gemm_threads;
+use crate::train::{Tally, Trainer};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Loads the data a configuration names, applying `train_limit` and the validation split.
+pub fn load_data(cfg: &RunConfig) -> Result<Splits> {
+    let (train, test) = data::load(cfg.dataset, cfg.data_dir.as_deref(), cfg.classes)?;
+    let mut splits = Splits::new(train, test, cfg.val_size)?;
+    if let Some(n) = cfg.train_limit {
+        if n < splits.train.len() {
+            splits.train = splits.train.slice(0..n);
+        }
+    }
+    Ok(splits)
+}
+
+/// The number of threads a configuration asks for (0 = every core).
+pub fn resolve_threads(requested: usize) -> usize {
+    if requested > 0 {
+        requested
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Builds the network and the rule from the seed, and optionally restores a checkpoint.
+pub fn build_trainer(
+    cfg: &RunConfig,
+    splits: &Splits,
+    init_from: Option<&Path>,
+) -> Result<Trainer> {
+    let mut sizes = vec![splits.train.features()];
+    sizes.extend(&cfg.hidden);
+    sizes.push(splits.train.classes);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut net = Mlp::new(&sizes, cfg.activation, cfg.output, &mut rng);
+    let mut rule = rules::build(cfg.rule, &mut net, &cfg.rule_options(), &mut rng);
+    if let Some(path) = init_from {
+        Checkpoint::load(path)?.restore(&mut net, rule.as_mut())?;
+    }
+    Ok(Trainer::new(net, rule, cfg.optim(), cfg.batch_size))
+}
+
+/// The metrics of one epoch.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (as the weights moved).
+    pub train_loss: f64,
+    /// Training error over the epoch's batches.
+    pub train_error: f64,
+    /// Validation loss after the epoch (NaN without a validation set).
+    pub val_loss: f64,
+    /// Validation error after the epoch.
+    pub val_error: f64,
+    /// Test loss after the epoch.
+    pub test_loss: f64,
+    /// Test error after the epoch.
+    pub test_error: f64,
+    /// Seconds of training (without evaluation).
+    pub train_seconds: f64,
+    /// Seconds of the whole epoch, evaluation included.
+    pub seconds: f64,
+    /// The rule's feedback losses (name, mean over the epoch).
+    #[serde(flatten)]
+    pub feedback: std::collections::BTreeMap<String, f64>,
+}
+
+impl EpochRecord {
+    /// One line for the terminal.
+    pub fn summary(&self, epochs: usize) -> String {
+        let mut s = format!(
+            "epoch {:>3}/{epochs}  train loss {:.4}  err {:6.2}%  |  val err {:6.2}%  test err {:6.2}%  |  {:.2}s",
+            self.epoch,
+            self.train_loss,
+            100.0 * self.train_error,
+            100.0 * self.val_error,
+            100.0 * self.test_error,
+            self.seconds
+        );
+        for (k, v) in &self.feedback {
+            s.push_str(&format!("  {k} {v:.4}"));
+        }
+        s
+    }
+}
+
+/// How to run, beyond the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The run directory (created; `None` writes nothing).
+    pub out_dir: Option<PathBuf>,
+    /// Start from this checkpoint's weights, feedback included.
+    pub init_from: Option<PathBuf>,
+    /// Show a progress bar per epoch.
+    pub progress: bool,
+    /// Print one line per epoch on stderr.
+    pub echo: bool,
+}
+
+/// The outcome of a run.
+pub struct RunSummary {
+    /// One record an epoch.
+    pub records: Vec<EpochRecord>,
+    /// The trained network and rule.
+    pub trainer: Trainer,
+}
+
+struct MetricsFiles {
+    csv: csv::Writer<std::fs::File>,
+    jsonl: std::fs::File,
+    dir: PathBuf,
+}
+
+impl MetricsFiles {
+    fn create(dir: &Path) -> Result<Self> {
+        let csv_path = dir.join("metrics.csv");
+        let jsonl_path = dir.join("metrics.jsonl");
+        Ok(Self {
+            csv: csv::Writer::from_path(&csv_path)
+                .map_err(|e| Error::io(&csv_path, std::io::Error::other(e)))?,
+            jsonl: std::fs::File::create(&jsonl_path).map_err(|e| Error::io(&jsonl_path, e))?,
+            dir: dir.into(),
+        })
+    }
+
+    fn append(&mut self, r: &EpochRecord) -> Result<()> {
+        let csv_err =
+            |e: csv::Error| Error::io(self.dir.join("metrics.csv"), std::io::Error::other(e));
+        if r.epoch == 1 {
+            let mut header: Vec<String> = [
+                "epoch",
+                "train_loss",
+                "train_error",
+                "val_loss",
+                "val_error",
+                "test_loss",
+                "test_error",
+                "train_seconds",
+                "seconds",
+            ]
+            .map(String::from)
+            .to_vec();
+            header.extend(r.feedback.keys().cloned());
+            self.csv.write_record(&header).map_err(csv_err)?;
+        }
+        let mut row = vec![r.epoch.to_string()];
+        row.extend(
+            [
+                r.train_loss,
+                r.train_error,
+                r.val_loss,
+                r.val_error,
+                r.test_loss,
+                r.test_error,
+                r.train_seconds,
+                r.seconds,
+            ]
+            .iter()
+            .map(|v| v.to_string()),
+        );
+        row.extend(r.feedback.values().map(|v| v.to_string()));
+        self.csv.write_record(&row).map_err(csv_err)?;
+        self.csv
+            .flush()
+            .map_err(|e| Error::io(self.dir.join("metrics.csv"), e))?;
+        let line = serde_json::to_string(r).expect("metrics serialize");
+        let jp = self.dir.join("metrics.jsonl");
+        writeln!(self.jsonl, "{line}").map_err(|e| Error::io(&jp, e))
+    }
+}
+
+/// Trains `cfg` on `splits`: the whole run, on `cfg.threads` threads.
+pub fn run(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSummary> {
+    cfg.validate()?;
+    let threads = resolve_threads(cfg.threads);
+    let mut cfg = cfg.clone();
+    cfg.threads = threads;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+    pool.install(|| {
+        set_gemm_threads(threads);
+        run_in_pool(&cfg, splits, opts)
+    })
+}
+
+fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSummary> {
+    let mut trainer = build_trainer(cfg, splits, opts.init_from.as_deref())?;
+    let mut files = match &opts.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            crate::fsutil::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+            Some(MetricsFiles::create(dir)?)
+        }
+        None => None,
+    };
+    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    shuffle_rng.set_stream(1);
+    let mut order: Vec<usize> = (0..splits.train.len()).collect();
+    let mut records = Vec::with_capacity(cfg.epochs);
+    for epoch in 1..=cfg.epochs {
+        if cfg.shuffle {
+            order.shuffle(&mut shuffle_rng);
+        }
+        let bar = if opts.progress {
+            let b = indicatif::ProgressBar::new(order.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "epoch {msg} [{bar:30}] {pos}/{len} samples ({per_sec}, {eta} left)",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.set_message(format!("{epoch}/{}", cfg.epochs));
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let t0 = Instant::now();
+        let train = trainer.train_epoch(&splits.train, &order, cfg.batch_size, |done| {
+            bar.set_position(done as u64)
+        });
+        let train_seconds = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        if !train.loss.is_finite() {
+            return Err(Error::Config(format!(
+                "training diverged in epoch {epoch} (loss {}); lower the learning rate",
+                train.loss
+            )));
+        }
+        let val = if splits.val.is_empty() {
+            Tally {
+                loss: f64::NAN,
+                errors: 0,
+                samples: 0,
+            }
+        } else {
+            trainer.evaluate(&splits.val)
+        };
+        let test = trainer.evaluate(&splits.test);
+        let record = EpochRecord {
+            epoch,
+            train_loss: train.mean_loss(),
+            train_error: train.error_rate(),
+            val_loss: val.mean_loss(),
+            val_error: if val.samples == 0 {
+                f64::NAN
+            } else {
+                val.error_rate()
+            },
+            test_loss: test.mean_loss(),
+            test_error: test.error_rate(),
+            train_seconds,
+            seconds: t0.elapsed().as_secs_f64(),
+            feedback: trainer.rule.take_feedback_losses().into_iter().collect(),
+        };
+        if opts.echo {
+            eprintln!("{}", record.summary(cfg.epochs));
+        }
+        if let (Some(f), Some(dir)) = (files.as_mut(), &opts.out_dir) {
+            f.append(&record)?;
+            checkpoint::save(
+                &dir.join("checkpoint.safetensors"),
+                &trainer.net,
+                trainer.rule.as_ref(),
+                cfg,
+                epoch,
+            )?;
+        }
+        records.push(record);
+    }
+    Ok(RunSummary { records, trainer })
+}

@@ -1,0 +1,270 @@
+//! The training step and evaluation, over buffers allocated once.
+//!
+//! One step: forward pass, output error, the rule's hidden errors, the
+//! forward update, then the rule's feedback update. With plain SGD the weight
+//! gradient product accumulates straight into the weights (`W -= lr/B *
+//! delta^T h` in one GEMM), so the step allocates nothing and writes no
+//! gradient buffer.
+
+use crate::data::Dataset;
+use crate::model::{argmax_rows, Mlp};
+use crate::optim::{OptimConfig, ParamState};
+use crate::rules::{FeedbackStep, LearningRule};
+use crate::tensor::{gemm, Matrix};
+
+/// Rows evaluated at once.
+const EVAL_ROWS: usize = 1000;
+
+/// Loss and error counts summed over samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Tally {
+    /// Summed loss.
+    pub loss: f64,
+    /// Misclassified samples.
+    pub errors: usize,
+    /// Samples seen.
+    pub samples: usize,
+}
+
+impl Tally {
+    /// Mean loss per sample.
+    pub fn mean_loss(&self) -> f64 {
+        self.loss / self.samples.max(1) as f64
+    }
+
+    /// Fraction misclassified.
+    pub fn error_rate(&self) -> f64 {
+        self.errors as f64 / self.samples.max(1) as f64
+    }
+
+    fn add(&mut self, o: Tally) {
+        self.loss += o.loss;
+        self.errors += o.errors;
+        self.samples += o.samples;
+    }
+}
+
+/// A network, its learning rule, its optimizer state and every buffer of the step.
+pub struct Trainer {
+    /// The forward network.
+    pub net: Mlp,
+    /// The learning rule.
+    pub rule: Box<dyn LearningRule>,
+    opt: OptimConfig,
+    states: Vec<(ParamState, ParamState)>,
+    steps: u64,
+    max_rows: usize,
+    acts: Vec<Matrix>,
+    deltas: Vec<Matrix>,
+    targets: Matrix,
+    /// Gradient buffers, only for optimizers other than plain SGD.
+    grads: Vec<(Matrix, Vec<f32>)>,
+    eval_acts: Vec<Matrix>,
+    eval_targets: Matrix,
+    eval_err: Matrix,
+}
+
+impl Trainer {
+    /// Allocates every buffer for batches of up to `max_rows` samples.
+    pub fn new(net: Mlp, rule: Box<dyn LearningRule>, opt: OptimConfig, max_rows: usize) -> Self {
+        let states = net
+            .layers
+            .iter()
+            .map(|l| {
+                (
+                    opt.state(l.weight.as_slice().len()),
+                    opt.state(l.bias.len()),
+                )
+            })
+            .collect();
+        let grads = if opt.is_plain_sgd() {
+            Vec::new()
+        } else {
+            net.layers
+                .iter()
+                .map(|l| {
+                    (
+                        Matrix::zeros(l.fan_out(), l.fan_in()),
+                        vec![0.0; l.fan_out()],
+                    )
+                })
+                .collect()
+        };
+        let acts = net.activation_buffers(max_rows);
+        let deltas = net.sizes[1..]
+            .iter()
+            .map(|&n| Matrix::zeros(max_rows, n))
+            .collect();
+        let c = net.outputs();
+        Self {
+            targets: Matrix::zeros(max_rows, c),
+            eval_acts: net.activation_buffers(EVAL_ROWS),
+            eval_targets: Matrix::zeros(EVAL_ROWS, c),
+            eval_err: Matrix::zeros(EVAL_ROWS, c),
+            net,
+            rule,
+            opt,
+            states,
+            steps: 0,
+            max_rows,
+            acts,
+            deltas,
+            grads,
+        }
+    }
+
+    /// The largest batch the buffers hold.
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
+    /// Optimizer steps taken.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Activations of the last step (see [`crate::rules`] for the layout).
+    pub fn activations(&self) -> &[Matrix] {
+        &self.acts
+    }
+
+    /// Errors of the last step: hidden errors, then the output error.
+    pub fn deltas(&self) -> &[Matrix] {
+        &self.deltas
+    }
+
+    /// Loads samples `idx` of `ds` as the next batch.
+    pub fn load_batch(&mut self, ds: &Dataset, idx: &[usize]) {
+        assert!(idx.len() <= self.max_rows, "batch larger than the buffers");
+        ds.gather(idx, &mut self.acts[0], &mut self.targets);
+    }
+
+    /// Forward pass, output error and the rule's hidden errors for the loaded
+    /// batch of `rows` samples, without updating anything.
+    pub fn compute_errors(&mut self, rows: usize) -> Tally {
+        self.net.forward(&mut self.acts, rows);
+        let c = self.net.outputs();
+        let l = self.net.hidden_layers();
+        let out = self.acts.last_mut().expect("output buffer");
+        let loss = self.net.output.forward_error(
+            out.rows_slice_mut(rows),
+            self.targets.rows_slice(rows),
+            self.deltas[l].rows_slice_mut(rows),
+            c,
+        );
+        let errors = argmax_rows(out.rows_slice(rows), c)
+            .zip(argmax_rows(self.targets.rows_slice(rows), c))
+            .filter(|(p, t)| p != t)
+            .count();
+        self.rule
+            .hidden_errors(&self.net, &self.acts, &mut self.deltas, rows);
+        Tally {
+            loss,
+            errors,
+            samples: rows,
+        }
+    }
+
+    /// One training step on the loaded batch of `rows` samples.
+    pub fn step(&mut self, rows: usize) -> Tally {
+        let tally = self.compute_errors(rows);
+        self.steps += 1;
+        self.update_forward(rows);
+        self.rule.train_feedback(&FeedbackStep {
+            net: &self.net,
+            acts: &self.acts,
+            targets: &self.targets,
+            rows,
+        });
+        tally
+    }
+
+    /// `dW_l = delta_l^T h_{l-1} / B`, `db_l = mean(delta_l)`, then the optimizer.
+    fn update_forward(&mut self, rows: usize) {
+        let scale = 1.0 / rows as f32;
+        for (i, layer) in self.net.layers.iter_mut().enumerate() {
+            let delta = self.deltas[i].rows_view(rows).t();
+            let input = self.acts[i].rows_view(rows);
+            if self.opt.is_plain_sgd() {
+                let step = -self.opt.lr * scale;
+                gemm(&mut layer.weight, true, step, delta, input);
+                column_sums_into(&mut layer.bias, self.deltas[i].rows_slice(rows), step);
+            } else {
+                let (gw, gb) = &mut self.grads[i];
+                gemm(gw, false, scale, delta, input);
+                gb.fill(0.0);
+                column_sums_into(gb, self.deltas[i].rows_slice(rows), scale);
+                let (sw, sb) = &mut self.states[i];
+                self.opt
+                    .step(self.steps, layer.weight.as_mut_slice(), gw.as_slice(), sw);
+                self.opt.step(self.steps, &mut layer.bias, gb, sb);
+            }
+        }
+    }
+
+    /// Loss and error of the network on `ds`, in chunks, without training.
+    pub fn evaluate(&mut self, ds: &Dataset) -> Tally {
+        let c = self.net.outputs();
+        let mut total = Tally::default();
+        let mut start = 0;
+        while start < ds.len() {
+            let rows = EVAL_ROWS.min(ds.len() - start);
+            let d = ds.features();
+            self.eval_acts[0]
+                .rows_slice_mut(rows)
+                .copy_from_slice(&ds.inputs.as_slice()[start * d..(start + rows) * d]);
+            let t = self.eval_targets.rows_slice_mut(rows);
+            t.fill(0.0);
+            for (r, &label) in ds.labels[start..start + rows].iter().enumerate() {
+                t[r * c + label as usize] = 1.0;
+            }
+            self.net.forward(&mut self.eval_acts, rows);
+            let out = self.eval_acts.last_mut().expect("output buffer");
+            let loss = self.net.output.forward_error(
+                out.rows_slice_mut(rows),
+                self.eval_targets.rows_slice(rows),
+                self.eval_err.rows_slice_mut(rows),
+                c,
+            );
+            let errors = argmax_rows(out.rows_slice(rows), c)
+                .zip(&ds.labels[start..start + rows])
+                .filter(|(p, &t)| *p != t as usize)
+                .count();
+            total.add(Tally {
+                loss,
+                errors,
+                samples: rows,
+            });
+            start += rows;
+        }
+        total
+    }
+
+    /// One pass over `ds` in the order `order`, in batches of `batch`;
+    /// `on_batch` is called after every step with the samples done so far.
+    pub fn train_epoch(
+        &mut self,
+        ds: &Dataset,
+        order: &[usize],
+        batch: usize,
+        mut on_batch: impl FnMut(usize),
+    ) -> Tally {
+        let mut total = Tally::default();
+        for chunk in order.chunks(batch) {
+            self.load_batch(ds, chunk);
+            total.add(self.step(chunk.len()));
+            on_batch(total.samples);
+        }
+        total
+    }
+}
+
+/// `out[j] += scale * sum_r m[r][j]`.
+fn column_sums_into(out: &mut [f32], m: &[f32], scale: f32) {
+    let n = out.len();
+    for row in m.chunks_exact(n) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += scale * v;
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The command line: bad input gets one clear line and exit code 1 or 2, no panic.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn biprop(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_biprop"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("BIPROP_DATA")
+        .env("BIPROP_CACHE", cwd.join("cache"))
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_clean_failure(o: &Output, want: &str) {
+    let e = stderr(o);
+    assert!(!o.status.success(), "should fail: {e}");
+    assert!(!e.contains("panicked"), "panicked: {e}");
+    assert!(e.contains(want), "expected {want:?} in: {e}");
+}
+
+#[test]
+fn unknown_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = biprop(&["train", "--rule", "magic"], dir.path());
+    assert_clean_failure(&o, "invalid value 'magic'");
+    assert!(stderr(&o).contains("bp"), "should list the rules");
+}
+
+#[test]
+fn malformed_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["8a0", "2x", "0", "800,,800"] {
+        let o = biprop(&["train", "--hidden", bad], dir.path());
+        assert_clean_failure(&o, "--hidden");
+    }
+}
+
+#[test]
+fn bad_config_file_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(&cfg, "epochs = 3\nlearning_rate = 0.1\n").unwrap();
+    let o = biprop(&["train", "--config", cfg.to_str().unwrap()], dir.path());
+    assert_clean_failure(&o, "learning_rate");
+    assert!(stderr(&o).contains("run.toml"));
+    let o = biprop(&["train", "--config", "nope.toml"], dir.path());
+    assert_clean_failure(&o, "nope.toml");
+}
+
+#[test]
+fn missing_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = biprop(
+        &["train", "--dataset", "idx", "--data-dir", "no-such-dir"],
+        dir.path(),
+    );
+    assert_clean_failure(&o, "not found in no-such-dir");
+    let o = biprop(&["train", "--dataset", "idx"], dir.path());
+    assert_clean_failure(&o, "--data-dir");
+}
+
+#[test]
+fn zero_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = biprop(&["train", "--batch-size", "0"], dir.path());
+    assert_clean_failure(&o, "batch-size");
+}
+
+/// A small IDX set, trained end to end through the binary: the run directory
+/// has its files, and a second run refuses to overwrite it.
+#[test]
+fn train_writes_a_run_directory_and_protects_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    use biprop::data::idx::encode_idx;
+    let img = |n: usize| {
+        encode_idx(
+            &[n, 4, 4],
+            &(0..n * 16)
+                .map(|i| (i * 37 % 256) as u8)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let lab = |n: usize| encode_idx(&[n], &(0..n).map(|i| (i % 3) as u8).collect::<Vec<_>>());
+    std::fs::write(data.join("train-images-idx3-ubyte"), img(40)).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte"), lab(40)).unwrap();
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), img(9)).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), lab(9)).unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "idx",
+        "--data-dir",
+        "data",
+        "--classes",
+        "3",
+        "--val-size",
+        "8",
+        "--hidden",
+        "2x6",
+        "--epochs",
+        "2",
+        "--rule",
+        "fa",
+        "--out",
+        "run",
+        "-q",
+    ];
+    let o = biprop(&args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "metrics.jsonl",
+        "checkpoint.safetensors",
+    ] {
+        assert!(dir.path().join("run").join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let o = biprop(&args, dir.path());
+    assert_clean_failure(&o, "already holds a run");
+    let mut forced = args.to_vec();
+    forced.extend(["--force", "--init-from", "run/checkpoint.safetensors"]);
+    let o = biprop(&forced, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A checkpoint of another architecture does not fit.
+    let mut other = args.to_vec();
+    other[10] = "2x5";
+    other[16] = "run2";
+    other.extend(["--init-from", "run/checkpoint.safetensors"]);
+    let o = biprop(&other, dir.path());
+    assert_clean_failure(
+        &o,
+        "forward.0.weight has shape [6, 16], the network needs [5, 16]",
+    );
+}
