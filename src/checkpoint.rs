@@ -3,7 +3,8 @@
 //! Tensors: `forward.{i}.weight` `[out, in]` and `forward.{i}.bias` `[out]`
 //! for every layer i (0 = first), then the rule's own feedback tensors (each
 //! rule's module documents their names and shapes). Metadata: `format`
-//! (`biprop-checkpoint-1`), `config` (the run's TOML), `rule`, `epoch`.
+//! (`biprop-checkpoint-1`), `config` (the run's TOML), `rule`, `epoch`,
+//! `image` (the input layout, `CxHxW`).
 
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
@@ -27,6 +28,7 @@ pub fn save(
     rule: &dyn LearningRule,
     cfg: &RunConfig,
     epoch: usize,
+    image: (usize, usize, usize),
 ) -> Result<()> {
     let mut named: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (i, l) in net.layers.iter().enumerate() {
@@ -54,6 +56,10 @@ pub fn save(
         ("config".to_string(), cfg.to_toml()),
         ("rule".to_string(), cfg.rule.to_string()),
         ("epoch".to_string(), epoch.to_string()),
+        (
+            "image".to_string(),
+            format!("{}x{}x{}", image.0, image.1, image.2),
+        ),
     ]);
     let bytes =
         safetensors::tensor::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint {
@@ -120,6 +126,40 @@ impl Checkpoint {
             path: self.path.clone(),
             msg: format!("stored configuration: {e}"),
         })
+    }
+
+    /// The input image layout `(channels, height, width)` from the metadata.
+    pub fn image(&self) -> Option<(usize, usize, usize)> {
+        let dims: Vec<usize> = self
+            .metadata
+            .get("image")?
+            .split('x')
+            .map(|d| d.parse().ok())
+            .collect::<Option<_>>()?;
+        match dims[..] {
+            [c, h, w] => Some((c, h, w)),
+            _ => None,
+        }
+    }
+
+    /// The number of inputs and outputs of the stored forward network.
+    pub fn io_sizes(&self) -> Result<(usize, usize)> {
+        let layers = self
+            .tensors
+            .keys()
+            .filter(|k| k.starts_with("forward.") && k.ends_with(".weight"))
+            .count();
+        let first = self.tensors.get("forward.0.weight");
+        let last = self
+            .tensors
+            .get(&format!("forward.{}.weight", layers.saturating_sub(1)));
+        match (first, last) {
+            (Some((s0, _)), Some((s1, _))) if s0.len() == 2 && s1.len() == 2 => Ok((s0[1], s1[0])),
+            _ => Err(Error::Checkpoint {
+                path: self.path.clone(),
+                msg: "no forward.{i}.weight tensors: not a biprop checkpoint".into(),
+            }),
+        }
     }
 
     fn take(&self, name: &str, shape: &[usize], into: &mut [f32]) -> Result<()> {

@@ -7,7 +7,9 @@ use crate::data::DatasetKind;
 use crate::error::{Error, Result};
 use crate::loss::Output;
 use crate::optim::{OptimConfig, OptimizerKind};
-use crate::rules::{InitScheme, RuleKind, RuleOptions};
+use crate::rules::{
+    BdfaTarget, BdfaUpdate, InitScheme, RuleKind, RuleOptions, REFERENCE_FEEDBACK_LR,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +63,17 @@ pub struct RunConfig {
     pub threads: usize,
     /// Reshuffle the training set every epoch.
     pub shuffle: bool,
+    /// Learning rate of the feedback weights (BFA, BDFA); default: the
+    /// forward `lr`, or 5e-5 on the summed update for `bdfa_update = "reference"`.
+    pub feedback_lr: Option<f32>,
+    /// BFA's reconstruction output: `sigmoid-bce` (default) or `identity`.
+    pub bfa_output: Output,
+    /// BDFA's feedback update: `paper` or `reference` (the published code's).
+    pub bdfa_update: BdfaUpdate,
+    /// BDFA's target: `label`, `mixed` (y + alpha yhat) or `reference`.
+    pub bdfa_target: BdfaTarget,
+    /// `alpha` of BDFA's `mixed` and `reference` targets.
+    pub bdfa_alpha: f32,
 }
 
 impl Default for RunConfig {
@@ -89,6 +102,11 @@ impl Default for RunConfig {
             seed: 1,
             threads: 0,
             shuffle: true,
+            feedback_lr: None,
+            bfa_output: Output::SigmoidBce,
+            bdfa_update: BdfaUpdate::Paper,
+            bdfa_target: BdfaTarget::Label,
+            bdfa_alpha: 0.25,
         }
     }
 }
@@ -185,6 +203,21 @@ impl RunConfig {
         if self.classes < 2 || self.classes > 256 {
             return bad(format!("classes must be in 2..=256, got {}", self.classes));
         }
+        if self.bfa_output == Output::SoftmaxCe {
+            return bad(
+                "bfa-output must be sigmoid-bce or identity: pixels are not a distribution".into(),
+            );
+        }
+        if let Some(lr) = self.feedback_lr {
+            if !(lr.is_finite() && lr >= 0.0) {
+                return bad(format!(
+                    "feedback-lr must be a finite number >= 0, got {lr}"
+                ));
+            }
+        }
+        if !self.bdfa_alpha.is_finite() {
+            return bad("bdfa-alpha must be finite".into());
+        }
         if self.train_limit == Some(0) {
             return bad("train-limit must be at least 1".into());
         }
@@ -206,7 +239,22 @@ impl RunConfig {
 
     /// The learning rule's options.
     pub fn rule_options(&self) -> RuleOptions {
-        RuleOptions { init: self.init }
+        let default_lr = match (self.rule, self.bdfa_update) {
+            (RuleKind::Bdfa, BdfaUpdate::Reference) => REFERENCE_FEEDBACK_LR,
+            _ => self.lr,
+        };
+        RuleOptions {
+            init: self.init,
+            max_rows: self.batch_size,
+            feedback_opt: OptimConfig {
+                lr: self.feedback_lr.unwrap_or(default_lr),
+                ..self.optim()
+            },
+            bfa_output: self.bfa_output,
+            bdfa_update: self.bdfa_update,
+            bdfa_target: self.bdfa_target,
+            bdfa_alpha: self.bdfa_alpha,
+        }
     }
 
     /// A short name for the run: `bp-2x800-seed1`.

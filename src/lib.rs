@@ -2,8 +2,9 @@
 //!
 //! Backpropagation and its biologically plausible alternatives, trained fast
 //! and measured side by side: backpropagation (BP), feedback alignment (FA)
-//! and direct feedback alignment (DFA), after "Bidirectional Backpropagation"
-//! (Luo, Fu, Glass 2017).
+//! and direct feedback alignment (DFA), and the paper's bidirectional FA (BFA)
+//! and bidirectional DFA (BDFA), after "Bidirectional Backpropagation" (Luo,
+//! Fu, Glass 2017).
 //!
 //! The pieces, bottom up:
 //! - [`tensor`]: row-major `f32` matrices and the only calls into the GEMM crate;
@@ -12,7 +13,8 @@
 //! - [`optim`]: SGD and Adam;
 //! - [`train`]: the allocation-free training step and evaluation;
 //! - [`data`]: IDX (MNIST) reading, splits, downloads;
-//! - [`config`], [`run`], [`checkpoint`]: a whole run, its files and its weights.
+//! - [`config`], [`run`], [`checkpoint`]: a whole run, its files and its weights;
+//! - [`generate`], [`images`]: what BFA's feedback network generates (Figure 6).
 //!
 //! ```no_run
 //! use biprop::{config::RunConfig, run};
@@ -29,6 +31,8 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod fsutil;
+pub mod generate;
+pub mod images;
 pub mod loss;
 pub mod model;
 pub mod optim;
@@ -36,5 +40,6 @@ pub mod rules;
 pub mod run;
 pub mod tensor;
 pub mod train;
+pub mod update;
 
 pub use error::{Error, Result};

@@ -6,14 +6,14 @@ use biprop::config::{parse_hidden, RunConfig};
 use biprop::data::DatasetKind;
 use biprop::loss::Output;
 use biprop::optim::OptimizerKind;
-use biprop::rules::{InitScheme, RuleKind};
+use biprop::rules::{BdfaTarget, BdfaUpdate, InitScheme, RuleKind};
 use biprop::run::{self, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 /// Train neural networks with backpropagation and its biologically
-/// plausible alternatives (FA, DFA), and measure them side by side.
+/// plausible alternatives (FA, DFA, BFA, BDFA), and measure them side by side.
 #[derive(Parser)]
 #[command(name = "biprop", version, about, long_about = None)]
 struct Cli {
@@ -25,12 +25,35 @@ struct Cli {
 enum Command {
     /// Train one network (defaults: BP, 784-800-10 tanh, sigmoid-BCE, SGD lr 0.0128, batch 128, 20 epochs, MNIST).
     Train(Box<TrainArgs>),
+    /// Render what a trained BFA feedback network generates from labels (the paper's Figure 6).
+    Generate(GenerateArgs),
     /// Download MNIST into the cache (or check that it is there).
     Download {
         /// Cache folder (default: $BIPROP_CACHE, else ~/.cache/biprop).
         #[arg(long)]
         cache: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// A run directory or a checkpoint file of a BFA run.
+    run: PathBuf,
+    /// The PNG to write (default: RUN/generated.png, or RUN/reconstructions.png).
+    #[arg(long, short = 'o')]
+    out: Option<PathBuf>,
+    /// Label mixtures to render instead of the one-hot vectors, e.g. --mix 3:0.5,8:0.5 (repeatable).
+    #[arg(long, value_name = "CLASS:WEIGHT,...")]
+    mix: Vec<String>,
+    /// Render the first N test images beside feedback(forward(x)) instead.
+    #[arg(long, value_name = "N")]
+    reconstruct: Option<usize>,
+    /// Data folder for --reconstruct (default: the run's, or $BIPROP_DATA).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Screen pixels per image pixel.
+    #[arg(long, default_value_t = 4)]
+    scale: u32,
 }
 
 #[derive(Args, Default)]
@@ -92,6 +115,22 @@ struct TrainArgs {
     /// Train on only the first N training samples.
     #[arg(long, value_name = "N")]
     train_limit: Option<usize>,
+    /// Learning rate of learning feedback weights (BFA, BDFA; default: --lr,
+    /// or 5e-5 on the summed update with --bdfa-update reference).
+    #[arg(long)]
+    feedback_lr: Option<f32>,
+    /// BFA's reconstruction output.
+    #[arg(long, value_enum)]
+    bfa_output: Option<Output>,
+    /// BDFA's feedback update: the paper's gradient or the published code's.
+    #[arg(long, value_enum)]
+    bdfa_update: Option<BdfaUpdate>,
+    /// BDFA's target y': label, mixed (y + alpha*yhat), reference (published code).
+    #[arg(long, value_enum)]
+    bdfa_target: Option<BdfaTarget>,
+    /// alpha of BDFA's mixed and reference targets.
+    #[arg(long)]
+    bdfa_alpha: Option<f32>,
     /// Keep the training order fixed.
     #[arg(long)]
     no_shuffle: bool,
@@ -216,10 +255,78 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn generate(args: GenerateArgs) -> Result<()> {
+    use biprop::checkpoint::Checkpoint;
+    use biprop::generate::{self as g, LabelMix};
+    let (dir, ckpt) = if args.run.is_dir() {
+        (args.run.clone(), args.run.join("checkpoint.safetensors"))
+    } else {
+        let dir = args
+            .run
+            .parent()
+            .map_or(PathBuf::from("."), Path::to_path_buf);
+        (dir, args.run.clone())
+    };
+    let ck = Checkpoint::load(&ckpt)?;
+    let mut cfg = ck.config()?;
+    let (inputs, classes) = ck.io_sizes()?;
+    let mut trainer = run::build_trainer_sized(&cfg, inputs, classes, None)?;
+    ck.restore(&mut trainer.net, trainer.rule.as_mut())?;
+    let Some(feedback) = trainer.rule.feedback_network() else {
+        bail!(
+            "{} was trained with --rule {}: only BFA has a feedback network that generates images",
+            ckpt.display(),
+            cfg.rule
+        );
+    };
+    let image = ck.image().unwrap_or_else(|| {
+        let side = (inputs as f64).sqrt() as usize;
+        if side * side == inputs {
+            (1, side, side)
+        } else {
+            (1, 1, inputs)
+        }
+    });
+    let (tiles, default_name, cols) = match args.reconstruct {
+        Some(n) => {
+            if args.data_dir.is_some() {
+                cfg.data_dir = args.data_dir.clone();
+            }
+            let (_, test) = biprop::data::load(cfg.dataset, cfg.data_dir.as_deref(), cfg.classes)
+                .context("loading the test images to reconstruct")?;
+            let n = n.clamp(1, test.len());
+            let sub = test.slice(0..n);
+            (
+                g::reconstruct(&trainer.net, feedback, &sub.inputs, &sub.labels),
+                "reconstructions.png",
+                10,
+            )
+        }
+        None => {
+            let mixes = if args.mix.is_empty() {
+                (0..classes)
+                    .map(|k| LabelMix::one_hot(k, classes, &k.to_string()))
+                    .collect()
+            } else {
+                args.mix
+                    .iter()
+                    .map(|m| LabelMix::parse(m, classes))
+                    .collect::<biprop::Result<Vec<_>>>()?
+            };
+            (g::generate(feedback, &mixes)?, "generated.png", 10)
+        }
+    };
+    let out = args.out.unwrap_or_else(|| dir.join(default_name));
+    biprop::images::write_grid(&out, &tiles, image, cols, args.scale.clamp(1, 32))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train(*args),
+        Command::Generate(args) => generate(args),
         Command::Download { cache } => (|| {
             let cache = match cache {
                 Some(c) => c,

@@ -47,9 +47,24 @@ pub fn build_trainer(
     splits: &Splits,
     init_from: Option<&Path>,
 ) -> Result<Trainer> {
-    let mut sizes = vec![splits.train.features()];
+    build_trainer_sized(
+        cfg,
+        splits.train.features(),
+        splits.train.classes,
+        init_from,
+    )
+}
+
+/// [`build_trainer`] for `inputs` features and `classes` outputs.
+pub fn build_trainer_sized(
+    cfg: &RunConfig,
+    inputs: usize,
+    classes: usize,
+    init_from: Option<&Path>,
+) -> Result<Trainer> {
+    let mut sizes = vec![inputs];
     sizes.extend(&cfg.hidden);
-    sizes.push(splits.train.classes);
+    sizes.push(classes);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut net = Mlp::new(&sizes, cfg.activation, cfg.output, &mut rng);
     let mut rule = rules::build(cfg.rule, &mut net, &cfg.rule_options(), &mut rng);
@@ -286,6 +301,7 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
                 trainer.rule.as_ref(),
                 cfg,
                 epoch,
+                splits.train.image,
             )?;
         }
         records.push(record);

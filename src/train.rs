@@ -1,16 +1,15 @@
 //! The training step and evaluation, over buffers allocated once.
 //!
 //! One step: forward pass, output error, the rule's hidden errors, the
-//! forward update, then the rule's feedback update. With plain SGD the weight
-//! gradient product accumulates straight into the weights (`W -= lr/B *
-//! delta^T h` in one GEMM), so the step allocates nothing and writes no
-//! gradient buffer.
+//! forward update ([`NetUpdater`]), then the rule's feedback update. The step
+//! allocates nothing.
 
 use crate::data::Dataset;
 use crate::model::{argmax_rows, Mlp};
-use crate::optim::{OptimConfig, ParamState};
+use crate::optim::OptimConfig;
 use crate::rules::{FeedbackStep, LearningRule};
-use crate::tensor::{gemm, Matrix};
+use crate::tensor::Matrix;
+use crate::update::NetUpdater;
 
 /// Rows evaluated at once.
 const EVAL_ROWS: usize = 1000;
@@ -50,15 +49,12 @@ pub struct Trainer {
     pub net: Mlp,
     /// The learning rule.
     pub rule: Box<dyn LearningRule>,
-    opt: OptimConfig,
-    states: Vec<(ParamState, ParamState)>,
-    steps: u64,
+    updater: NetUpdater,
     max_rows: usize,
     acts: Vec<Matrix>,
     deltas: Vec<Matrix>,
     targets: Matrix,
-    /// Gradient buffers, only for optimizers other than plain SGD.
-    grads: Vec<(Matrix, Vec<f32>)>,
+    logits: Matrix,
     eval_acts: Vec<Matrix>,
     eval_targets: Matrix,
     eval_err: Matrix,
@@ -67,29 +63,6 @@ pub struct Trainer {
 impl Trainer {
     /// Allocates every buffer for batches of up to `max_rows` samples.
     pub fn new(net: Mlp, rule: Box<dyn LearningRule>, opt: OptimConfig, max_rows: usize) -> Self {
-        let states = net
-            .layers
-            .iter()
-            .map(|l| {
-                (
-                    opt.state(l.weight.as_slice().len()),
-                    opt.state(l.bias.len()),
-                )
-            })
-            .collect();
-        let grads = if opt.is_plain_sgd() {
-            Vec::new()
-        } else {
-            net.layers
-                .iter()
-                .map(|l| {
-                    (
-                        Matrix::zeros(l.fan_out(), l.fan_in()),
-                        vec![0.0; l.fan_out()],
-                    )
-                })
-                .collect()
-        };
         let acts = net.activation_buffers(max_rows);
         let deltas = net.sizes[1..]
             .iter()
@@ -101,15 +74,13 @@ impl Trainer {
             eval_acts: net.activation_buffers(EVAL_ROWS),
             eval_targets: Matrix::zeros(EVAL_ROWS, c),
             eval_err: Matrix::zeros(EVAL_ROWS, c),
+            logits: Matrix::zeros(max_rows, c),
+            updater: NetUpdater::new(&net, opt),
             net,
             rule,
-            opt,
-            states,
-            steps: 0,
             max_rows,
             acts,
             deltas,
-            grads,
         }
     }
 
@@ -120,7 +91,7 @@ impl Trainer {
 
     /// Optimizer steps taken.
     pub fn steps(&self) -> u64 {
-        self.steps
+        self.updater.steps()
     }
 
     /// Activations of the last step (see [`crate::rules`] for the layout).
@@ -128,9 +99,21 @@ impl Trainer {
         &self.acts
     }
 
+    /// Output pre-activations of the last step.
+    pub fn logits(&self) -> &Matrix {
+        &self.logits
+    }
+
     /// Errors of the last step: hidden errors, then the output error.
     pub fn deltas(&self) -> &[Matrix] {
         &self.deltas
+    }
+
+    /// Loads `rows` samples given as row-major inputs and targets as the next batch.
+    pub fn load_rows(&mut self, inputs: &[f32], targets: &[f32], rows: usize) {
+        assert!(rows <= self.max_rows, "batch larger than the buffers");
+        self.acts[0].rows_slice_mut(rows).copy_from_slice(inputs);
+        self.targets.rows_slice_mut(rows).copy_from_slice(targets);
     }
 
     /// Loads samples `idx` of `ds` as the next batch.
@@ -146,6 +129,9 @@ impl Trainer {
         let c = self.net.outputs();
         let l = self.net.hidden_layers();
         let out = self.acts.last_mut().expect("output buffer");
+        self.logits
+            .rows_slice_mut(rows)
+            .copy_from_slice(out.rows_slice(rows));
         let loss = self.net.output.forward_error(
             out.rows_slice_mut(rows),
             self.targets.rows_slice(rows),
@@ -168,38 +154,16 @@ impl Trainer {
     /// One training step on the loaded batch of `rows` samples.
     pub fn step(&mut self, rows: usize) -> Tally {
         let tally = self.compute_errors(rows);
-        self.steps += 1;
-        self.update_forward(rows);
+        self.updater
+            .apply(&mut self.net, &self.acts, &self.deltas, rows);
         self.rule.train_feedback(&FeedbackStep {
             net: &self.net,
             acts: &self.acts,
             targets: &self.targets,
+            logits: &self.logits,
             rows,
         });
         tally
-    }
-
-    /// `dW_l = delta_l^T h_{l-1} / B`, `db_l = mean(delta_l)`, then the optimizer.
-    fn update_forward(&mut self, rows: usize) {
-        let scale = 1.0 / rows as f32;
-        for (i, layer) in self.net.layers.iter_mut().enumerate() {
-            let delta = self.deltas[i].rows_view(rows).t();
-            let input = self.acts[i].rows_view(rows);
-            if self.opt.is_plain_sgd() {
-                let step = -self.opt.lr * scale;
-                gemm(&mut layer.weight, true, step, delta, input);
-                column_sums_into(&mut layer.bias, self.deltas[i].rows_slice(rows), step);
-            } else {
-                let (gw, gb) = &mut self.grads[i];
-                gemm(gw, false, scale, delta, input);
-                gb.fill(0.0);
-                column_sums_into(gb, self.deltas[i].rows_slice(rows), scale);
-                let (sw, sb) = &mut self.states[i];
-                self.opt
-                    .step(self.steps, layer.weight.as_mut_slice(), gw.as_slice(), sw);
-                self.opt.step(self.steps, &mut layer.bias, gb, sb);
-            }
-        }
     }
 
     /// Loss and error of the network on `ds`, in chunks, without training.
@@ -256,15 +220,5 @@ impl Trainer {
             on_batch(total.samples);
         }
         total
-    }
-}
-
-/// `out[j] += scale * sum_r m[r][j]`.
-fn column_sums_into(out: &mut [f32], m: &[f32], scale: f32) {
-    let n = out.len();
-    for row in m.chunks_exact(n) {
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o += scale * v;
-        }
     }
 }

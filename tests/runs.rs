@@ -66,7 +66,8 @@ fn checkpoint_round_trips() {
         let c = cfg(rule, 1);
         let trained = run::run(&c, &s, &RunOptions::default()).unwrap().trainer;
         let path = dir.path().join(format!("{rule}.safetensors"));
-        checkpoint::save(&path, &trained.net, trained.rule.as_ref(), &c, 3).unwrap();
+        checkpoint::save(&path, &trained.net, trained.rule.as_ref(), &c, 3, (1, 5, 6)).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap().image(), Some((1, 5, 6)));
         let ck = Checkpoint::load(&path).unwrap();
         assert_eq!(ck.config().unwrap(), c);
         assert_eq!(ck.metadata["epoch"], "3");
@@ -92,6 +93,7 @@ fn checkpoint_round_trips() {
         assert_eq!(names(&fresh), names(&trained));
         let expected_feedback = match rule {
             RuleKind::Bp => 0,
+            RuleKind::Bfa => 6, // weight and bias of 3 feedback layers
             _ => 2,
         };
         assert_eq!(names(&trained).len(), expected_feedback, "{rule}");

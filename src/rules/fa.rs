@@ -5,7 +5,7 @@
 //! of `forward.{i}.weight` transposed), for i = 1..=L.
 
 use super::{
-    named, named_mut, propagate, FeedbackTensor, FeedbackTensorMut, InitScheme, LearningRule,
+    chain_errors, named, named_mut, FeedbackTensor, FeedbackTensorMut, InitScheme, LearningRule,
     RuleKind,
 };
 use crate::model::{uniform, Mlp};
@@ -49,18 +49,7 @@ impl LearningRule for Fa {
     }
 
     fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
-        for i in (0..net.hidden_layers()).rev() {
-            let (lo, hi) = deltas.split_at_mut(i + 1);
-            let path = self.b[i].view().t();
-            propagate(
-                &mut lo[i],
-                hi[0].rows_view(rows),
-                path,
-                net.hidden,
-                &acts[i + 1],
-                rows,
-            );
-        }
+        chain_errors(net, acts, deltas, rows, |j| &self.b[j - 1]);
     }
 
     fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {

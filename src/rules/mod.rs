@@ -11,16 +11,22 @@
 //! (i = 0..L-1) is the error at the pre-activation of `forward.{i}`, and
 //! `deltas[L]` holds the output error `e = yhat - y` on entry.
 
+mod bdfa;
+mod bfa;
 mod bp;
 mod dfa;
 mod fa;
 
+pub use bdfa::{Bdfa, BdfaTarget, BdfaUpdate, REFERENCE_FEEDBACK_LR};
+pub use bfa::Bfa;
 pub use bp::Bp;
 pub use dfa::Dfa;
 pub use fa::Fa;
 
 use crate::activation::Activation;
+use crate::loss::Output;
 use crate::model::Mlp;
+use crate::optim::OptimConfig;
 use crate::tensor::{gemm, Matrix, View};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -38,6 +44,10 @@ pub enum RuleKind {
     Fa,
     /// Direct feedback alignment (Nøkland 2016): fixed random D from the output error to every hidden layer.
     Dfa,
+    /// Bidirectional FA (the paper): the feedback weights form a label-to-input network that learns.
+    Bfa,
+    /// Bidirectional DFA (the paper): DFA whose feedback matrices learn.
+    Bdfa,
 }
 
 impl RuleKind {
@@ -47,11 +57,19 @@ impl RuleKind {
             RuleKind::Bp => "bp",
             RuleKind::Fa => "fa",
             RuleKind::Dfa => "dfa",
+            RuleKind::Bfa => "bfa",
+            RuleKind::Bdfa => "bdfa",
         }
     }
 
     /// Every rule, in the paper's column order.
-    pub const ALL: [RuleKind; 3] = [RuleKind::Bp, RuleKind::Fa, RuleKind::Dfa];
+    pub const ALL: [RuleKind; 5] = [
+        RuleKind::Bp,
+        RuleKind::Fa,
+        RuleKind::Dfa,
+        RuleKind::Bfa,
+        RuleKind::Bdfa,
+    ];
 }
 
 impl std::fmt::Display for RuleKind {
@@ -104,6 +122,8 @@ pub struct FeedbackStep<'a> {
     pub acts: &'a [Matrix],
     /// One-hot targets of this batch.
     pub targets: &'a Matrix,
+    /// The output pre-activations of this batch's forward pass.
+    pub logits: &'a Matrix,
     /// Rows of the batch in use.
     pub rows: usize,
 }
@@ -131,13 +151,44 @@ pub trait LearningRule: Send {
 
     /// The rule's feedback tensors, mutable, for loading checkpoints.
     fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>>;
+
+    /// The generative feedback network, for rules that have one (BFA).
+    fn feedback_network(&self) -> Option<&Mlp> {
+        None
+    }
 }
 
 /// Rule settings beyond the forward optimizer.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RuleOptions {
     /// How weights start.
     pub init: InitScheme,
+    /// The largest batch (feedback phases allocate their buffers once).
+    pub max_rows: usize,
+    /// The optimizer of learning feedback weights (BFA, BDFA).
+    pub feedback_opt: OptimConfig,
+    /// BFA's reconstruction output: `SigmoidBce` or `Identity`.
+    pub bfa_output: Output,
+    /// BDFA's feedback update.
+    pub bdfa_update: BdfaUpdate,
+    /// BDFA's target.
+    pub bdfa_target: BdfaTarget,
+    /// `alpha` of BDFA's mixed and reference targets.
+    pub bdfa_alpha: f32,
+}
+
+impl Default for RuleOptions {
+    fn default() -> Self {
+        Self {
+            init: InitScheme::Default,
+            max_rows: 128,
+            feedback_opt: OptimConfig::default(),
+            bfa_output: Output::SigmoidBce,
+            bdfa_update: BdfaUpdate::Paper,
+            bdfa_target: BdfaTarget::Label,
+            bdfa_alpha: 0.25,
+        }
+    }
 }
 
 /// Builds `kind` for `net`, possibly re-initializing `net` as the init scheme requires.
@@ -151,6 +202,21 @@ pub fn build(
         RuleKind::Bp => Box::new(Bp),
         RuleKind::Fa => Box::new(Fa::new(net, opts.init, rng)),
         RuleKind::Dfa => Box::new(Dfa::new(net, opts.init, rng)),
+        RuleKind::Bfa => Box::new(Bfa::new(
+            net,
+            opts.bfa_output,
+            opts.feedback_opt,
+            opts.max_rows,
+            rng,
+        )),
+        RuleKind::Bdfa => Box::new(Bdfa::new(
+            Dfa::new(net, opts.init, rng),
+            opts.bdfa_update,
+            opts.bdfa_target,
+            opts.bdfa_alpha,
+            opts.feedback_opt,
+            opts.max_rows,
+        )),
     }
 }
 
@@ -166,6 +232,31 @@ pub(crate) fn propagate(
 ) {
     gemm(dst, false, 1.0, src, path);
     act.mul_derivative(dst.rows_slice_mut(rows), h.rows_slice(rows));
+}
+
+/// Errors down a chain of layers through stand-ins for the transposed
+/// weights: `deltas[i] = (deltas[i+1] P_{i+1}^T) .* f'(acts[i+1])` for every
+/// hidden layer, where `path(j)` is the `[in_j, out_j]` matrix standing in
+/// for `net.layers[j].weight^T`. FA, and both phases of BFA, are this.
+pub(crate) fn chain_errors<'m>(
+    net: &Mlp,
+    acts: &[Matrix],
+    deltas: &mut [Matrix],
+    rows: usize,
+    path: impl Fn(usize) -> &'m Matrix,
+) {
+    for i in (0..net.hidden_layers()).rev() {
+        let (lo, hi) = deltas.split_at_mut(i + 1);
+        let p = path(i + 1).view().t();
+        propagate(
+            &mut lo[i],
+            hi[0].rows_view(rows),
+            p,
+            net.hidden,
+            &acts[i + 1],
+            rows,
+        );
+    }
 }
 
 /// Feedback matrices named `feedback.{first + k}.weight`.

@@ -1,0 +1,226 @@
+//! Bidirectional direct feedback alignment (BDFA, the paper's section 4.2).
+//!
+//! DFA whose matrices `D_l` (`[n_l, C]`) learn. Forward learning is DFA's,
+//! with `D_l` as it is before this batch's feedback update. Feedback
+//! learning, per hidden layer and sample, on the dot-product score
+//! `s = (D_l y') . h_l` and the loss `1 - sigmoid(s)` (eq. 31, 40-41):
+//!
+//! - [`BdfaUpdate::Paper`]: the true gradient of the mean loss,
+//!   `dD_l = -mean_samples(sigmoid'(s) h_l y'^T)`, stepped by the feedback
+//!   optimizer (so `D_l` grows along `h_l y'^T`);
+//! - [`BdfaUpdate::Reference`]: what the published code does:
+//!   `D_l += lr_b * sum_samples((1 - sigmoid(s)) h_l y'^T)` (the gradient of
+//!   `-log sigmoid(s)`, summed over the batch), lr_b 5e-5 by default.
+//!
+//! Both use `h_l` of this batch's forward pass. The target `y'` is the label,
+//! `y + alpha * yhat` (the paper's CIFAR-10 variant, eq. 51), or the published
+//! code's variant (1 at the true class, `alpha^k` times the output logits
+//! elsewhere, `k` = 1 for the top hidden layer, 2 for the one below ...).
+//!
+//! Checkpoint tensors: as DFA, `feedback.{i}.weight` `[out_i, C]`, i = 0..L-1.
+
+use super::dfa::Dfa;
+use super::{
+    named, named_mut, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind,
+};
+use crate::model::Mlp;
+use crate::optim::{OptimConfig, ParamState};
+use crate::tensor::{gemm, Matrix};
+use serde::{Deserialize, Serialize};
+
+/// Which BDFA feedback update.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BdfaUpdate {
+    /// The true gradient of `1 - sigmoid(s)`, through the feedback optimizer.
+    #[default]
+    Paper,
+    /// The published code's `(1 - sigmoid(s))`-weighted sum, plain SGD.
+    Reference,
+}
+
+/// Which target `y'` trains `D_l`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BdfaTarget {
+    /// `y' = y`, the one-hot label (the paper on MNIST).
+    #[default]
+    Label,
+    /// `y' = y + alpha * yhat` (the paper on CIFAR-10, eq. 51).
+    Mixed,
+    /// The published code's: 1 at the true class, `alpha^k * logits` elsewhere,
+    /// compounding down the layers.
+    Reference,
+}
+
+/// The published code's fixed feedback learning rate (on the summed update).
+pub const REFERENCE_FEEDBACK_LR: f32 = 5e-5;
+
+/// BDFA: DFA with learning feedback matrices.
+#[derive(Debug)]
+pub struct Bdfa {
+    /// `d[l]` is `[n_l, C]` for hidden layer `l` (0-based).
+    pub d: Vec<Matrix>,
+    update: BdfaUpdate,
+    target: BdfaTarget,
+    alpha: f32,
+    opt: OptimConfig,
+    states: Vec<ParamState>,
+    grads: Vec<Matrix>,
+    steps: u64,
+    y_prime: Matrix,
+    proj: Vec<Matrix>,
+    loss_sum: Vec<f64>,
+    samples: usize,
+}
+
+impl Bdfa {
+    /// BDFA from DFA's matrices. `opt` is the feedback optimizer (for
+    /// [`BdfaUpdate::Reference`], only its `lr` is used, on the summed update).
+    pub fn new(
+        dfa: Dfa,
+        update: BdfaUpdate,
+        target: BdfaTarget,
+        alpha: f32,
+        opt: OptimConfig,
+        max_rows: usize,
+    ) -> Self {
+        let c = dfa.d.first().map_or(0, Matrix::cols);
+        let fused = update == BdfaUpdate::Reference || opt.is_plain_sgd();
+        Self {
+            states: dfa
+                .d
+                .iter()
+                .map(|m| opt.state(m.as_slice().len()))
+                .collect(),
+            grads: if fused {
+                Vec::new()
+            } else {
+                dfa.d.iter().map(|m| Matrix::zeros(m.rows(), c)).collect()
+            },
+            proj: dfa
+                .d
+                .iter()
+                .map(|m| Matrix::zeros(max_rows, m.rows()))
+                .collect(),
+            loss_sum: vec![0.0; dfa.d.len()],
+            y_prime: Matrix::zeros(max_rows, c),
+            d: dfa.d,
+            update,
+            target,
+            alpha,
+            opt,
+            steps: 0,
+            samples: 0,
+        }
+    }
+
+    /// Writes `y'` for hidden layer `l` of `layers` into the first rows of `self.y_prime`.
+    fn make_target(&mut self, step: &FeedbackStep<'_>, l: usize, layers: usize) {
+        let rows = step.rows;
+        let y = step.targets.rows_slice(rows);
+        let yp = self.y_prime.rows_slice_mut(rows);
+        match self.target {
+            BdfaTarget::Label => yp.copy_from_slice(y),
+            BdfaTarget::Mixed => {
+                let yhat = step.acts[layers + 1].rows_slice(rows);
+                for ((o, &t), &p) in yp.iter_mut().zip(y).zip(yhat) {
+                    *o = t + self.alpha * p;
+                }
+            }
+            BdfaTarget::Reference => {
+                let k = (layers - l) as i32;
+                let a = self.alpha.powi(k);
+                for ((o, &t), &z) in yp.iter_mut().zip(y).zip(step.logits.rows_slice(rows)) {
+                    *o = if t == 1.0 { 1.0 } else { a * z };
+                }
+            }
+        }
+    }
+}
+
+impl LearningRule for Bdfa {
+    fn kind(&self) -> RuleKind {
+        RuleKind::Bdfa
+    }
+
+    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+        Dfa::direct_errors(&self.d, net, acts, deltas, rows);
+    }
+
+    fn train_feedback(&mut self, step: &FeedbackStep<'_>) {
+        let rows = step.rows;
+        let layers = self.d.len();
+        let c = step.targets.cols();
+        self.steps += 1;
+        for l in 0..layers {
+            self.make_target(step, l, layers);
+            let h = &step.acts[l + 1];
+            // s_r = (D y'_r) . h_r for every sample: one GEMM, then row dots.
+            gemm(
+                &mut self.proj[l],
+                false,
+                1.0,
+                self.y_prime.rows_view(rows),
+                self.d[l].view().t(),
+            );
+            let n = self.d[l].rows();
+            let proj = self.proj[l].rows_slice(rows);
+            let yp = self.y_prime.rows_slice_mut(rows);
+            for ((p, hr), ypr) in proj
+                .chunks_exact(n)
+                .zip(h.rows_slice(rows).chunks_exact(n))
+                .zip(yp.chunks_exact_mut(c))
+            {
+                let s: f32 = p.iter().zip(hr).map(|(a, b)| a * b).sum();
+                let sig = 1.0 / (1.0 + (-s).exp());
+                self.loss_sum[l] += 1.0 - sig as f64;
+                // Per-sample weight of h y'^T in the update, folded into y'.
+                let w = match self.update {
+                    BdfaUpdate::Paper => sig * (1.0 - sig),
+                    BdfaUpdate::Reference => 1.0 - sig,
+                };
+                ypr.iter_mut().for_each(|v| *v *= w);
+            }
+            let hv = h.rows_view(rows).t();
+            let ypv = self.y_prime.rows_view(rows);
+            match self.update {
+                BdfaUpdate::Reference => gemm(&mut self.d[l], true, self.opt.lr, hv, ypv),
+                BdfaUpdate::Paper if self.opt.is_plain_sgd() => {
+                    gemm(&mut self.d[l], true, self.opt.lr / rows as f32, hv, ypv)
+                }
+                BdfaUpdate::Paper => {
+                    gemm(&mut self.grads[l], false, -1.0 / rows as f32, hv, ypv);
+                    self.opt.step(
+                        self.steps,
+                        self.d[l].as_mut_slice(),
+                        self.grads[l].as_slice(),
+                        &mut self.states[l],
+                    );
+                }
+            }
+        }
+        self.samples += rows;
+    }
+
+    fn take_feedback_losses(&mut self) -> Vec<(String, f64)> {
+        let n = self.samples.max(1) as f64;
+        let out = self
+            .loss_sum
+            .iter()
+            .enumerate()
+            .map(|(l, s)| (format!("bdfa_loss_{l}"), s / n))
+            .collect();
+        self.loss_sum.iter_mut().for_each(|s| *s = 0.0);
+        self.samples = 0;
+        out
+    }
+
+    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
+        named(&self.d, 0)
+    }
+
+    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        named_mut(&mut self.d, 0)
+    }
+}

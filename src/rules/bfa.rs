@@ -1,0 +1,169 @@
+//! Bidirectional feedback alignment (BFA, the paper's section 4.1).
+//!
+//! A second MLP, the feedback network, maps the one-hot label back to the
+//! input: sizes `C, n_L, .., n_1, n_0`, the forward network's hidden
+//! activation, a sigmoid (or identity) output. Feedback layer `k` mirrors
+//! forward layer `L - k`, and each network's weights are the other's error
+//! path, used as they are (no transpose):
+//!
+//! - forward learning is FA whose `B_j` is feedback layer `L - j`'s weight
+//!   (`[in_j, out_j]` of forward layer `j`, exactly the shape FA needs);
+//! - feedback learning sends the reconstruction error `e_x = xhat - x` down
+//!   the feedback network through the forward weights (feedback layer `k`'s
+//!   error path is forward layer `L - k`'s weight), after this batch's forward
+//!   update, and steps the feedback network with its own optimizer.
+//!
+//! Checkpoint tensors: `feedback.{k}.weight` `[out, in]` and
+//! `feedback.{k}.bias` of the feedback network, k = 0 (label side) ..= L
+//! (input side).
+
+use super::{
+    chain_errors, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind,
+};
+use crate::loss::Output;
+use crate::model::Mlp;
+use crate::optim::OptimConfig;
+use crate::tensor::Matrix;
+use crate::update::NetUpdater;
+use rand::Rng;
+
+/// BFA: FA whose feedback weights form a generative network that learns.
+#[derive(Debug)]
+pub struct Bfa {
+    /// The feedback network, label to input.
+    pub feedback: Mlp,
+    updater: NetUpdater,
+    acts: Vec<Matrix>,
+    deltas: Vec<Matrix>,
+    loss_sum: f64,
+    sq_err_sum: f64,
+    samples: usize,
+}
+
+impl Bfa {
+    /// A feedback network mirroring `net`, drawn from `U(+-1/sqrt(fan_in))`,
+    /// trained by `opt`, with buffers for batches of `max_rows`.
+    pub fn new(
+        net: &Mlp,
+        output: Output,
+        opt: OptimConfig,
+        max_rows: usize,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let sizes: Vec<usize> = net.sizes.iter().rev().copied().collect();
+        let feedback = Mlp::new(&sizes, net.hidden, output, rng);
+        Self::from_network(feedback, opt, max_rows)
+    }
+
+    /// BFA around a given feedback network.
+    pub fn from_network(feedback: Mlp, opt: OptimConfig, max_rows: usize) -> Self {
+        let deltas = feedback.sizes[1..]
+            .iter()
+            .map(|&n| Matrix::zeros(max_rows, n))
+            .collect();
+        Self {
+            updater: NetUpdater::new(&feedback, opt),
+            acts: feedback.activation_buffers(max_rows),
+            deltas,
+            feedback,
+            loss_sum: 0.0,
+            sq_err_sum: 0.0,
+            samples: 0,
+        }
+    }
+
+    /// The last feedback step's activations: `[0]` the labels, last the reconstructions.
+    pub fn activations(&self) -> &[Matrix] {
+        &self.acts
+    }
+}
+
+impl LearningRule for Bfa {
+    fn kind(&self) -> RuleKind {
+        RuleKind::Bfa
+    }
+
+    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+        let l = net.hidden_layers();
+        chain_errors(net, acts, deltas, rows, |j| {
+            &self.feedback.layers[l - j].weight
+        });
+    }
+
+    fn train_feedback(&mut self, step: &FeedbackStep<'_>) {
+        let rows = step.rows;
+        let l = self.feedback.hidden_layers();
+        let (x, n0) = (step.acts[0].rows_slice(rows), step.net.inputs());
+        self.acts[0]
+            .rows_slice_mut(rows)
+            .copy_from_slice(step.targets.rows_slice(rows));
+        self.feedback.forward(&mut self.acts, rows);
+        let xhat = self.acts[l + 1].rows_slice_mut(rows);
+        self.loss_sum +=
+            self.feedback
+                .output
+                .forward_error(xhat, x, self.deltas[l].rows_slice_mut(rows), n0);
+        self.sq_err_sum += self.deltas[l]
+            .rows_slice(rows)
+            .iter()
+            .map(|&e| (e as f64) * (e as f64))
+            .sum::<f64>();
+        self.samples += rows;
+        let fwd = step.net;
+        chain_errors(&self.feedback, &self.acts, &mut self.deltas, rows, |k| {
+            &fwd.layers[l - k].weight
+        });
+        self.updater
+            .apply(&mut self.feedback, &self.acts, &self.deltas, rows);
+    }
+
+    fn take_feedback_losses(&mut self) -> Vec<(String, f64)> {
+        let n = self.samples.max(1) as f64;
+        let pixels = self.feedback.outputs() as f64;
+        let out = vec![
+            ("bfa_loss".to_string(), self.loss_sum / n),
+            ("bfa_mse".to_string(), self.sq_err_sum / (n * pixels)),
+        ];
+        (self.loss_sum, self.sq_err_sum, self.samples) = (0.0, 0.0, 0);
+        out
+    }
+
+    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
+        let mut v = Vec::new();
+        for (k, layer) in self.feedback.layers.iter().enumerate() {
+            v.push(FeedbackTensor {
+                name: format!("feedback.{k}.weight"),
+                shape: vec![layer.fan_out(), layer.fan_in()],
+                data: layer.weight.as_slice(),
+            });
+            v.push(FeedbackTensor {
+                name: format!("feedback.{k}.bias"),
+                shape: vec![layer.fan_out()],
+                data: &layer.bias,
+            });
+        }
+        v
+    }
+
+    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        let mut v = Vec::new();
+        for (k, layer) in self.feedback.layers.iter_mut().enumerate() {
+            let shape = vec![layer.fan_out(), layer.fan_in()];
+            v.push(FeedbackTensorMut {
+                name: format!("feedback.{k}.weight"),
+                shape,
+                data: layer.weight.as_mut_slice(),
+            });
+            v.push(FeedbackTensorMut {
+                name: format!("feedback.{k}.bias"),
+                shape: vec![layer.bias.len()],
+                data: &mut layer.bias,
+            });
+        }
+        v
+    }
+
+    fn feedback_network(&self) -> Option<&Mlp> {
+        Some(&self.feedback)
+    }
+}
