@@ -97,12 +97,12 @@ pub fn reconstruct(forward: &Mlp, feedback: &Mlp, inputs: &Matrix, labels: &[u8]
     let yhat = infer(forward, inputs);
     let xhat = infer(feedback, &yhat);
     let mut tiles = Vec::new();
-    for r in 0..inputs.rows() {
+    for (r, label) in labels.iter().enumerate().take(inputs.rows()) {
         let pred = crate::model::argmax_rows(yhat.row(r), yhat.cols())
             .next()
             .unwrap_or(0);
         tiles.push(Tile {
-            label: format!("x: {}", labels[r]),
+            label: format!("x: {label}"),
             pixels: inputs.row(r).to_vec(),
         });
         tiles.push(Tile {

@@ -192,6 +192,7 @@ fn reference_init_follows_the_published_code() {
     let mut n = net0.clone();
     let opts = RuleOptions {
         init: InitScheme::Reference,
+        ..Default::default()
     };
     let fa = rules::build(
         RuleKind::Fa,
