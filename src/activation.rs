@@ -19,9 +19,64 @@ pub enum Activation {
     Relu,
 }
 
+/// An elementwise pass to compile for the CPU's widest vector unit.
+///
+/// `run` must be `#[inline(always)]`, so that its body is compiled inside
+/// the target-feature function that [`vectorized`] dispatches to (a closure
+/// would stay a separate baseline-SSE function).
+pub trait Kernel {
+    /// Does the work.
+    fn run(self);
+}
+
+struct Dispatch<K>(K);
+
+impl<K: Kernel> pulp::WithSimd for Dispatch<K> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        self.0.run()
+    }
+}
+
+/// Runs `k` compiled for the widest vector unit this CPU has (AVX2 with
+/// FMA, else baseline), chosen at run time, so that a portable build still
+/// vectorizes its elementwise passes. Besides width, this avoids the penalty
+/// of SSE code right after faer's AVX-512 kernels.
+#[inline(always)]
+pub fn vectorized(k: impl Kernel) {
+    pulp::Arch::new().dispatch(Dispatch(k))
+}
+
+struct BiasAct<'a>(Activation, &'a mut [f32], &'a [f32]);
+impl Kernel for BiasAct<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.0.apply_with_bias_impl(self.1, self.2)
+    }
+}
+
+struct Derivative<'a>(Activation, &'a mut [f32], &'a [f32]);
+impl Kernel for Derivative<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.0.mul_derivative_impl(self.1, self.2)
+    }
+}
+
 impl Activation {
     /// `h = f(z + bias)` row by row, in place; `z` holds `rows x bias.len()` values.
     pub fn apply_with_bias(self, z: &mut [f32], bias: &[f32]) {
+        vectorized(BiasAct(self, z, bias))
+    }
+
+    /// `delta *= f'(a)`, with the derivative computed from the output `h = f(a)`.
+    pub fn mul_derivative(self, delta: &mut [f32], h: &[f32]) {
+        vectorized(Derivative(self, delta, h))
+    }
+
+    #[inline(always)]
+    fn apply_with_bias_impl(self, z: &mut [f32], bias: &[f32]) {
         let n = bias.len();
         for row in z.chunks_exact_mut(n) {
             match self {
@@ -44,8 +99,8 @@ impl Activation {
         }
     }
 
-    /// `delta *= f'(a)`, with the derivative computed from the output `h = f(a)`.
-    pub fn mul_derivative(self, delta: &mut [f32], h: &[f32]) {
+    #[inline(always)]
+    fn mul_derivative_impl(self, delta: &mut [f32], h: &[f32]) {
         debug_assert_eq!(delta.len(), h.len());
         match self {
             Activation::Tanh => {

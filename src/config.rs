@@ -66,6 +66,12 @@ pub struct RunConfig {
     /// Learning rate of the feedback weights (BFA, BDFA); default: the
     /// forward `lr`, or 5e-5 on the summed update for `bdfa_update = "reference"`.
     pub feedback_lr: Option<f32>,
+    /// Optimizer of the feedback weights (default: the forward `optimizer`).
+    pub feedback_optimizer: Option<OptimizerKind>,
+    /// SGD momentum of the feedback weights (default: the forward `momentum`).
+    pub feedback_momentum: Option<f32>,
+    /// Measure alignment angles with BP once an epoch (see `metrics`).
+    pub alignment: bool,
     /// BFA's reconstruction output: `sigmoid-bce` (default) or `identity`.
     pub bfa_output: Output,
     /// BDFA's feedback update: `paper` or `reference` (the published code's).
@@ -103,6 +109,9 @@ impl Default for RunConfig {
             threads: 0,
             shuffle: true,
             feedback_lr: None,
+            feedback_optimizer: None,
+            feedback_momentum: None,
+            alignment: true,
             bfa_output: Output::SigmoidBce,
             bdfa_update: BdfaUpdate::Paper,
             bdfa_target: BdfaTarget::Label,
@@ -247,7 +256,9 @@ impl RunConfig {
             init: self.init,
             max_rows: self.batch_size,
             feedback_opt: OptimConfig {
+                kind: self.feedback_optimizer.unwrap_or(self.optimizer),
                 lr: self.feedback_lr.unwrap_or(default_lr),
+                momentum: self.feedback_momentum.unwrap_or(self.momentum),
                 ..self.optim()
             },
             bfa_output: self.bfa_output,

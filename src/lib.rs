@@ -34,6 +34,7 @@ pub mod fsutil;
 pub mod generate;
 pub mod images;
 pub mod loss;
+pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod rules;

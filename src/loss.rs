@@ -33,17 +33,31 @@ impl Output {
     /// The loss is computed from the pre-activations, so it stays finite even
     /// where a sigmoid saturates to exactly 0 or 1 in f32.
     pub fn forward_error(self, z: &mut [f32], target: &[f32], err: &mut [f32], n: usize) -> f64 {
+        self.forward_error_with(z, target, err, n, true)
+    }
+
+    /// [`Output::forward_error`], skipping the loss (returned as 0) when
+    /// `with_loss` is false: for wide outputs (BFA's reconstruction of every
+    /// pixel) the f64 logarithms would cost more than the step's GEMMs.
+    pub fn forward_error_with(
+        self,
+        z: &mut [f32],
+        target: &[f32],
+        err: &mut [f32],
+        n: usize,
+        with_loss: bool,
+    ) -> f64 {
         debug_assert!(z.len() == target.len() && z.len() == err.len());
         let mut loss = 0.0f64;
         match self {
             Output::SigmoidBce => {
-                for ((z, &t), e) in z.iter_mut().zip(target).zip(err.iter_mut()) {
-                    // BCE = softplus(z) - t z, exact for soft targets too.
-                    loss += softplus(*z) - t as f64 * *z as f64;
-                    let y = 1.0 / (1.0 + (-*z).exp());
-                    *z = y;
-                    *e = y - t;
+                if with_loss {
+                    for (z, &t) in z.iter().zip(target) {
+                        // BCE = softplus(z) - t z, exact for soft targets too.
+                        loss += softplus(*z) - t as f64 * *z as f64;
+                    }
                 }
+                crate::activation::vectorized(SigmoidError(z, target, err));
             }
             Output::SoftmaxCe => {
                 for ((z, t), e) in z
@@ -79,7 +93,9 @@ impl Output {
     /// Turns pre-activations into outputs in place (inference only).
     pub fn activate(self, z: &mut [f32], n: usize) {
         match self {
-            Output::SigmoidBce => z.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+            Output::SigmoidBce => z
+                .iter_mut()
+                .for_each(|v| *v = crate::activation::sigmoid(*v)),
             Output::SoftmaxCe => {
                 for row in z.chunks_exact_mut(n) {
                     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -92,6 +108,20 @@ impl Output {
                 }
             }
             Output::Identity => {}
+        }
+    }
+}
+
+/// `z = sigmoid(z)`, `e = z - t`, vectorized.
+struct SigmoidError<'a>(&'a mut [f32], &'a [f32], &'a mut [f32]);
+
+impl crate::activation::Kernel for SigmoidError<'_> {
+    #[inline(always)]
+    fn run(self) {
+        for ((z, &t), e) in self.0.iter_mut().zip(self.1).zip(self.2.iter_mut()) {
+            let y = crate::activation::sigmoid(*z);
+            *z = y;
+            *e = y - t;
         }
     }
 }

@@ -119,6 +119,12 @@ struct TrainArgs {
     /// or 5e-5 on the summed update with --bdfa-update reference).
     #[arg(long)]
     feedback_lr: Option<f32>,
+    /// Optimizer of learning feedback weights (default: --optimizer).
+    #[arg(long, value_enum)]
+    feedback_optimizer: Option<OptimizerKind>,
+    /// SGD momentum of learning feedback weights (default: --momentum).
+    #[arg(long)]
+    feedback_momentum: Option<f32>,
     /// BFA's reconstruction output.
     #[arg(long, value_enum)]
     bfa_output: Option<Output>,
@@ -305,7 +311,13 @@ fn generate(args: GenerateArgs) -> Result<()> {
         None => {
             let mixes = if args.mix.is_empty() {
                 (0..classes)
-                    .map(|k| LabelMix::one_hot(k, classes, &k.to_string()))
+                    .map(|k| {
+                        let name = match cfg.dataset {
+                            DatasetKind::Cifar10 => biprop::data::cifar::NAMES[k % 10].to_string(),
+                            _ => k.to_string(),
+                        };
+                        LabelMix::one_hot(k, classes, &name)
+                    })
                     .collect()
             } else {
                 args.mix

@@ -8,6 +8,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::RunConfig;
 use crate::data::{self, Splits};
 use crate::error::{Error, Result};
+use crate::metrics::AlignmentProbe;
 use crate::model::Mlp;
 use crate::rules;
 use crate::tensor::set_gemm_threads;
@@ -98,6 +99,9 @@ pub struct EpochRecord {
     /// The rule's feedback losses (name, mean over the epoch).
     #[serde(flatten)]
     pub feedback: std::collections::BTreeMap<String, f64>,
+    /// Alignment angles with BP on the probe batch, in degrees (`align_*`).
+    #[serde(flatten)]
+    pub alignment: std::collections::BTreeMap<String, f64>,
 }
 
 impl EpochRecord {
@@ -176,6 +180,7 @@ impl MetricsFiles {
             .map(String::from)
             .to_vec();
             header.extend(r.feedback.keys().cloned());
+            header.extend(r.alignment.keys().cloned());
             self.csv.write_record(&header).map_err(csv_err)?;
         }
         let mut row = vec![r.epoch.to_string()];
@@ -194,6 +199,7 @@ impl MetricsFiles {
             .map(|v| v.to_string()),
         );
         row.extend(r.feedback.values().map(|v| v.to_string()));
+        row.extend(r.alignment.values().map(|v| v.to_string()));
         self.csv.write_record(&row).map_err(csv_err)?;
         self.csv
             .flush()
@@ -234,6 +240,15 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
     shuffle_rng.set_stream(1);
     let mut order: Vec<usize> = (0..splits.train.len()).collect();
     let mut records = Vec::with_capacity(cfg.epochs);
+    // The alignment probe: the first batch of the validation set (else of the
+    // training set), the same every epoch.
+    let probe_set = if splits.val.is_empty() {
+        &splits.train
+    } else {
+        &splits.val
+    };
+    let probe_idx: Vec<usize> = (0..cfg.batch_size.min(probe_set.len())).collect();
+    let mut probe = cfg.alignment.then(|| AlignmentProbe::new(&trainer));
     for epoch in 1..=cfg.epochs {
         if cfg.shuffle {
             order.shuffle(&mut shuffle_rng);
@@ -274,6 +289,17 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
             trainer.evaluate(&splits.val)
         };
         let test = trainer.evaluate(&splits.test);
+        let feedback = trainer.rule.take_feedback_losses().into_iter().collect();
+        let alignment = match probe.as_mut() {
+            Some(p) => {
+                trainer.load_batch(probe_set, &probe_idx);
+                p.measure(&mut trainer, probe_idx.len())
+                    .named()
+                    .into_iter()
+                    .collect()
+            }
+            None => Default::default(),
+        };
         let record = EpochRecord {
             epoch,
             train_loss: train.mean_loss(),
@@ -288,7 +314,8 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
             test_error: test.error_rate(),
             train_seconds,
             seconds: t0.elapsed().as_secs_f64(),
-            feedback: trainer.rule.take_feedback_losses().into_iter().collect(),
+            feedback,
+            alignment,
         };
         if opts.echo {
             eprintln!("{}", record.summary(cfg.epochs));

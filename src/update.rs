@@ -86,10 +86,19 @@ impl NetUpdater {
 
 /// `out[j] += scale * sum_r m[r][j]`.
 pub fn column_sums_into(out: &mut [f32], m: &[f32], scale: f32) {
-    let n = out.len();
-    for row in m.chunks_exact(n) {
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o += scale * v;
+    crate::activation::vectorized(ColumnSums(out, m, scale))
+}
+
+struct ColumnSums<'a>(&'a mut [f32], &'a [f32], f32);
+
+impl crate::activation::Kernel for ColumnSums<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let ColumnSums(out, m, scale) = self;
+        for row in m.chunks_exact(out.len()) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += scale * v;
+            }
         }
     }
 }

@@ -50,6 +50,51 @@ pub const MNIST_MIRRORS: [&str; 2] = [
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ];
 
+/// CIFAR-10's binary distribution.
+pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+/// md5 of `cifar-10-binary.tar.gz`, as published.
+pub const CIFAR10_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
+
+/// The published digest a downloaded file must have.
+#[derive(Clone, Copy, Debug)]
+pub enum Checksum {
+    /// sha256 of the decompressed bytes (any gzip wrapper is accepted).
+    Sha256Decompressed(&'static str),
+    /// md5 of the file as downloaded.
+    Md5(&'static str),
+}
+
+impl Checksum {
+    /// Checks `path` against this digest.
+    pub fn verify(self, path: &Path) -> Result<()> {
+        let (algo, expected, actual) = match self {
+            Checksum::Sha256Decompressed(want) => (
+                "sha256 (decompressed)",
+                want,
+                sha256_hex(&read_maybe_gz(path)?),
+            ),
+            Checksum::Md5(want) => {
+                let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                ("md5", want, hex(&md5::Md5::digest(&bytes)))
+            }
+        };
+        if actual == expected {
+            Ok(())
+        } else {
+            Err(Error::Checksum {
+                path: path.into(),
+                algo,
+                expected: expected.into(),
+                actual,
+            })
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The download cache folder.
 pub fn cache_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os(CACHE_ENV) {
@@ -68,25 +113,12 @@ pub fn cache_dir() -> Result<PathBuf> {
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
 }
 
-/// Checks that `path` (raw or gzip) decompresses to content with digest `expected`.
-pub fn verify(path: &Path, expected: &str) -> Result<()> {
-    let actual = sha256_hex(&read_maybe_gz(path)?);
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(Error::Checksum {
-            path: path.into(),
-            algo: "sha256 (decompressed)",
-            expected: expected.into(),
-            actual,
-        })
-    }
+/// Checks that `path` (raw or gzip) decompresses to content with sha256 `expected`.
+pub fn verify(path: &Path, expected: &'static str) -> Result<()> {
+    Checksum::Sha256Decompressed(expected).verify(path)
 }
 
 /// Makes sure MNIST is in `cache/mnist`, downloading what is missing, and
@@ -103,7 +135,7 @@ pub fn ensure_mnist(cache: &Path) -> Result<PathBuf> {
         let mut ok = false;
         for mirror in MNIST_MIRRORS {
             let url = format!("{mirror}{}.gz", f.name);
-            match fetch_verified(&url, &dest, f.sha256) {
+            match fetch_verified(&url, &dest, Checksum::Sha256Decompressed(f.sha256)) {
                 Ok(()) => {
                     ok = true;
                     break;
@@ -125,8 +157,30 @@ pub fn ensure_mnist(cache: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Makes sure `cifar-10-binary.tar.gz` is in `cache/cifar10`, downloading it
+/// when missing, and returns that folder.
+pub fn ensure_cifar10(cache: &Path) -> Result<PathBuf> {
+    let dir = cache.join("cifar10");
+    let dest = dir.join(super::cifar::ARCHIVE);
+    if !dest.is_file() {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        fetch_verified(CIFAR10_URL, &dest, Checksum::Md5(CIFAR10_MD5)).map_err(|e| {
+            Error::Missing(format!(
+                "could not download CIFAR-10 ({CIFAR10_URL}: {e}).\n\
+                 Without network access, put {archive} (md5 {CIFAR10_MD5}) or the extracted \
+                 {folder}/ folder in {dir} yourself, or point --data-dir / ${env} at a folder that has them.",
+                archive = super::cifar::ARCHIVE,
+                folder = super::cifar::FOLDER,
+                dir = dir.display(),
+                env = super::DATA_ENV,
+            ))
+        })?;
+    }
+    Ok(dir)
+}
+
 /// Downloads `url` to a temporary file beside `dest`, verifies it, renames it to `dest`.
-pub fn fetch_verified(url: &str, dest: &Path, sha256: &str) -> Result<()> {
+pub fn fetch_verified(url: &str, dest: &Path, checksum: Checksum) -> Result<()> {
     let tmp = dest.with_extension("part");
     let result = (|| {
         let resp = ureq::get(url)
@@ -158,7 +212,7 @@ pub fn fetch_verified(url: &str, dest: &Path, sha256: &str) -> Result<()> {
         }
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         bar.finish_and_clear();
-        verify(&tmp, sha256)?;
+        checksum.verify(&tmp)?;
         std::fs::rename(&tmp, dest).map_err(|e| Error::io(dest, e))
     })();
     if result.is_err() {
@@ -176,14 +230,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let raw = dir.path().join("a");
         std::fs::write(&raw, b"hello").unwrap();
-        let digest = sha256_hex(b"hello");
-        verify(&raw, &digest).unwrap();
+        let digest: &'static str =
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        assert_eq!(sha256_hex(b"hello"), digest);
+        verify(&raw, digest).unwrap();
         let gz = dir.path().join("a.gz");
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(b"hello").unwrap();
         std::fs::write(&gz, enc.finish().unwrap()).unwrap();
-        verify(&gz, &digest).unwrap();
-        let err = verify(&raw, &"0".repeat(64)).unwrap_err();
+        verify(&gz, digest).unwrap();
+        let zeros: &'static str =
+            "0000000000000000000000000000000000000000000000000000000000000000";
+        let err = verify(&raw, zeros).unwrap_err();
         assert!(matches!(err, Error::Checksum { .. }), "{err}");
+        // md5 of "hello"
+        Checksum::Md5("5d41402abc4b2a76b9719d911017c592")
+            .verify(&raw)
+            .unwrap();
+        let err = Checksum::Md5(CIFAR10_MD5)
+            .verify(&raw)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("md5") && err.contains(CIFAR10_MD5), "{err}");
     }
 }

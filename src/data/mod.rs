@@ -1,5 +1,6 @@
 //! Data sets: readers, the train/validation/test split, and batching.
 
+pub mod cifar;
 pub mod download;
 pub mod idx;
 pub mod mnist;
@@ -75,6 +76,8 @@ pub enum DatasetKind {
     Mnist,
     /// Any data set in MNIST's IDX files and names (Fashion-MNIST, KMNIST ...), from `--data-dir`.
     Idx,
+    /// CIFAR-10, binary version (folder or archive), md5-checked when downloaded.
+    Cifar10,
 }
 
 /// Training, validation and test sets.
@@ -141,6 +144,13 @@ pub fn load(
                 ))
             })?;
             mnist::load_dir(&dir, classes, false)
+        }
+        DatasetKind::Cifar10 => {
+            let dir = match local_data_dir(data_dir) {
+                Some(d) => d,
+                None => download::ensure_cifar10(&download::cache_dir()?)?,
+            };
+            cifar::load_dir(&dir)
         }
     }
 }

@@ -35,7 +35,6 @@ pub struct Bfa {
     updater: NetUpdater,
     acts: Vec<Matrix>,
     deltas: Vec<Matrix>,
-    loss_sum: f64,
     sq_err_sum: f64,
     samples: usize,
 }
@@ -66,7 +65,6 @@ impl Bfa {
             acts: feedback.activation_buffers(max_rows),
             deltas,
             feedback,
-            loss_sum: 0.0,
             sq_err_sum: 0.0,
             samples: 0,
         }
@@ -99,10 +97,13 @@ impl LearningRule for Bfa {
             .copy_from_slice(step.targets.rows_slice(rows));
         self.feedback.forward(&mut self.acts, rows);
         let xhat = self.acts[l + 1].rows_slice_mut(rows);
-        self.loss_sum +=
-            self.feedback
-                .output
-                .forward_error(xhat, x, self.deltas[l].rows_slice_mut(rows), n0);
+        self.feedback.output.forward_error_with(
+            xhat,
+            x,
+            self.deltas[l].rows_slice_mut(rows),
+            n0,
+            false,
+        );
         self.sq_err_sum += self.deltas[l]
             .rows_slice(rows)
             .iter()
@@ -120,12 +121,16 @@ impl LearningRule for Bfa {
     fn take_feedback_losses(&mut self) -> Vec<(String, f64)> {
         let n = self.samples.max(1) as f64;
         let pixels = self.feedback.outputs() as f64;
-        let out = vec![
-            ("bfa_loss".to_string(), self.loss_sum / n),
-            ("bfa_mse".to_string(), self.sq_err_sum / (n * pixels)),
-        ];
-        (self.loss_sum, self.sq_err_sum, self.samples) = (0.0, 0.0, 0);
+        let out = vec![("bfa_mse".to_string(), self.sq_err_sum / (n * pixels))];
+        (self.sq_err_sum, self.samples) = (0.0, 0);
         out
+    }
+
+    fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
+        let l = self.feedback.hidden_layers();
+        (1..=l)
+            .contains(&j)
+            .then(|| &self.feedback.layers[l - j].weight)
     }
 
     fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {

@@ -52,6 +52,10 @@ impl LearningRule for Fa {
         chain_errors(net, acts, deltas, rows, |j| &self.b[j - 1]);
     }
 
+    fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
+        j.checked_sub(1).and_then(|k| self.b.get(k))
+    }
+
     fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
         named(&self.b, 1)
     }

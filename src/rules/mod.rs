@@ -152,6 +152,12 @@ pub trait LearningRule: Send {
     /// The rule's feedback tensors, mutable, for loading checkpoints.
     fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>>;
 
+    /// The `[in_j, out_j]` matrix that stands in for `forward.{j}.weight`^T
+    /// as an error path, for rules that have one (FA, BFA).
+    fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, _j: usize) -> Option<&'a Matrix> {
+        None
+    }
+
     /// The generative feedback network, for rules that have one (BFA).
     fn feedback_network(&self) -> Option<&Mlp> {
         None

@@ -1,0 +1,151 @@
+//! Diagnostics that explain why a rule works: how far its updates, its
+//! hidden errors and its feedback matrices are from backpropagation's (the
+//! paper's section 4.3).
+
+use crate::rules::{Bp, LearningRule};
+use crate::tensor::{gemm, Matrix};
+use crate::train::Trainer;
+use serde::Serialize;
+
+/// The angle in degrees between two equally long vectors; NaN when either is zero.
+pub fn angle_degrees(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "angle between vectors of different lengths"
+    );
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return f64::NAN;
+    }
+    (ab / (aa.sqrt() * bb.sqrt()))
+        .clamp(-1.0, 1.0)
+        .acos()
+        .to_degrees()
+}
+
+/// Angles of one probe, per hidden layer `i` (the output of `forward.{i}`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Alignment {
+    /// Angle between the rule's update of `forward.{i}.weight` and BP's gradient.
+    pub update: Vec<f64>,
+    /// Angle between the rule's hidden error at layer `i` and BP's.
+    pub delta: Vec<f64>,
+    /// Angle between the matrix that carries the error into layer `i` and
+    /// `forward.{i+1}.weight` transposed (FA, BFA; NaN for rules without one).
+    pub feedback: Vec<f64>,
+}
+
+impl Alignment {
+    /// Named values for the metrics files: `align_update_{i}`, `align_delta_{i}`, `align_feedback_{i}`.
+    pub fn named(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for (name, v) in [
+            ("update", &self.update),
+            ("delta", &self.delta),
+            ("feedback", &self.feedback),
+        ] {
+            for (i, &a) in v.iter().enumerate() {
+                out.push((format!("align_{name}_{i}"), a));
+            }
+        }
+        out
+    }
+}
+
+/// Buffers for alignment probes, allocated once per run.
+#[derive(Debug)]
+pub struct AlignmentProbe {
+    bp_deltas: Vec<Matrix>,
+    grad_rule: Vec<Matrix>,
+    grad_bp: Vec<Matrix>,
+}
+
+impl AlignmentProbe {
+    /// Buffers for `t`'s network and batch size.
+    pub fn new(t: &Trainer) -> Self {
+        let net = &t.net;
+        let rows = t.max_rows();
+        let hidden = net.hidden_layers();
+        let grads = || {
+            net.layers[..hidden]
+                .iter()
+                .map(|l| Matrix::zeros(l.fan_out(), l.fan_in()))
+                .collect::<Vec<_>>()
+        };
+        Self {
+            bp_deltas: net.sizes[1..]
+                .iter()
+                .map(|&n| Matrix::zeros(rows, n))
+                .collect(),
+            grad_rule: grads(),
+            grad_bp: grads(),
+        }
+    }
+
+    /// Measures the alignment of `t`'s rule on the batch already loaded in
+    /// `t` (`rows` samples), with the current weights. Nothing is updated.
+    pub fn measure(&mut self, t: &mut Trainer, rows: usize) -> Alignment {
+        t.compute_errors(rows);
+        let net = &t.net;
+        let hidden = net.hidden_layers();
+        let (acts, deltas) = (t.activations(), t.deltas());
+        self.bp_deltas[hidden].copy_from(&deltas[hidden]);
+        Bp.hidden_errors(net, acts, &mut self.bp_deltas, rows);
+        let mut out = Alignment::default();
+        for i in 0..hidden {
+            let h = acts[i].rows_view(rows);
+            gemm(
+                &mut self.grad_rule[i],
+                false,
+                1.0,
+                deltas[i].rows_view(rows).t(),
+                h,
+            );
+            gemm(
+                &mut self.grad_bp[i],
+                false,
+                1.0,
+                self.bp_deltas[i].rows_view(rows).t(),
+                h,
+            );
+            out.update.push(angle_degrees(
+                self.grad_rule[i].as_slice(),
+                self.grad_bp[i].as_slice(),
+            ));
+            out.delta.push(angle_degrees(
+                deltas[i].rows_slice(rows),
+                self.bp_deltas[i].rows_slice(rows),
+            ));
+            out.feedback
+                .push(match t.rule.transpose_stand_in(net, i + 1) {
+                    Some(b) => {
+                        let wt = net.layers[i + 1].weight.transposed();
+                        angle_degrees(b.as_slice(), wt.as_slice())
+                    }
+                    None => f64::NAN,
+                });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn angles() {
+        assert!((angle_degrees(&[1.0, 0.0], &[0.0, 2.0]) - 90.0).abs() < 1e-12);
+        assert!(angle_degrees(&[1.0, 1.0], &[2.0, 2.0]).abs() < 1e-6);
+        assert!((angle_degrees(&[1.0, 0.0], &[-1.0, 0.0]) - 180.0).abs() < 1e-12);
+        assert!((angle_degrees(&[1.0, 0.0], &[1.0, 1.0]) - 45.0).abs() < 1e-9);
+        assert!(angle_degrees(&[0.0, 0.0], &[1.0, 1.0]).is_nan());
+    }
+}
