@@ -10,6 +10,7 @@ use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::model::Mlp;
 use crate::rules::LearningRule;
+use crate::train::Trainer;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -30,7 +31,33 @@ pub fn save(
     epoch: usize,
     image: (usize, usize, usize),
 ) -> Result<()> {
-    let mut named: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    let named = weight_tensors(net, rule);
+    write(path, &named, metadata(cfg, epoch, image))
+}
+
+/// [`save`] plus every optimizer state tensor (`optim.*`) and the step count
+/// (metadata `steps`), so that [`Checkpoint::restore_trainer`] resumes exactly.
+pub fn save_trainer(
+    path: &Path,
+    trainer: &mut Trainer,
+    cfg: &RunConfig,
+    epoch: usize,
+    image: (usize, usize, usize),
+) -> Result<()> {
+    let mut named = weight_tensors(&trainer.net, trainer.rule.as_ref());
+    let steps = trainer.steps();
+    for t in trainer.optimizer_state_mut() {
+        named.insert(t.name, (t.shape, to_bytes(t.data)));
+    }
+    let mut meta = metadata(cfg, epoch, image);
+    meta.insert("steps".into(), steps.to_string());
+    write(path, &named, meta)
+}
+
+type Named = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
+
+fn weight_tensors(net: &Mlp, rule: &dyn LearningRule) -> Named {
+    let mut named = Named::new();
     for (i, l) in net.layers.iter().enumerate() {
         named.insert(
             format!("forward.{i}.weight"),
@@ -44,14 +71,15 @@ pub fn save(
     for t in rule.feedback_tensors() {
         named.insert(t.name, (t.shape, to_bytes(t.data)));
     }
-    let views = named
-        .iter()
-        .map(|(k, (shape, bytes))| {
-            let v = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("consistent tensor");
-            (k.clone(), v)
-        })
-        .collect::<Vec<_>>();
-    let meta = HashMap::from([
+    named
+}
+
+fn metadata(
+    cfg: &RunConfig,
+    epoch: usize,
+    image: (usize, usize, usize),
+) -> HashMap<String, String> {
+    HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("config".to_string(), cfg.to_toml()),
         ("rule".to_string(), cfg.rule.to_string()),
@@ -60,7 +88,17 @@ pub fn save(
             "image".to_string(),
             format!("{}x{}x{}", image.0, image.1, image.2),
         ),
-    ]);
+    ])
+}
+
+fn write(path: &Path, named: &Named, meta: HashMap<String, String>) -> Result<()> {
+    let views = named
+        .iter()
+        .map(|(k, (shape, bytes))| {
+            let v = TensorView::new(Dtype::F32, shape.clone(), bytes).expect("consistent tensor");
+            (k.clone(), v)
+        })
+        .collect::<Vec<_>>();
     let bytes =
         safetensors::tensor::serialize(views, Some(meta)).map_err(|e| Error::Checkpoint {
             path: path.into(),
@@ -182,6 +220,30 @@ impl Checkpoint {
 
     fn names(&self) -> Vec<&str> {
         self.tensors.keys().map(String::as_str).collect()
+    }
+
+    /// The epoch the checkpoint was written after (metadata `epoch`).
+    pub fn epoch(&self) -> Option<usize> {
+        self.metadata.get("epoch")?.parse().ok()
+    }
+
+    /// Restores weights, optimizer state and step count into `trainer`
+    /// (a checkpoint of [`save_trainer`]).
+    pub fn restore_trainer(&self, trainer: &mut Trainer) -> Result<()> {
+        self.restore(&mut trainer.net, trainer.rule.as_mut())?;
+        for t in trainer.optimizer_state_mut() {
+            self.take(&t.name, &t.shape, t.data)?;
+        }
+        let steps = self
+            .metadata
+            .get("steps")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Checkpoint {
+                path: self.path.clone(),
+                msg: "no step count in the metadata: cannot resume from it".into(),
+            })?;
+        trainer.set_steps(steps);
+        Ok(())
     }
 
     /// Copies the forward weights into `net` and the feedback weights into

@@ -146,6 +146,9 @@ struct TrainArgs {
     /// Write into --out even if it holds an earlier run.
     #[arg(long)]
     force: bool,
+    /// Continue the run in --out from its last checkpoint (same settings; --epochs may grow).
+    #[arg(long, requires = "out", conflicts_with = "force")]
+    resume: bool,
     /// Start from this checkpoint's weights (feedback weights included).
     #[arg(long, value_name = "CHECKPOINT")]
     init_from: Option<PathBuf>,
@@ -217,9 +220,9 @@ fn train(args: TrainArgs) -> Result<()> {
             let used = ["checkpoint.safetensors", "metrics.csv"]
                 .iter()
                 .any(|f| dir.join(f).exists());
-            if used && !args.force {
+            if used && !args.force && !args.resume {
                 bail!(
-                    "{} already holds a run; pass --force to overwrite it, or another --out",
+                    "{} already holds a run; pass --resume to continue it, --force to overwrite it, or another --out",
                     dir.display()
                 );
             }
@@ -247,6 +250,8 @@ fn train(args: TrainArgs) -> Result<()> {
         init_from: args.init_from.clone(),
         progress: interactive && !args.quiet,
         echo: !args.quiet,
+        resume: args.resume,
+        on_epoch: None,
     };
     let summary = run::run(&cfg, &splits, &opts)?;
     if let Some(last) = summary.records.last() {

@@ -57,6 +57,21 @@ pub struct ParamState {
     v: Vec<f32>,
 }
 
+impl ParamState {
+    /// The state vectors (momentum / first and second moments), named
+    /// `m` and `v`, for checkpoints; empty ones are left out.
+    pub fn buffers_mut(&mut self) -> Vec<(&'static str, &mut [f32])> {
+        let mut out = Vec::new();
+        if !self.m.is_empty() {
+            out.push(("m", self.m.as_mut_slice()));
+        }
+        if !self.v.is_empty() {
+            out.push(("v", self.v.as_mut_slice()));
+        }
+        out
+    }
+}
+
 impl OptimConfig {
     /// True when the update is `w -= lr * g` exactly, so that the gradient
     /// product may accumulate straight into the weights.

@@ -123,8 +123,11 @@ impl EpochRecord {
     }
 }
 
+/// Called after every epoch with its record.
+pub type EpochCallback = std::sync::Arc<dyn Fn(&EpochRecord) + Send + Sync>;
+
 /// How to run, beyond the configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// The run directory (created; `None` writes nothing).
     pub out_dir: Option<PathBuf>,
@@ -134,6 +137,11 @@ pub struct RunOptions {
     pub progress: bool,
     /// Print one line per epoch on stderr.
     pub echo: bool,
+    /// Continue the run already in `out_dir` from its last checkpoint (its
+    /// configuration must match, but for `epochs` and `threads`).
+    pub resume: bool,
+    /// Called after every epoch.
+    pub on_epoch: Option<EpochCallback>,
 }
 
 /// The outcome of a run.
@@ -144,20 +152,40 @@ pub struct RunSummary {
     pub trainer: Trainer,
 }
 
+/// Metric lines a resumed run keeps.
+#[derive(Default)]
+struct Kept {
+    csv: Vec<String>,
+    jsonl: Vec<String>,
+}
+
 struct MetricsFiles {
+    header_needed: bool,
     csv: csv::Writer<std::fs::File>,
     jsonl: std::fs::File,
     dir: PathBuf,
 }
 
 impl MetricsFiles {
-    fn create(dir: &Path) -> Result<Self> {
+    /// Opens the metrics files of `dir` for appending, after rewriting them
+    /// (atomically) to hold exactly `keep`: the header and rows of the epochs
+    /// a resumed run keeps, nothing for a new run.
+    fn open(dir: &Path, keep: &Kept) -> Result<Self> {
         let csv_path = dir.join("metrics.csv");
         let jsonl_path = dir.join("metrics.jsonl");
+        let join = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        crate::fsutil::write_atomic(&csv_path, join(&keep.csv).as_bytes())?;
+        crate::fsutil::write_atomic(&jsonl_path, join(&keep.jsonl).as_bytes())?;
+        let append = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(p)
+                .map_err(|e| Error::io(p, e))
+        };
         Ok(Self {
-            csv: csv::Writer::from_path(&csv_path)
-                .map_err(|e| Error::io(&csv_path, std::io::Error::other(e)))?,
-            jsonl: std::fs::File::create(&jsonl_path).map_err(|e| Error::io(&jsonl_path, e))?,
+            header_needed: keep.csv.is_empty(),
+            csv: csv::WriterBuilder::new().from_writer(append(&csv_path)?),
+            jsonl: append(&jsonl_path)?,
             dir: dir.into(),
         })
     }
@@ -165,7 +193,8 @@ impl MetricsFiles {
     fn append(&mut self, r: &EpochRecord) -> Result<()> {
         let csv_err =
             |e: csv::Error| Error::io(self.dir.join("metrics.csv"), std::io::Error::other(e));
-        if r.epoch == 1 {
+        if self.header_needed {
+            self.header_needed = false;
             let mut header: Vec<String> = [
                 "epoch",
                 "train_loss",
@@ -226,18 +255,73 @@ pub fn run(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSum
     })
 }
 
+/// `cfg` with the settings that may change between a run and its resumption
+/// (`epochs`, `threads`) normalized.
+fn resumable_key(cfg: &RunConfig) -> String {
+    RunConfig {
+        epochs: 0,
+        threads: 0,
+        ..cfg.clone()
+    }
+    .to_toml()
+}
+
+/// Restores the checkpoint in `dir` into `trainer` when `cfg` may continue
+/// it; returns the epoch it holds and the metric lines to keep.
+fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usize, Kept)> {
+    let path = dir.join("checkpoint.safetensors");
+    if !path.is_file() {
+        return Ok((0, Kept::default()));
+    }
+    let ck = Checkpoint::load(&path)?;
+    if resumable_key(&ck.config()?) != resumable_key(cfg) {
+        return Err(Error::Config(format!(
+            "{} holds a run of another configuration; use another output folder",
+            dir.display()
+        )));
+    }
+    let epoch = ck.epoch().unwrap_or(0).min(cfg.epochs);
+    ck.restore_trainer(trainer)?;
+    let lines = |name: &str, n: usize| -> Result<Vec<String>> {
+        let p = dir.join(name);
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        let kept: Vec<String> = text.lines().take(n).map(String::from).collect();
+        if kept.len() < n {
+            return Err(Error::format(
+                &p,
+                format!("has fewer rows than the checkpoint's {epoch} epochs"),
+            ));
+        }
+        Ok(kept)
+    };
+    let kept = if epoch == 0 {
+        Kept::default()
+    } else {
+        Kept {
+            csv: lines("metrics.csv", epoch + 1)?,
+            jsonl: lines("metrics.jsonl", epoch)?,
+        }
+    };
+    Ok((epoch, kept))
+}
+
 fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSummary> {
     let mut trainer = build_trainer(cfg, splits, opts.init_from.as_deref())?;
+    let mut done = 0;
     let mut files = match &opts.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let (epoch, kept) = if opts.resume {
+                try_resume(dir, cfg, &mut trainer)?
+            } else {
+                (0, Kept::default())
+            };
+            done = epoch;
             crate::fsutil::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-            Some(MetricsFiles::create(dir)?)
+            Some(MetricsFiles::open(dir, &kept)?)
         }
         None => None,
     };
-    let mut shuffle_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    shuffle_rng.set_stream(1);
     let mut order: Vec<usize> = (0..splits.train.len()).collect();
     let mut records = Vec::with_capacity(cfg.epochs);
     // The alignment probe: the first batch of the validation set (else of the
@@ -249,9 +333,14 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
     };
     let probe_idx: Vec<usize> = (0..cfg.batch_size.min(probe_set.len())).collect();
     let mut probe = cfg.alignment.then(|| AlignmentProbe::new(&trainer));
-    for epoch in 1..=cfg.epochs {
+    for epoch in done + 1..=cfg.epochs {
         if cfg.shuffle {
-            order.shuffle(&mut shuffle_rng);
+            // The order of epoch e depends on (seed, e) alone, so a resumed
+            // run shuffles exactly as an uninterrupted one.
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+            rng.set_stream(epoch as u64);
+            order.iter_mut().enumerate().for_each(|(i, v)| *v = i);
+            order.shuffle(&mut rng);
         }
         let bar = if opts.progress {
             let b = indicatif::ProgressBar::new(order.len() as u64);
@@ -322,14 +411,16 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
         }
         if let (Some(f), Some(dir)) = (files.as_mut(), &opts.out_dir) {
             f.append(&record)?;
-            checkpoint::save(
+            checkpoint::save_trainer(
                 &dir.join("checkpoint.safetensors"),
-                &trainer.net,
-                trainer.rule.as_ref(),
+                &mut trainer,
                 cfg,
                 epoch,
                 splits.train.image,
             )?;
+        }
+        if let Some(f) = &opts.on_epoch {
+            f(&record);
         }
         records.push(record);
     }

@@ -94,6 +94,20 @@ impl Trainer {
         self.updater.steps()
     }
 
+    /// Every optimizer state tensor (forward `optim.forward.*`, then the
+    /// rule's `optim.feedback.*`), for checkpoints that resume exactly.
+    pub fn optimizer_state_mut(&mut self) -> Vec<crate::rules::FeedbackTensorMut<'_>> {
+        let mut v = self.updater.state_tensors_mut("optim.forward");
+        v.extend(self.rule.optimizer_state_mut());
+        v
+    }
+
+    /// Sets the step count of every optimizer (when resuming).
+    pub fn set_steps(&mut self, steps: u64) {
+        self.updater.set_steps(steps);
+        self.rule.set_steps(steps);
+    }
+
     /// Activations of the last step (see [`crate::rules`] for the layout).
     pub fn activations(&self) -> &[Matrix] {
         &self.acts

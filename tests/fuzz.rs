@@ -1,14 +1,17 @@
 //! Property-based fuzzing of every parser of outside input: IDX (raw and
 //! gzip), CIFAR-10 batches, and run configurations. None may panic; what they
-//! accept must be consistent. `PROPTEST_CASES=1000000 cargo test --release
-//! --test fuzz` runs the long campaign.
+//! accept must be consistent. Each target runs `FUZZ_CASES` inputs (2,000 by
+//! default) and reports how many it tried: `FUZZ_CASES=1000000 cargo test
+//! --release --test fuzz -- --nocapture` is the long campaign.
 
 use biprop::config::RunConfig;
 use biprop::data::cifar::{parse_batch, PIXELS, RECORD};
 use biprop::data::idx::{encode_idx, gunzip_if_gzip, parse_idx};
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -36,22 +39,63 @@ fn idx_like() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-proptest! {
-    #[test]
-    fn idx_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..96)) {
-        let _ = parse_idx(&bytes, Path::new("fuzz"));
+/// Runs `test` on `FUZZ_CASES` inputs from `strategy`; a panic or a failed
+/// property fails the test with the (shrunk) input.
+fn campaign<S: Strategy>(
+    name: &str,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let cases = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let tried = AtomicUsize::new(0);
+    let result = runner.run(&strategy, |v| {
+        tried.fetch_add(1, Ordering::Relaxed);
+        test(v)
+    });
+    if let Err(e) = result {
+        panic!("{name}: {e}");
     }
+    eprintln!(
+        "fuzz {name}: {} inputs, none panicked",
+        tried.load(Ordering::Relaxed)
+    );
+}
 
-    #[test]
-    fn idx_accepts_exactly_consistent_files(bytes in idx_like()) {
+#[test]
+fn idx_never_panics() {
+    campaign(
+        "idx bytes",
+        prop::collection::vec(any::<u8>(), 0..96),
+        |bytes| {
+            let _ = parse_idx(&bytes, Path::new("fuzz"));
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn idx_accepts_exactly_consistent_files() {
+    campaign("idx near-valid", idx_like(), |bytes| {
         if let Ok(a) = parse_idx(&bytes, Path::new("fuzz")) {
             prop_assert_eq!(a.data.len(), a.dims.iter().product::<usize>());
             prop_assert_eq!(encode_idx(&a.dims, &a.data), bytes);
         }
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn gzip_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..128), cut in 0usize..200) {
+#[test]
+fn gzip_never_panics() {
+    let strategy = (prop::collection::vec(any::<u8>(), 0..128), 0usize..200);
+    campaign("gzip", strategy, |(bytes, cut)| {
         let mut g = gz(&bytes);
         let n = cut.min(g.len());
         let _ = gunzip_if_gzip(g[..n].to_vec(), Path::new("fuzz.gz"));
@@ -62,15 +106,14 @@ proptest! {
         let mut raw = vec![0x1f, 0x8b];
         raw.extend(&bytes);
         let _ = gunzip_if_gzip(raw, Path::new("fuzz.gz"));
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn cifar_never_panics_and_keeps_records_whole(
-        records in 0usize..3,
-        extra in 0usize..4,
-        label in any::<u8>(),
-        fill in any::<u8>(),
-    ) {
+#[test]
+fn cifar_never_panics_and_keeps_records_whole() {
+    let strategy = (0usize..3, 0usize..4, any::<u8>(), any::<u8>());
+    campaign("cifar", strategy, |(records, extra, label, fill)| {
         let mut bytes = vec![fill; records * RECORD + extra];
         if !bytes.is_empty() {
             bytes[0] = label;
@@ -84,23 +127,49 @@ proptest! {
             }
             Err(e) => prop_assert!(e.to_string().contains("fuzz.bin")),
         }
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn config_never_panics(text in "\\PC{0,80}") {
+#[test]
+fn config_never_panics() {
+    campaign("config text", "\\PC{0,80}", |text: String| {
         let _ = RunConfig::from_toml_str(&text);
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn config_names_the_bad_key(
-        key in prop::sample::select(vec![
-            "epochs", "lr", "hidden", "rule", "batch_size", "seed", "optimizer", "output",
-            "activation", "threads", "train_limit", "feedback_lr", "bdfa_update", "nonsense_key",
-        ]),
-        value in prop::sample::select(vec![
-            "3", "-1", "0.5", "\"2x800\"", "\"bp\"", "[800, 0]", "true", "\"\"", "1e400", "[]",
-        ]),
-    ) {
+#[test]
+fn config_names_the_bad_key() {
+    let keys = prop::sample::select(vec![
+        "epochs",
+        "lr",
+        "hidden",
+        "rule",
+        "batch_size",
+        "seed",
+        "optimizer",
+        "output",
+        "activation",
+        "threads",
+        "train_limit",
+        "feedback_lr",
+        "bdfa_update",
+        "nonsense_key",
+    ]);
+    let values = prop::sample::select(vec![
+        "3",
+        "-1",
+        "0.5",
+        "\"2x800\"",
+        "\"bp\"",
+        "[800, 0]",
+        "true",
+        "\"\"",
+        "1e400",
+        "[]",
+    ]);
+    campaign("config key=value", (keys, values), |(key, value)| {
         let text = format!("{key} = {value}\n");
         match RunConfig::from_toml_str(&text) {
             Ok(c) => prop_assert!(c.validate().is_ok()),
@@ -108,9 +177,15 @@ proptest! {
                 let msg = e.to_string();
                 // A parse error names the key; a validation error names the setting.
                 let setting = key.replace('_', "-");
-                prop_assert!(msg.contains(key) || msg.contains(&setting) || msg.contains("hidden"),
-                    "{} = {}: {}", key, value, msg);
+                prop_assert!(
+                    msg.contains(key) || msg.contains(&setting) || msg.contains("hidden"),
+                    "{} = {}: {}",
+                    key,
+                    value,
+                    msg
+                );
             }
         }
-    }
+        Ok(())
+    });
 }

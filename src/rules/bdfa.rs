@@ -216,6 +216,24 @@ impl LearningRule for Bdfa {
         out
     }
 
+    fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        let mut out = Vec::new();
+        for (l, st) in self.states.iter_mut().enumerate() {
+            for (k, data) in st.buffers_mut() {
+                out.push(FeedbackTensorMut {
+                    name: format!("optim.feedback.{l}.weight.{k}"),
+                    shape: vec![data.len()],
+                    data,
+                });
+            }
+        }
+        out
+    }
+
+    fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
     fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
         named(&self.d, 0)
     }

@@ -168,6 +168,14 @@ impl LearningRule for Bfa {
         v
     }
 
+    fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        self.updater.state_tensors_mut("optim.feedback")
+    }
+
+    fn set_steps(&mut self, steps: u64) {
+        self.updater.set_steps(steps);
+    }
+
     fn feedback_network(&self) -> Option<&Mlp> {
         Some(&self.feedback)
     }

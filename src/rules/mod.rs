@@ -152,6 +152,15 @@ pub trait LearningRule: Send {
     /// The rule's feedback tensors, mutable, for loading checkpoints.
     fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>>;
 
+    /// The state of the feedback optimizer (momentum, Adam moments), for
+    /// checkpoints that resume exactly. Names start with `optim.feedback.`.
+    fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        Vec::new()
+    }
+
+    /// Sets the feedback optimizer's step count (when resuming).
+    fn set_steps(&mut self, _steps: u64) {}
+
     /// The `[in_j, out_j]` matrix that stands in for `forward.{j}.weight`^T
     /// as an error path, for rules that have one (FA, BFA).
     fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, _j: usize) -> Option<&'a Matrix> {
