@@ -160,13 +160,11 @@ fn de_hidden<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<
     }
 }
 
-/// Writes hidden widths the short way: `2x800`, `800,400`, `none`.
+/// Writes hidden widths the paper's way: `1x800`, `2x800`, `800,400`, `none`.
 pub fn format_hidden(h: &[usize]) -> String {
     match h {
         [] => "none".into(),
-        [w, rest @ ..] if !rest.is_empty() && rest.iter().all(|x| x == w) => {
-            format!("{}x{w}", h.len())
-        }
+        [w, rest @ ..] if rest.iter().all(|x| x == w) => format!("{}x{w}", h.len()),
         _ => h
             .iter()
             .map(|w| w.to_string())
@@ -293,7 +291,7 @@ mod tests {
             assert!(parse_hidden(bad).is_err(), "{bad}");
         }
         assert_eq!(format_hidden(&[800, 800]), "2x800");
-        assert_eq!(format_hidden(&[800]), "800");
+        assert_eq!(format_hidden(&[800]), "1x800");
         assert_eq!(format_hidden(&[800, 400]), "800,400");
     }
 

@@ -30,6 +30,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod experiment;
 pub mod fsutil;
 pub mod generate;
 pub mod images;

@@ -12,6 +12,24 @@ use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+/// Prints to stdout; a closed pipe (`biprop report DIR | head`) ends the
+/// program quietly instead of panicking.
+fn say(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|_| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! say {
+    ($($t:tt)*) => { say(format_args!($($t)*)) };
+}
+
 /// Train neural networks with backpropagation and its biologically
 /// plausible alternatives (FA, DFA, BFA, BDFA), and measure them side by side.
 #[derive(Parser)]
@@ -27,12 +45,51 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Render what a trained BFA feedback network generates from labels (the paper's Figure 6).
     Generate(GenerateArgs),
+    /// Run every unfinished cell of a sweep file (resumes after any interruption).
+    Sweep(SweepArgs),
+    /// Print a sweep folder's results as the paper's tables (mean ± std over seeds).
+    Report {
+        /// A sweep's output folder, or any folder of run directories.
+        dir: PathBuf,
+        /// Also write one CSV row per data set, architecture and rule here.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+    /// Plot learning curves and alignment angles of the runs in a folder (PNG and SVG).
+    Plot {
+        /// A sweep's output folder, or any folder of run directories.
+        dir: PathBuf,
+        /// Where the plots go (default: DIR/plots).
+        #[arg(long, short = 'o')]
+        out: Option<PathBuf>,
+    },
     /// Download MNIST into the cache (or check that it is there).
     Download {
         /// Cache folder (default: $BIPROP_CACHE, else ~/.cache/biprop).
         #[arg(long)]
         cache: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// The sweep file (TOML: [base] settings and a [grid] of lists).
+    file: PathBuf,
+    /// Runs at once (default: one per core, each on one thread).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Run only cell I (0-based), e.g. from a job-array index.
+    #[arg(long, value_name = "I")]
+    task: Option<usize>,
+    /// Output folder (default: the file's `out`, else sweeps/<file stem>).
+    #[arg(long, short = 'o')]
+    out: Option<PathBuf>,
+    /// List the cells (index, id, done or not) and exit.
+    #[arg(long)]
+    list: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -255,7 +312,7 @@ fn train(args: TrainArgs) -> Result<()> {
     };
     let summary = run::run(&cfg, &splits, &opts)?;
     if let Some(last) = summary.records.last() {
-        println!(
+        say!(
             "final test error {:.2}% (val {:.2}%) after {} epochs; run saved in {}",
             100.0 * last.test_error,
             100.0 * last.val_error,
@@ -335,7 +392,56 @@ fn generate(args: GenerateArgs) -> Result<()> {
     };
     let out = args.out.unwrap_or_else(|| dir.join(default_name));
     biprop::images::write_grid(&out, &tiles, image, cols, args.scale.clamp(1, 32))?;
-    println!("wrote {}", out.display());
+    say!("wrote {}", out.display());
+    Ok(())
+}
+
+fn sweep(args: SweepArgs) -> Result<()> {
+    use biprop::experiment::sweep::{self, Sweep, SweepOptions};
+    let mut s = Sweep::from_file(&args.file)?;
+    if let Some(out) = args.out {
+        s.out = out;
+    }
+    let cells = s.cells()?;
+    if args.list {
+        for c in &cells {
+            let state = if s.is_done(c) { "done" } else { "pending" };
+            say!("{:>4}  {state:<7}  {}", c.index, c.id);
+        }
+        return Ok(());
+    }
+    let todo = cells.iter().filter(|c| !s.is_done(c)).count();
+    if !args.quiet {
+        eprintln!(
+            "sweep {}: {} cells, {} to run -> {}",
+            args.file.display(),
+            cells.len(),
+            if args.task.is_some() { 1.min(todo) } else { todo },
+            s.out.display()
+        );
+    }
+    let opts = SweepOptions {
+        jobs: args.jobs.unwrap_or_else(sweep::default_jobs),
+        task: args.task,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    let n = sweep::run_sweep(&s, &opts)?;
+    say!("{n} run(s) finished; results in {}", s.out.display());
+    Ok(())
+}
+
+fn report(dir: PathBuf, csv: Option<PathBuf>) -> Result<()> {
+    use biprop::experiment::report;
+    let runs = report::collect(&dir)?;
+    if runs.is_empty() {
+        bail!("no runs (config.toml + metrics.csv) under {}", dir.display());
+    }
+    let groups = report::group(&runs);
+    say!("{}", report::markdown(&groups).trim_end());
+    if let Some(path) = csv {
+        biprop::fsutil::write_atomic(&path, report::csv_text(&groups).as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -344,13 +450,22 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train(*args),
         Command::Generate(args) => generate(args),
+        Command::Sweep(args) => sweep(args),
+        Command::Report { dir, csv } => report(dir, csv),
+        Command::Plot { dir, out } => (|| {
+            let out = out.unwrap_or_else(|| dir.join("plots"));
+            for f in biprop::experiment::plot::plot_dir(&dir, &out)? {
+                say!("wrote {}", f.display());
+            }
+            Ok(())
+        })(),
         Command::Download { cache } => (|| {
             let cache = match cache {
                 Some(c) => c,
                 None => biprop::data::download::cache_dir()?,
             };
             let dir = biprop::data::download::ensure_mnist(&cache)?;
-            println!("MNIST is in {}", dir.display());
+            say!("MNIST is in {}", dir.display());
             Ok(())
         })(),
     };

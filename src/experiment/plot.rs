@@ -1,0 +1,196 @@
+//! Plots: learning curves (test error per epoch, one line per rule, mean
+//! with a ±1 std band over seeds) and alignment-angle curves per hidden
+//! layer, as PNG and SVG.
+
+use super::report::RunResult;
+use crate::config::format_hidden;
+use crate::error::{Error, Result};
+use crate::rules::RuleKind;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// One curve: per x, the mean and the band's low and high ends.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Color index (one per rule).
+    pub color: usize,
+    /// `(x, mean, low, high)`.
+    pub points: Vec<(f64, f64, f64, f64)>,
+}
+
+fn palette(i: usize) -> RGBColor {
+    const C: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    C[i % C.len()]
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    series: &[Series],
+) -> std::result::Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x1, mut y0, mut y1) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, _, lo, hi) in pts {
+        x1 = x1.max(x);
+        if lo.is_finite() {
+            y0 = y0.min(lo);
+        }
+        if hi.is_finite() {
+            y1 = y1.max(hi);
+        }
+    }
+    if !y0.is_finite() {
+        (y0, y1) = (0.0, 1.0);
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-3);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..x1, (y0 - pad)..(y1 + pad))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_label)
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(e)?;
+    for s in series {
+        let c = palette(s.color);
+        let fin: Vec<_> = s.points.iter().filter(|p| p.1.is_finite()).copied().collect();
+        if fin.len() > 1 {
+            let band: Vec<(f64, f64)> = fin
+                .iter()
+                .map(|p| (p.0, p.3))
+                .chain(fin.iter().rev().map(|p| (p.0, p.2)))
+                .collect();
+            chart.draw_series(std::iter::once(Polygon::new(band, c.mix(0.18)))).map_err(e)?;
+        }
+        chart
+            .draw_series(LineSeries::new(fin.iter().map(|p| (p.0, p.1)), c.stroke_width(2)))
+            .map_err(e)?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+/// Writes `stem.png` and `stem.svg`.
+pub fn write_chart(stem: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<Vec<PathBuf>> {
+    crate::images::register_fonts();
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    draw(BitMapBackend::new(&png, (900, 560)).into_drawing_area(), title, y_label, series)
+        .map_err(|m| Error::io(&png, std::io::Error::other(m)))?;
+    draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), title, y_label, series)
+        .map_err(|m| Error::io(&svg, std::io::Error::other(m)))?;
+    Ok(vec![png, svg])
+}
+
+/// Per epoch, mean ± std over runs of `column` scaled by `scale`.
+fn curve(runs: &[&RunResult], column: &str, scale: f64) -> Vec<(f64, f64, f64, f64)> {
+    let n = runs.iter().map(|r| r.epochs.len()).max().unwrap_or(0);
+    (0..n)
+        .filter_map(|e| {
+            let vals: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.epochs.get(e).and_then(|row| row.get(column)).copied())
+                .filter(|v| v.is_finite())
+                .map(|v| v * scale)
+                .collect();
+            if vals.is_empty() {
+                return None;
+            }
+            let (m, s) = super::report::mean_std(&vals);
+            Some(((e + 1) as f64, m, m - s, m + s))
+        })
+        .collect()
+}
+
+/// Writes every plot for the runs under `dir` into `out`; returns the files.
+pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+    let runs = super::report::collect(dir)?;
+    if runs.is_empty() {
+        return Err(Error::Missing(format!("no runs (config.toml + metrics.csv) under {}", dir.display())));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for r in &runs {
+        let k = (format!("{:?}", r.config.dataset).to_lowercase(), format_hidden(&r.config.hidden));
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut files = Vec::new();
+    for (ds, hidden) in keys {
+        let of = |rule: RuleKind| -> Vec<&RunResult> {
+            runs.iter()
+                .filter(|r| {
+                    format!("{:?}", r.config.dataset).to_lowercase() == ds
+                        && format_hidden(&r.config.hidden) == hidden
+                        && r.config.rule == rule
+                })
+                .collect()
+        };
+        let mut series = Vec::new();
+        for (ci, rule) in RuleKind::ALL.into_iter().enumerate() {
+            let rs = of(rule);
+            if !rs.is_empty() {
+                series.push(Series {
+                    label: format!("{} (n={})", rule.name().to_uppercase(), rs.len()),
+                    color: ci,
+                    points: curve(&rs, "test_error", 100.0),
+                });
+            }
+        }
+        let stem = out.join(format!("test_error_{ds}_{hidden}"));
+        files.extend(write_chart(&stem, &format!("{ds} {hidden}: test error"), "test error (%)", &series)?);
+        let layers = hidden.split(['x', ',']).count().max(1);
+        let layers = if hidden.contains('x') {
+            hidden.split('x').next().and_then(|n| n.parse().ok()).unwrap_or(1)
+        } else {
+            layers
+        };
+        for i in 0..layers {
+            let mut series = Vec::new();
+            for (ci, rule) in RuleKind::ALL.into_iter().enumerate() {
+                let rs = of(rule);
+                if rule != RuleKind::Bp && !rs.is_empty() {
+                    let pts = curve(&rs, &format!("align_update_{i}"), 1.0);
+                    if !pts.is_empty() {
+                        series.push(Series { label: rule.name().to_uppercase(), color: ci, points: pts });
+                    }
+                }
+            }
+            if !series.is_empty() {
+                let stem = out.join(format!("alignment_{ds}_{hidden}_layer{i}"));
+                let title = format!("{ds} {hidden}: angle between update and BP gradient, hidden layer {}", i + 1);
+                files.extend(write_chart(&stem, &title, "angle (degrees)", &series)?);
+            }
+        }
+    }
+    Ok(files)
+}

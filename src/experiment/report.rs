@@ -1,0 +1,220 @@
+//! Reports: the runs of a sweep folder as a table laid out like the paper's
+//! (rows architectures, columns rules), mean ± sample standard deviation
+//! over seeds, with the paper's number beside each cell.
+
+use super::paper;
+use crate::config::{format_hidden, RunConfig};
+use crate::data::DatasetKind;
+use crate::error::{Error, Result};
+use crate::rules::RuleKind;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One finished (or partly finished) run, read back from its directory.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Its configuration.
+    pub config: RunConfig,
+    /// Per-epoch rows: column name to value.
+    pub epochs: Vec<BTreeMap<String, f64>>,
+}
+
+impl RunResult {
+    /// Reads `dir/config.toml` and `dir/metrics.csv`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config = RunConfig::from_toml_file(&dir.join("config.toml"))?;
+        let path = dir.join("metrics.csv");
+        let mut rd = csv::Reader::from_path(&path).map_err(|e| Error::format(&path, e.to_string()))?;
+        let header = rd.headers().map_err(|e| Error::format(&path, e.to_string()))?.clone();
+        let mut epochs = Vec::new();
+        for row in rd.records() {
+            let row = row.map_err(|e| Error::format(&path, e.to_string()))?;
+            epochs.push(
+                header
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(k, v)| (k.to_string(), v.parse::<f64>().unwrap_or(f64::NAN)))
+                    .collect(),
+            );
+        }
+        Ok(Self { dir: dir.into(), config, epochs })
+    }
+
+    /// `column` at the last epoch.
+    pub fn last(&self, column: &str) -> f64 {
+        self.epochs.last().and_then(|r| r.get(column).copied()).unwrap_or(f64::NAN)
+    }
+
+    /// Test error at the epoch of lowest validation error (the first such epoch).
+    pub fn test_at_best_val(&self) -> f64 {
+        let mut best: Option<&BTreeMap<String, f64>> = None;
+        for r in &self.epochs {
+            let v = r.get("val_error").copied().unwrap_or(f64::NAN);
+            if v.is_nan() {
+                continue;
+            }
+            if best.is_none_or(|b| v < b["val_error"]) {
+                best = Some(r);
+            }
+        }
+        best.map_or(f64::NAN, |r| r["test_error"])
+    }
+}
+
+/// Every run under `dir` (any depth) that has a `config.toml` and a `metrics.csv`.
+pub fn collect(dir: &Path) -> Result<Vec<RunResult>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if d.join("config.toml").is_file() && d.join("metrics.csv").is_file() {
+            out.push(RunResult::load(&d)?);
+            continue;
+        }
+        let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(out)
+}
+
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// The runs of one table cell: a data set, an architecture and a rule.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// The data set.
+    pub dataset: DatasetKind,
+    /// Hidden layers, short form (`2x800`).
+    pub hidden: String,
+    /// The rule.
+    pub rule: RuleKind,
+    /// Epochs of the runs (the least, if they differ).
+    pub epochs: usize,
+    /// Test error (%) at the last epoch, one a run.
+    pub last: Vec<f64>,
+    /// Test error (%) at the epoch of best validation error, one a run.
+    pub best_val: Vec<f64>,
+    /// The seeds.
+    pub seeds: Vec<u64>,
+}
+
+/// Groups runs by data set, architecture and rule (over seeds).
+pub fn group(runs: &[RunResult]) -> Vec<Group> {
+    let mut groups: BTreeMap<(String, usize, String, usize), Group> = BTreeMap::new();
+    for r in runs {
+        let c = &r.config;
+        let hidden = format_hidden(&c.hidden);
+        let rule_pos = RuleKind::ALL.iter().position(|&k| k == c.rule).unwrap_or(99);
+        let key = (format!("{:?}", c.dataset), c.hidden.len() * 100_000 + c.hidden.iter().sum::<usize>(), hidden.clone(), rule_pos);
+        let g = groups.entry(key).or_insert_with(|| Group {
+            dataset: c.dataset,
+            hidden,
+            rule: c.rule,
+            epochs: usize::MAX,
+            last: Vec::new(),
+            best_val: Vec::new(),
+            seeds: Vec::new(),
+        });
+        g.epochs = g.epochs.min(r.epochs.len());
+        g.last.push(100.0 * r.last("test_error"));
+        g.best_val.push(100.0 * r.test_at_best_val());
+        g.seeds.push(c.seed);
+    }
+    groups.into_values().collect()
+}
+
+fn cell(v: &[f64]) -> String {
+    let (m, s) = mean_std(v);
+    format!("{m:.2} ± {s:.2}")
+}
+
+/// The Markdown report: for each data set, one table of last-epoch test
+/// error and one at the best validation epoch, with the paper's numbers.
+pub fn markdown(groups: &[Group]) -> String {
+    let mut out = String::new();
+    let datasets: Vec<DatasetKind> = {
+        let mut d: Vec<_> = groups.iter().map(|g| g.dataset).collect();
+        d.dedup();
+        d
+    };
+    for ds in datasets {
+        let gs: Vec<&Group> = groups.iter().filter(|g| g.dataset == ds).collect();
+        let rules: Vec<RuleKind> = RuleKind::ALL.into_iter().filter(|r| gs.iter().any(|g| g.rule == *r)).collect();
+        let mut archs: Vec<&str> = Vec::new();
+        for g in &gs {
+            if !archs.contains(&g.hidden.as_str()) {
+                archs.push(&g.hidden);
+            }
+        }
+        let seeds = gs.iter().map(|g| g.seeds.len()).max().unwrap_or(0);
+        let epochs = gs.iter().map(|g| g.epochs).min().unwrap_or(0);
+        for (title, pick) in [
+            ("test error (%) at the last epoch", 0),
+            ("test error (%) at the epoch of best validation error", 1),
+        ] {
+            out.push_str(&format!(
+                "### {} — {title}\n\nmean ± std over {seeds} seed(s), {epochs} epochs; (paper: its Table {} value, 300 epochs, 5 runs)\n\n",
+                format!("{ds:?}").to_uppercase(),
+                if ds == DatasetKind::Cifar10 { 2 } else { 1 }
+            ));
+            out.push_str("| model |");
+            for r in &rules {
+                out.push_str(&format!(" {} |", r.name().to_uppercase()));
+            }
+            out.push_str("\n|---|");
+            out.push_str(&"---|".repeat(rules.len()));
+            out.push('\n');
+            for a in &archs {
+                out.push_str(&format!("| {a} |"));
+                for r in &rules {
+                    let text = match gs.iter().find(|g| g.hidden == *a && g.rule == *r) {
+                        Some(g) => {
+                            let ours = cell(if pick == 0 { &g.last } else { &g.best_val });
+                            match paper::published(ds, a, *r) {
+                                Some(p) => format!("{ours} ({p:.2})"),
+                                None => ours,
+                            }
+                        }
+                        None => "—".into(),
+                    };
+                    out.push_str(&format!(" {text} |"));
+                }
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The groups as CSV: one row per data set, architecture and rule.
+pub fn csv_text(groups: &[Group]) -> String {
+    let mut out = String::from(
+        "dataset,hidden,rule,runs,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper\n",
+    );
+    for g in groups {
+        let (lm, ls) = mean_std(&g.last);
+        let (bm, bs) = mean_std(&g.best_val);
+        let p = paper::published(g.dataset, &g.hidden, g.rule).map_or(String::new(), |p| p.to_string());
+        out.push_str(&format!(
+            "{:?},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
+            g.dataset, g.hidden, g.rule, g.last.len(), g.epochs
+        ));
+    }
+    out
+}

@@ -1,0 +1,177 @@
+//! Sweeps, resumption and reports.
+
+mod common;
+
+use biprop::config::RunConfig;
+use biprop::data::idx::encode_idx;
+use biprop::data::DatasetKind;
+use biprop::experiment::report;
+use biprop::rules::RuleKind;
+use biprop::run::{self, RunOptions};
+use std::path::Path;
+use std::process::Command;
+
+/// A learnable IDX data set of `n` 8x8 images with 4 classes.
+fn write_idx(dir: &Path, n: usize, n_test: usize) {
+    let ds = common::synthetic(n + n_test, 64, 4, 9);
+    let bytes: Vec<u8> = ds.inputs.as_slice().iter().map(|v| (v * 255.0) as u8).collect();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte"), encode_idx(&[n, 8, 8], &bytes[..n * 64])).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), encode_idx(&[n], &ds.labels[..n])).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), encode_idx(&[n_test, 8, 8], &bytes[n * 64..])).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), encode_idx(&[n_test], &ds.labels[n..])).unwrap();
+}
+
+fn cfg(data: &Path, rule: RuleKind, epochs: usize) -> RunConfig {
+    RunConfig {
+        dataset: DatasetKind::Idx,
+        data_dir: Some(data.into()),
+        classes: 4,
+        val_size: 100,
+        rule,
+        hidden: vec![32, 24],
+        epochs,
+        batch_size: 50,
+        lr: 0.1,
+        momentum: 0.9,
+        threads: 1,
+        ..Default::default()
+    }
+}
+
+/// metrics.csv without the timing columns.
+fn metrics_without_times(dir: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut rows = text.lines().map(|l| l.split(',').map(String::from).collect::<Vec<_>>());
+    let header = rows.next().unwrap();
+    let keep: Vec<usize> = (0..header.len()).filter(|&i| !header[i].contains("seconds")).collect();
+    std::iter::once(header.clone())
+        .chain(rows)
+        .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
+        .collect()
+}
+
+/// A run stopped after 2 epochs (with a half-written metrics line, as a kill
+/// leaves it) and resumed to 5 ends bitwise where an uninterrupted run ends,
+/// momentum and learning feedback weights included.
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_idx(&data, 600, 100);
+    for rule in [RuleKind::Fa, RuleKind::Bfa, RuleKind::Bdfa] {
+        let c = cfg(&data, rule, 5);
+        let splits = run::load_data(&c).unwrap();
+        let a = tmp.path().join(format!("{rule}-a"));
+        let b = tmp.path().join(format!("{rule}-b"));
+        let opts = |dir: &Path| RunOptions {
+            out_dir: Some(dir.into()),
+            resume: true,
+            ..Default::default()
+        };
+        let full = run::run(&c, &splits, &opts(&a)).unwrap();
+        run::run(&RunConfig { epochs: 2, ..c.clone() }, &splits, &opts(&b)).unwrap();
+        for f in ["metrics.csv", "metrics.jsonl"] {
+            let mut text = std::fs::read_to_string(b.join(f)).unwrap();
+            text.push_str("3,0.5,0.1");
+            std::fs::write(b.join(f), text).unwrap();
+        }
+        let resumed = run::run(&c, &splits, &opts(&b)).unwrap();
+        assert_eq!(resumed.records.len(), 3, "{rule}: only epochs 3..5 run again");
+        assert_eq!(metrics_without_times(&a), metrics_without_times(&b), "{rule}");
+        assert_eq!(full.trainer.net, resumed.trainer.net, "{rule}");
+        // A different configuration in the same folder is refused.
+        let other = RunConfig { lr: 0.2, ..c.clone() };
+        let e = run::run(&other, &splits, &opts(&b)).err().unwrap().to_string();
+        assert!(e.contains("another configuration"), "{e}");
+    }
+}
+
+fn biprop(args: &[&str], cwd: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_biprop"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `biprop sweep` killed with SIGKILL mid-way and started again ends with the
+/// same results as a sweep that ran through; the report's numbers are the
+/// mean and std of the runs' own metrics.
+#[test]
+fn a_killed_sweep_resumes_to_the_same_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_idx(&data, 2000, 200);
+    let sweep = |out: &str| {
+        format!(
+            "out = \"{out}\"\n[base]\ndataset = \"idx\"\ndata_dir = \"{}\"\nclasses = 4\nval_size = 200\n\
+             epochs = 20\nbatch_size = 20\nlr = 0.05\nmomentum = 0.5\nhidden = \"2x128\"\n\
+             [grid]\nrule = [\"fa\", \"bdfa\"]\nseed = [1, 2]\n",
+            data.display()
+        )
+    };
+    std::fs::write(tmp.path().join("a.toml"), sweep("a")).unwrap();
+    std::fs::write(tmp.path().join("b.toml"), sweep("b")).unwrap();
+    let t0 = std::time::Instant::now();
+    let status = biprop(&["sweep", "a.toml", "--jobs", "2"], tmp.path()).wait().unwrap();
+    assert!(status.success());
+    let full = t0.elapsed();
+    // Kill b twice, a third and a half of the way through, then let it finish.
+    for fraction in [0.35, 0.5] {
+        let mut child = biprop(&["sweep", "b.toml", "--jobs", "2"], tmp.path());
+        std::thread::sleep(full.mul_f64(fraction));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let done = |out: &str| {
+        std::fs::read_dir(tmp.path().join(out).join("runs"))
+            .map(|d| d.flatten().filter(|e| e.path().join("done").is_file()).count())
+            .unwrap_or(0)
+    };
+    assert!(done("b") < 4, "the kills came too late to interrupt anything");
+    let status = biprop(&["sweep", "b.toml", "--jobs", "2"], tmp.path()).wait().unwrap();
+    assert!(status.success());
+    let ids = ["rule-fa_seed-1", "rule-fa_seed-2", "rule-bdfa_seed-1", "rule-bdfa_seed-2"];
+    for id in ids {
+        let (ra, rb) = (tmp.path().join("a/runs").join(id), tmp.path().join("b/runs").join(id));
+        assert!(rb.join("done").is_file(), "{id} not finished");
+        assert_eq!(metrics_without_times(&ra), metrics_without_times(&rb), "{id}");
+    }
+
+    // The report over sweep a.
+    let runs = report::collect(&tmp.path().join("a")).unwrap();
+    assert_eq!(runs.len(), 4);
+    let groups = report::group(&runs);
+    assert_eq!(groups.len(), 2);
+    for g in &groups {
+        let mine: Vec<(f64, f64)> = [1, 2]
+            .iter()
+            .map(|seed| {
+                let dir = tmp.path().join("a/runs").join(format!("rule-{}_seed-{seed}", g.rule));
+                let rows = metrics_without_times(&dir);
+                let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
+                let last: f64 = rows.last().unwrap()[col("test_error")].parse().unwrap();
+                // Best validation epoch: lowest val_error, first one on ties.
+                let best = rows[1..]
+                    .iter()
+                    .min_by(|x, y| {
+                        let v = |r: &Vec<String>| r[col("val_error")].parse::<f64>().unwrap();
+                        v(x).partial_cmp(&v(y)).unwrap()
+                    })
+                    .unwrap();
+                (100.0 * last, 100.0 * best[col("test_error")].parse::<f64>().unwrap())
+            })
+            .collect();
+        let mean = (mine[0].0 + mine[1].0) / 2.0;
+        let std = ((mine[0].0 - mean).powi(2) + (mine[1].0 - mean).powi(2)).sqrt(); // n - 1 = 1
+        let (m, s) = report::mean_std(&g.last);
+        assert!((m - mean).abs() < 1e-9 && (s - std).abs() < 1e-9, "{}: {m} ± {s} vs {mean} ± {std}", g.rule);
+        let best_mean = (mine[0].1 + mine[1].1) / 2.0;
+        assert!((report::mean_std(&g.best_val).0 - best_mean).abs() < 1e-9);
+        let md = report::markdown(&groups);
+        assert!(md.contains(&format!("{mean:.2} ± {std:.2}")), "{md}");
+    }
+}
