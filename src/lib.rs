@@ -26,6 +26,7 @@
 //! ```
 
 pub mod activation;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -63,12 +63,33 @@ enum Command {
         #[arg(long, short = 'o')]
         out: Option<PathBuf>,
     },
+    /// Measure training throughput per rule, architecture and thread count, against the machine's peaks.
+    Bench(BenchArgs),
     /// Download MNIST into the cache (or check that it is there).
     Download {
         /// Cache folder (default: $BIPROP_CACHE, else ~/.cache/biprop).
         #[arg(long)]
         cache: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Architectures (repeatable).
+    #[arg(long, default_values = ["1x800", "2x800"])]
+    hidden: Vec<String>,
+    /// Rules (repeatable; default: all five).
+    #[arg(long, value_enum)]
+    rule: Vec<RuleKind>,
+    /// Thread counts (repeatable).
+    #[arg(long, default_values_t = [1usize, 2])]
+    threads: Vec<usize>,
+    /// Seconds of timed steps per cell.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
 }
 
 #[derive(Args)]
@@ -197,6 +218,9 @@ struct TrainArgs {
     /// Keep the training order fixed.
     #[arg(long)]
     no_shuffle: bool,
+    /// Skip the once-an-epoch alignment angles with BP.
+    #[arg(long)]
+    no_alignment: bool,
     /// Run directory (default: runs/RULE-HIDDEN-seedS, made unique).
     #[arg(long, short = 'o', value_name = "DIR")]
     out: Option<PathBuf>,
@@ -252,6 +276,9 @@ impl TrainArgs {
         }
         if self.no_shuffle {
             c.shuffle = false;
+        }
+        if self.no_alignment {
+            c.alignment = false;
         }
         c.validate()?;
         Ok(c)
@@ -416,7 +443,11 @@ fn sweep(args: SweepArgs) -> Result<()> {
             "sweep {}: {} cells, {} to run -> {}",
             args.file.display(),
             cells.len(),
-            if args.task.is_some() { 1.min(todo) } else { todo },
+            if args.task.is_some() {
+                1.min(todo)
+            } else {
+                todo
+            },
             s.out.display()
         );
     }
@@ -430,11 +461,80 @@ fn sweep(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
+fn bench(args: BenchArgs) -> Result<()> {
+    use biprop::bench;
+    let rules = if args.rule.is_empty() {
+        RuleKind::ALL.to_vec()
+    } else {
+        args.rule.clone()
+    };
+    // Speed does not depend on the pixel values: random MNIST-shaped data
+    // keeps the benchmark free of downloads.
+    let data = {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let n = 10_000;
+        let x = (0..n * 784).map(|_| rng.random::<f32>()).collect();
+        biprop::data::Dataset {
+            inputs: biprop::tensor::Matrix::from_vec(n, 784, x)?,
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            classes: 10,
+            image: (1, 28, 28),
+        }
+    };
+    let mut peaks = Vec::new();
+    for &t in &args.threads {
+        let fma = bench::fma_peak(t);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
+        let g = pool.install(|| {
+            biprop::tensor::set_gemm_threads(t);
+            bench::gemm_gflops(args.batch_size, 784, 800).max(bench::gemm_gflops(
+                args.batch_size,
+                800,
+                800,
+            ))
+        });
+        say!("threads {t}: FMA peak {fma:.1} GFLOP/s, GEMM best {g:.1} GFLOP/s ({}x784x800 / {}x800x800)", args.batch_size, args.batch_size);
+        peaks.push((t, fma, g));
+    }
+    say!("");
+    say!("| rule | hidden | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best |");
+    say!("|---|---|---|---|---|---|---|---|");
+    for h in &args.hidden {
+        let hidden = parse_hidden(h).map_err(|e| anyhow::anyhow!("--hidden: {e}"))?;
+        for &rule in &rules {
+            for &(t, fma, g) in &peaks {
+                let cfg = RunConfig {
+                    rule,
+                    hidden: hidden.clone(),
+                    batch_size: args.batch_size,
+                    ..Default::default()
+                };
+                let r = bench::bench_steps(&cfg, &data, t, args.seconds);
+                say!(
+                    "| {} | {} | {t} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.0}% |",
+                    rule,
+                    r.hidden,
+                    r.samples_per_s,
+                    50_000.0 / r.samples_per_s,
+                    r.gflops,
+                    100.0 * r.gflops / fma,
+                    100.0 * r.gflops / g
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn report(dir: PathBuf, csv: Option<PathBuf>) -> Result<()> {
     use biprop::experiment::report;
     let runs = report::collect(&dir)?;
     if runs.is_empty() {
-        bail!("no runs (config.toml + metrics.csv) under {}", dir.display());
+        bail!(
+            "no runs (config.toml + metrics.csv) under {}",
+            dir.display()
+        );
     }
     let groups = report::group(&runs);
     say!("{}", report::markdown(&groups).trim_end());
@@ -451,6 +551,7 @@ fn main() {
         Command::Train(args) => train(*args),
         Command::Generate(args) => generate(args),
         Command::Sweep(args) => sweep(args),
+        Command::Bench(args) => bench(args),
         Command::Report { dir, csv } => report(dir, csv),
         Command::Plot { dir, out } => (|| {
             let out = out.unwrap_or_else(|| dir.join("plots"));

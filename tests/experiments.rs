@@ -14,12 +14,33 @@ use std::process::Command;
 /// A learnable IDX data set of `n` 8x8 images with 4 classes.
 fn write_idx(dir: &Path, n: usize, n_test: usize) {
     let ds = common::synthetic(n + n_test, 64, 4, 9);
-    let bytes: Vec<u8> = ds.inputs.as_slice().iter().map(|v| (v * 255.0) as u8).collect();
+    let bytes: Vec<u8> = ds
+        .inputs
+        .as_slice()
+        .iter()
+        .map(|v| (v * 255.0) as u8)
+        .collect();
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("train-images-idx3-ubyte"), encode_idx(&[n, 8, 8], &bytes[..n * 64])).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), encode_idx(&[n], &ds.labels[..n])).unwrap();
-    std::fs::write(dir.join("t10k-images-idx3-ubyte"), encode_idx(&[n_test, 8, 8], &bytes[n * 64..])).unwrap();
-    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), encode_idx(&[n_test], &ds.labels[n..])).unwrap();
+    std::fs::write(
+        dir.join("train-images-idx3-ubyte"),
+        encode_idx(&[n, 8, 8], &bytes[..n * 64]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("train-labels-idx1-ubyte"),
+        encode_idx(&[n], &ds.labels[..n]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("t10k-images-idx3-ubyte"),
+        encode_idx(&[n_test, 8, 8], &bytes[n * 64..]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("t10k-labels-idx1-ubyte"),
+        encode_idx(&[n_test], &ds.labels[n..]),
+    )
+    .unwrap();
 }
 
 fn cfg(data: &Path, rule: RuleKind, epochs: usize) -> RunConfig {
@@ -42,9 +63,13 @@ fn cfg(data: &Path, rule: RuleKind, epochs: usize) -> RunConfig {
 /// metrics.csv without the timing columns.
 fn metrics_without_times(dir: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    let mut rows = text.lines().map(|l| l.split(',').map(String::from).collect::<Vec<_>>());
+    let mut rows = text
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect::<Vec<_>>());
     let header = rows.next().unwrap();
-    let keep: Vec<usize> = (0..header.len()).filter(|&i| !header[i].contains("seconds")).collect();
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| !header[i].contains("seconds"))
+        .collect();
     std::iter::once(header.clone())
         .chain(rows)
         .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
@@ -70,19 +95,41 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
             ..Default::default()
         };
         let full = run::run(&c, &splits, &opts(&a)).unwrap();
-        run::run(&RunConfig { epochs: 2, ..c.clone() }, &splits, &opts(&b)).unwrap();
+        run::run(
+            &RunConfig {
+                epochs: 2,
+                ..c.clone()
+            },
+            &splits,
+            &opts(&b),
+        )
+        .unwrap();
         for f in ["metrics.csv", "metrics.jsonl"] {
             let mut text = std::fs::read_to_string(b.join(f)).unwrap();
             text.push_str("3,0.5,0.1");
             std::fs::write(b.join(f), text).unwrap();
         }
         let resumed = run::run(&c, &splits, &opts(&b)).unwrap();
-        assert_eq!(resumed.records.len(), 3, "{rule}: only epochs 3..5 run again");
-        assert_eq!(metrics_without_times(&a), metrics_without_times(&b), "{rule}");
+        assert_eq!(
+            resumed.records.len(),
+            3,
+            "{rule}: only epochs 3..5 run again"
+        );
+        assert_eq!(
+            metrics_without_times(&a),
+            metrics_without_times(&b),
+            "{rule}"
+        );
         assert_eq!(full.trainer.net, resumed.trainer.net, "{rule}");
         // A different configuration in the same folder is refused.
-        let other = RunConfig { lr: 0.2, ..c.clone() };
-        let e = run::run(&other, &splits, &opts(&b)).err().unwrap().to_string();
+        let other = RunConfig {
+            lr: 0.2,
+            ..c.clone()
+        };
+        let e = run::run(&other, &splits, &opts(&b))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("another configuration"), "{e}");
     }
 }
@@ -116,7 +163,9 @@ fn a_killed_sweep_resumes_to_the_same_results() {
     std::fs::write(tmp.path().join("a.toml"), sweep("a")).unwrap();
     std::fs::write(tmp.path().join("b.toml"), sweep("b")).unwrap();
     let t0 = std::time::Instant::now();
-    let status = biprop(&["sweep", "a.toml", "--jobs", "2"], tmp.path()).wait().unwrap();
+    let status = biprop(&["sweep", "a.toml", "--jobs", "2"], tmp.path())
+        .wait()
+        .unwrap();
     assert!(status.success());
     let full = t0.elapsed();
     // Kill b twice, a third and a half of the way through, then let it finish.
@@ -128,17 +177,38 @@ fn a_killed_sweep_resumes_to_the_same_results() {
     }
     let done = |out: &str| {
         std::fs::read_dir(tmp.path().join(out).join("runs"))
-            .map(|d| d.flatten().filter(|e| e.path().join("done").is_file()).count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().join("done").is_file())
+                    .count()
+            })
             .unwrap_or(0)
     };
-    assert!(done("b") < 4, "the kills came too late to interrupt anything");
-    let status = biprop(&["sweep", "b.toml", "--jobs", "2"], tmp.path()).wait().unwrap();
+    assert!(
+        done("b") < 4,
+        "the kills came too late to interrupt anything"
+    );
+    let status = biprop(&["sweep", "b.toml", "--jobs", "2"], tmp.path())
+        .wait()
+        .unwrap();
     assert!(status.success());
-    let ids = ["rule-fa_seed-1", "rule-fa_seed-2", "rule-bdfa_seed-1", "rule-bdfa_seed-2"];
+    let ids = [
+        "rule-fa_seed-1",
+        "rule-fa_seed-2",
+        "rule-bdfa_seed-1",
+        "rule-bdfa_seed-2",
+    ];
     for id in ids {
-        let (ra, rb) = (tmp.path().join("a/runs").join(id), tmp.path().join("b/runs").join(id));
+        let (ra, rb) = (
+            tmp.path().join("a/runs").join(id),
+            tmp.path().join("b/runs").join(id),
+        );
         assert!(rb.join("done").is_file(), "{id} not finished");
-        assert_eq!(metrics_without_times(&ra), metrics_without_times(&rb), "{id}");
+        assert_eq!(
+            metrics_without_times(&ra),
+            metrics_without_times(&rb),
+            "{id}"
+        );
     }
 
     // The report over sweep a.
@@ -150,7 +220,10 @@ fn a_killed_sweep_resumes_to_the_same_results() {
         let mine: Vec<(f64, f64)> = [1, 2]
             .iter()
             .map(|seed| {
-                let dir = tmp.path().join("a/runs").join(format!("rule-{}_seed-{seed}", g.rule));
+                let dir = tmp
+                    .path()
+                    .join("a/runs")
+                    .join(format!("rule-{}_seed-{seed}", g.rule));
                 let rows = metrics_without_times(&dir);
                 let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap();
                 let last: f64 = rows.last().unwrap()[col("test_error")].parse().unwrap();
@@ -162,13 +235,20 @@ fn a_killed_sweep_resumes_to_the_same_results() {
                         v(x).partial_cmp(&v(y)).unwrap()
                     })
                     .unwrap();
-                (100.0 * last, 100.0 * best[col("test_error")].parse::<f64>().unwrap())
+                (
+                    100.0 * last,
+                    100.0 * best[col("test_error")].parse::<f64>().unwrap(),
+                )
             })
             .collect();
         let mean = (mine[0].0 + mine[1].0) / 2.0;
         let std = ((mine[0].0 - mean).powi(2) + (mine[1].0 - mean).powi(2)).sqrt(); // n - 1 = 1
         let (m, s) = report::mean_std(&g.last);
-        assert!((m - mean).abs() < 1e-9 && (s - std).abs() < 1e-9, "{}: {m} ± {s} vs {mean} ± {std}", g.rule);
+        assert!(
+            (m - mean).abs() < 1e-9 && (s - std).abs() < 1e-9,
+            "{}: {m} ± {s} vs {mean} ± {std}",
+            g.rule
+        );
         let best_mean = (mine[0].1 + mine[1].1) / 2.0;
         assert!((report::mean_std(&g.best_val).0 - best_mean).abs() < 1e-9);
         let md = report::markdown(&groups);

@@ -72,17 +72,27 @@ fn draw<DB: DrawingBackend>(
         .map_err(e)?;
     for s in series {
         let c = palette(s.color);
-        let fin: Vec<_> = s.points.iter().filter(|p| p.1.is_finite()).copied().collect();
+        let fin: Vec<_> = s
+            .points
+            .iter()
+            .filter(|p| p.1.is_finite())
+            .copied()
+            .collect();
         if fin.len() > 1 {
             let band: Vec<(f64, f64)> = fin
                 .iter()
                 .map(|p| (p.0, p.3))
                 .chain(fin.iter().rev().map(|p| (p.0, p.2)))
                 .collect();
-            chart.draw_series(std::iter::once(Polygon::new(band, c.mix(0.18)))).map_err(e)?;
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, c.mix(0.18))))
+                .map_err(e)?;
         }
         chart
-            .draw_series(LineSeries::new(fin.iter().map(|p| (p.0, p.1)), c.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                fin.iter().map(|p| (p.0, p.1)),
+                c.stroke_width(2),
+            ))
             .map_err(e)?
             .label(s.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
@@ -99,14 +109,29 @@ fn draw<DB: DrawingBackend>(
 }
 
 /// Writes `stem.png` and `stem.svg`.
-pub fn write_chart(stem: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<Vec<PathBuf>> {
+pub fn write_chart(
+    stem: &Path,
+    title: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<Vec<PathBuf>> {
     crate::images::register_fonts();
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
-    draw(BitMapBackend::new(&png, (900, 560)).into_drawing_area(), title, y_label, series)
-        .map_err(|m| Error::io(&png, std::io::Error::other(m)))?;
-    draw(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), title, y_label, series)
-        .map_err(|m| Error::io(&svg, std::io::Error::other(m)))?;
+    draw(
+        BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
+        title,
+        y_label,
+        series,
+    )
+    .map_err(|m| Error::io(&png, std::io::Error::other(m)))?;
+    draw(
+        SVGBackend::new(&svg, (900, 560)).into_drawing_area(),
+        title,
+        y_label,
+        series,
+    )
+    .map_err(|m| Error::io(&svg, std::io::Error::other(m)))?;
     Ok(vec![png, svg])
 }
 
@@ -134,12 +159,18 @@ fn curve(runs: &[&RunResult], column: &str, scale: f64) -> Vec<(f64, f64, f64, f
 pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let runs = super::report::collect(dir)?;
     if runs.is_empty() {
-        return Err(Error::Missing(format!("no runs (config.toml + metrics.csv) under {}", dir.display())));
+        return Err(Error::Missing(format!(
+            "no runs (config.toml + metrics.csv) under {}",
+            dir.display()
+        )));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut keys: Vec<(String, String)> = Vec::new();
     for r in &runs {
-        let k = (format!("{:?}", r.config.dataset).to_lowercase(), format_hidden(&r.config.hidden));
+        let k = (
+            format!("{:?}", r.config.dataset).to_lowercase(),
+            format_hidden(&r.config.hidden),
+        );
         if !keys.contains(&k) {
             keys.push(k);
         }
@@ -167,10 +198,19 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             }
         }
         let stem = out.join(format!("test_error_{ds}_{hidden}"));
-        files.extend(write_chart(&stem, &format!("{ds} {hidden}: test error"), "test error (%)", &series)?);
+        files.extend(write_chart(
+            &stem,
+            &format!("{ds} {hidden}: test error"),
+            "test error (%)",
+            &series,
+        )?);
         let layers = hidden.split(['x', ',']).count().max(1);
         let layers = if hidden.contains('x') {
-            hidden.split('x').next().and_then(|n| n.parse().ok()).unwrap_or(1)
+            hidden
+                .split('x')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1)
         } else {
             layers
         };
@@ -181,13 +221,20 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 if rule != RuleKind::Bp && !rs.is_empty() {
                     let pts = curve(&rs, &format!("align_update_{i}"), 1.0);
                     if !pts.is_empty() {
-                        series.push(Series { label: rule.name().to_uppercase(), color: ci, points: pts });
+                        series.push(Series {
+                            label: rule.name().to_uppercase(),
+                            color: ci,
+                            points: pts,
+                        });
                     }
                 }
             }
             if !series.is_empty() {
                 let stem = out.join(format!("alignment_{ds}_{hidden}_layer{i}"));
-                let title = format!("{ds} {hidden}: angle between update and BP gradient, hidden layer {}", i + 1);
+                let title = format!(
+                    "{ds} {hidden}: angle between update and BP gradient, hidden layer {}",
+                    i + 1
+                );
                 files.extend(write_chart(&stem, &title, "angle (degrees)", &series)?);
             }
         }

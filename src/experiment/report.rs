@@ -26,8 +26,12 @@ impl RunResult {
     pub fn load(dir: &Path) -> Result<Self> {
         let config = RunConfig::from_toml_file(&dir.join("config.toml"))?;
         let path = dir.join("metrics.csv");
-        let mut rd = csv::Reader::from_path(&path).map_err(|e| Error::format(&path, e.to_string()))?;
-        let header = rd.headers().map_err(|e| Error::format(&path, e.to_string()))?.clone();
+        let mut rd =
+            csv::Reader::from_path(&path).map_err(|e| Error::format(&path, e.to_string()))?;
+        let header = rd
+            .headers()
+            .map_err(|e| Error::format(&path, e.to_string()))?
+            .clone();
         let mut epochs = Vec::new();
         for row in rd.records() {
             let row = row.map_err(|e| Error::format(&path, e.to_string()))?;
@@ -39,12 +43,19 @@ impl RunResult {
                     .collect(),
             );
         }
-        Ok(Self { dir: dir.into(), config, epochs })
+        Ok(Self {
+            dir: dir.into(),
+            config,
+            epochs,
+        })
     }
 
     /// `column` at the last epoch.
     pub fn last(&self, column: &str) -> f64 {
-        self.epochs.last().and_then(|r| r.get(column).copied()).unwrap_or(f64::NAN)
+        self.epochs
+            .last()
+            .and_then(|r| r.get(column).copied())
+            .unwrap_or(f64::NAN)
     }
 
     /// Test error at the epoch of lowest validation error (the first such epoch).
@@ -119,8 +130,16 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
     for r in runs {
         let c = &r.config;
         let hidden = format_hidden(&c.hidden);
-        let rule_pos = RuleKind::ALL.iter().position(|&k| k == c.rule).unwrap_or(99);
-        let key = (format!("{:?}", c.dataset), c.hidden.len() * 100_000 + c.hidden.iter().sum::<usize>(), hidden.clone(), rule_pos);
+        let rule_pos = RuleKind::ALL
+            .iter()
+            .position(|&k| k == c.rule)
+            .unwrap_or(99);
+        let key = (
+            format!("{:?}", c.dataset),
+            c.hidden.len() * 100_000 + c.hidden.iter().sum::<usize>(),
+            hidden.clone(),
+            rule_pos,
+        );
         let g = groups.entry(key).or_insert_with(|| Group {
             dataset: c.dataset,
             hidden,
@@ -154,7 +173,10 @@ pub fn markdown(groups: &[Group]) -> String {
     };
     for ds in datasets {
         let gs: Vec<&Group> = groups.iter().filter(|g| g.dataset == ds).collect();
-        let rules: Vec<RuleKind> = RuleKind::ALL.into_iter().filter(|r| gs.iter().any(|g| g.rule == *r)).collect();
+        let rules: Vec<RuleKind> = RuleKind::ALL
+            .into_iter()
+            .filter(|r| gs.iter().any(|g| g.rule == *r))
+            .collect();
         let mut archs: Vec<&str> = Vec::new();
         for g in &gs {
             if !archs.contains(&g.hidden.as_str()) {
@@ -210,10 +232,15 @@ pub fn csv_text(groups: &[Group]) -> String {
     for g in groups {
         let (lm, ls) = mean_std(&g.last);
         let (bm, bs) = mean_std(&g.best_val);
-        let p = paper::published(g.dataset, &g.hidden, g.rule).map_or(String::new(), |p| p.to_string());
+        let p =
+            paper::published(g.dataset, &g.hidden, g.rule).map_or(String::new(), |p| p.to_string());
         out.push_str(&format!(
             "{:?},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
-            g.dataset, g.hidden, g.rule, g.last.len(), g.epochs
+            g.dataset,
+            g.hidden,
+            g.rule,
+            g.last.len(),
+            g.epochs
         ));
     }
     out

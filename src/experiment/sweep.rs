@@ -72,7 +72,13 @@ fn value_text(v: &toml::Value) -> String {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -80,7 +86,9 @@ impl Sweep {
     /// Reads a sweep file; its default output folder is `sweeps/<file stem>`.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let stem = path.file_stem().map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+        let stem = path
+            .file_stem()
+            .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
         Self::from_toml_str(&text, Path::new("sweeps").join(stem))
             .map_err(|e| Error::format(path, e.to_string()))
     }
@@ -92,7 +100,9 @@ impl Sweep {
             return Err(Error::Config(format!("grid key {k} has no values")));
         }
         if let Some(k) = f.grid.keys().find(|k| f.base.contains_key(*k)) {
-            return Err(Error::Config(format!("{k} is both in [base] and in [grid]")));
+            return Err(Error::Config(format!(
+                "{k} is both in [base] and in [grid]"
+            )));
         }
         let sweep = Self {
             out: f.out.unwrap_or(default_out),
@@ -138,11 +148,20 @@ impl Sweep {
         }
         for ((key, values), &p) in self.grid.iter().zip(&picks) {
             table.insert(key.clone(), values[p].clone());
-            id.push(format!("{}-{}", sanitize(key), sanitize(&value_text(&values[p]))));
+            id.push(format!(
+                "{}-{}",
+                sanitize(key),
+                sanitize(&value_text(&values[p]))
+            ));
         }
-        let id = if id.is_empty() { "run".to_string() } else { id.join("_") };
-        let config = RunConfig::from_toml_str(&toml::to_string(&table).expect("a table serializes"))
-            .map_err(|e| Error::Config(format!("cell {index} ({id}): {e}")))?;
+        let id = if id.is_empty() {
+            "run".to_string()
+        } else {
+            id.join("_")
+        };
+        let config =
+            RunConfig::from_toml_str(&toml::to_string(&table).expect("a table serializes"))
+                .map_err(|e| Error::Config(format!("cell {index} ({id}): {e}")))?;
         Ok(Cell { index, id, config })
     }
 
@@ -227,7 +246,10 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<usize> {
                     }
                     Err(e) => {
                         let mut slot = first_error.lock().expect("lock");
-                        slot.get_or_insert(Error::Config(format!("run {} ({}): {e}", cell.index, cell.id)));
+                        slot.get_or_insert(Error::Config(format!(
+                            "run {} ({}): {e}",
+                            cell.index, cell.id
+                        )));
                         return;
                     }
                 }
@@ -242,7 +264,10 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<usize> {
 }
 
 fn data_key(c: &RunConfig) -> String {
-    format!("{:?}|{:?}|{}|{}|{:?}", c.dataset, c.data_dir, c.classes, c.val_size, c.train_limit)
+    format!(
+        "{:?}|{:?}|{}|{}|{:?}",
+        c.dataset, c.data_dir, c.classes, c.val_size, c.train_limit
+    )
 }
 
 fn run_cell(
@@ -287,7 +312,10 @@ fn run_cell(
         "[{}] {}: test error {}",
         cell.index,
         cell.id,
-        last.map_or("(already complete)".into(), |r| format!("{:.2}%", 100.0 * r.test_error))
+        last.map_or("(already complete)".into(), |r| format!(
+            "{:.2}%",
+            100.0 * r.test_error
+        ))
     ))
 }
 
