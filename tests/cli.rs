@@ -142,3 +142,104 @@ fn train_writes_a_run_directory_and_protects_it() {
         "forward.0.weight has shape [6, 16], the network needs [5, 16]",
     );
 }
+
+/// `biprop generate` renders a BFA run's feedback network as a labelled PNG
+/// grid (Figure 6), mixtures and reconstructions too, and refuses other rules.
+#[test]
+fn generate_renders_bfa_feedback_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    use biprop::data::idx::encode_idx;
+    let img = |n: usize| {
+        encode_idx(
+            &[n, 4, 4],
+            &(0..n * 16)
+                .map(|i| (i * 37 % 256) as u8)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let lab = |n: usize| encode_idx(&[n], &(0..n).map(|i| (i % 3) as u8).collect::<Vec<_>>());
+    std::fs::write(data.join("train-images-idx3-ubyte"), img(40)).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte"), lab(40)).unwrap();
+    std::fs::write(data.join("t10k-images-idx3-ubyte"), img(9)).unwrap();
+    std::fs::write(data.join("t10k-labels-idx1-ubyte"), lab(9)).unwrap();
+    for rule in ["bfa", "fa"] {
+        let args = [
+            "train",
+            "--dataset",
+            "idx",
+            "--data-dir",
+            "data",
+            "--classes",
+            "3",
+            "--val-size",
+            "8",
+            "--hidden",
+            "6",
+            "--epochs",
+            "1",
+            "--rule",
+            rule,
+            "--out",
+            rule,
+            "-q",
+        ];
+        assert!(biprop(&args, dir.path()).status.success());
+    }
+    let png_size = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        assert_eq!(
+            &b[..8],
+            b"\x89PNG\r\n\x1a\n",
+            "{} is not a PNG",
+            p.display()
+        );
+        let be = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        (be(16), be(20))
+    };
+    let o = biprop(&["generate", "bfa", "--scale", "2"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 3 tiles of 4x4 pixels at scale 2 with 8-pixel padding and an 18-pixel caption row.
+    assert_eq!(
+        png_size(&dir.path().join("bfa/generated.png")),
+        (3 * (8 + 8) + 8, 8 + 18 + 8 + 8)
+    );
+    let o = biprop(
+        &[
+            "generate",
+            "bfa",
+            "--mix",
+            "0:0.5,2:0.5",
+            "--mix",
+            "1",
+            "-o",
+            "mix.png",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(png_size(&dir.path().join("mix.png")).0, 2 * (16 + 8) + 8); // default scale 4
+    let o = biprop(
+        &[
+            "generate",
+            "bfa",
+            "--reconstruct",
+            "2",
+            "--data-dir",
+            "data",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        png_size(&dir.path().join("bfa/reconstructions.png")).0,
+        4 * (16 + 8) + 8
+    );
+    assert_clean_failure(&biprop(&["generate", "fa"], dir.path()), "only BFA");
+    assert_clean_failure(
+        &biprop(&["generate", "bfa", "--mix", "7:1"], dir.path()),
+        "label mixture",
+    );
+    assert_clean_failure(&biprop(&["generate", "nowhere"], dir.path()), "nowhere");
+}

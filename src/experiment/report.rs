@@ -159,6 +159,10 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
 
 fn cell(v: &[f64]) -> String {
     let (m, s) = mean_std(v);
+    if m.is_nan() {
+        // No validation set (val_size = 0): there is no best-validation epoch.
+        return "n/a".into();
+    }
     format!("{m:.2} ± {s:.2}")
 }
 
