@@ -72,27 +72,29 @@ fn zero_batch_size() {
     assert_clean_failure(&o, "batch-size");
 }
 
-/// A small IDX set, trained end to end through the binary: the run directory
-/// has its files, and a second run refuses to overwrite it.
-#[test]
-fn train_writes_a_run_directory_and_protects_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
+/// Writes `data/`, a tiny IDX data set: 40 training and 9 test images of 4x4
+/// pixels, 3 classes.
+fn write_tiny_idx(root: &Path) {
     use biprop::data::idx::encode_idx;
+    let data = root.join("data");
+    std::fs::create_dir(&data).unwrap();
     let img = |n: usize| {
-        encode_idx(
-            &[n, 4, 4],
-            &(0..n * 16)
-                .map(|i| (i * 37 % 256) as u8)
-                .collect::<Vec<_>>(),
-        )
+        let pixels: Vec<u8> = (0..n * 16).map(|i| (i * 37 % 256) as u8).collect();
+        encode_idx(&[n, 4, 4], &pixels)
     };
     let lab = |n: usize| encode_idx(&[n], &(0..n).map(|i| (i % 3) as u8).collect::<Vec<_>>());
     std::fs::write(data.join("train-images-idx3-ubyte"), img(40)).unwrap();
     std::fs::write(data.join("train-labels-idx1-ubyte"), lab(40)).unwrap();
     std::fs::write(data.join("t10k-images-idx3-ubyte"), img(9)).unwrap();
     std::fs::write(data.join("t10k-labels-idx1-ubyte"), lab(9)).unwrap();
+}
+
+/// A small IDX set, trained end to end through the binary: the run directory
+/// has its files, and a second run refuses to overwrite it.
+#[test]
+fn train_writes_a_run_directory_and_protects_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_idx(dir.path());
     let args = [
         "train",
         "--dataset",
@@ -148,22 +150,7 @@ fn train_writes_a_run_directory_and_protects_it() {
 #[test]
 fn generate_renders_bfa_feedback_images() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    use biprop::data::idx::encode_idx;
-    let img = |n: usize| {
-        encode_idx(
-            &[n, 4, 4],
-            &(0..n * 16)
-                .map(|i| (i * 37 % 256) as u8)
-                .collect::<Vec<_>>(),
-        )
-    };
-    let lab = |n: usize| encode_idx(&[n], &(0..n).map(|i| (i % 3) as u8).collect::<Vec<_>>());
-    std::fs::write(data.join("train-images-idx3-ubyte"), img(40)).unwrap();
-    std::fs::write(data.join("train-labels-idx1-ubyte"), lab(40)).unwrap();
-    std::fs::write(data.join("t10k-images-idx3-ubyte"), img(9)).unwrap();
-    std::fs::write(data.join("t10k-labels-idx1-ubyte"), lab(9)).unwrap();
+    write_tiny_idx(dir.path());
     for rule in ["bfa", "fa"] {
         let args = [
             "train",

@@ -204,16 +204,10 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             "test error (%)",
             &series,
         )?);
-        let layers = hidden.split(['x', ',']).count().max(1);
-        let layers = if hidden.contains('x') {
-            hidden
-                .split('x')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1)
-        } else {
-            layers
-        };
+        let layers = runs
+            .iter()
+            .find(|r| format_hidden(&r.config.hidden) == hidden)
+            .map_or(0, |r| r.config.hidden.len());
         for i in 0..layers {
             let mut series = Vec::new();
             for (ci, rule) in RuleKind::ALL.into_iter().enumerate() {
