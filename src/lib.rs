@@ -12,9 +12,12 @@
 //! - [`rules`]: one learning rule per file behind [`rules::LearningRule`];
 //! - [`optim`]: SGD and Adam;
 //! - [`train`]: the allocation-free training step and evaluation;
-//! - [`data`]: IDX (MNIST) reading, splits, downloads;
+//! - [`data`]: IDX (MNIST) and CIFAR-10 readers, splits, checksummed downloads;
 //! - [`config`], [`run`], [`checkpoint`]: a whole run, its files and its weights;
-//! - [`generate`], [`images`]: what BFA's feedback network generates (Figure 6).
+//! - [`generate`], [`images`]: what BFA's feedback network generates (Figure 6);
+//! - [`metrics`]: alignment angles with backpropagation (the paper's section 4.3);
+//! - [`experiment`]: sweeps, reports laid out like the paper's tables, plots;
+//! - [`bench`](mod@bench): throughput against the machine's FMA and GEMM peaks.
 //!
 //! ```no_run
 //! use biprop::{config::RunConfig, run};
