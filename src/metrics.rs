@@ -8,26 +8,32 @@ use crate::train::Trainer;
 use serde::Serialize;
 
 /// The angle in degrees between two equally long vectors; NaN when either is zero.
+///
+/// Computed as `2 atan2(|a/|a| - b/|b||, |a/|a| + b/|b||)`, which stays exact
+/// near 0 and 180 degrees where `acos` of the cosine loses half its digits.
 pub fn angle_degrees(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(
         a.len(),
         b.len(),
         "angle between vectors of different lengths"
     );
-    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x as f64, y as f64);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    if aa == 0.0 || bb == 0.0 {
+    let norm = |v: &[f32]| {
+        v.iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let (na, nb) = (norm(a), norm(b));
+    if na == 0.0 || nb == 0.0 {
         return f64::NAN;
     }
-    (ab / (aa.sqrt() * bb.sqrt()))
-        .clamp(-1.0, 1.0)
-        .acos()
-        .to_degrees()
+    let (mut diff, mut sum) = (0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (u, v) = (x as f64 / na, y as f64 / nb);
+        diff += (u - v) * (u - v);
+        sum += (u + v) * (u + v);
+    }
+    (2.0 * diff.sqrt().atan2(sum.sqrt())).to_degrees()
 }
 
 /// Angles of one probe, per hidden layer `i` (the output of `forward.{i}`).

@@ -214,7 +214,7 @@ fn bp_and_dfa_learn_cifar10() {
     }
 }
 
-/// See `bp_and_dfa_learn_cifar10`: measured 62.6% (BP) and 61.6% (DFA) with
+/// See `bp_and_dfa_learn_cifar10`: measured 60.5% (BP) and 60.4% (DFA) with
 /// `biprop train --dataset cifar10 --hidden 800 --train-limit 40000 --epochs 3
 /// --lr 0.005 --momentum 0.9`; chance is 90%.
 const BOUND: f64 = 0.66;
