@@ -115,13 +115,17 @@ pub struct StepBench {
     pub gflops: f64,
 }
 
-/// Times training steps of `cfg.rule` on `data` (batch `cfg.batch_size`,
-/// one thread pool of `threads`) for about `seconds`, after a warm-up.
-pub fn bench_steps(cfg: &RunConfig, data: &Dataset, threads: usize, seconds: f64) -> StepBench {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("thread pool");
+/// Times training steps of `cfg.rule` on `data` (batch `cfg.batch_size`)
+/// on `pool` for about `seconds`, after a warm-up. Reuse one pool per thread
+/// count across calls: a new pool per call leaves the old one's threads
+/// competing for the cores.
+pub fn bench_steps(
+    cfg: &RunConfig,
+    data: &Dataset,
+    pool: &rayon::ThreadPool,
+    seconds: f64,
+) -> StepBench {
+    let threads = pool.current_num_threads();
     pool.install(|| {
         set_gemm_threads(threads);
         let splits = crate::data::Splits {

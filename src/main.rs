@@ -495,7 +495,7 @@ fn bench(args: BenchArgs) -> Result<()> {
             ))
         });
         say!("threads {t}: FMA peak {fma:.1} GFLOP/s, GEMM best {g:.1} GFLOP/s ({}x784x800 / {}x800x800)", args.batch_size, args.batch_size);
-        peaks.push((t, fma, g));
+        peaks.push((pool, fma, g));
     }
     say!("");
     say!("| rule | hidden | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best |");
@@ -503,14 +503,15 @@ fn bench(args: BenchArgs) -> Result<()> {
     for h in &args.hidden {
         let hidden = parse_hidden(h).map_err(|e| anyhow::anyhow!("--hidden: {e}"))?;
         for &rule in &rules {
-            for &(t, fma, g) in &peaks {
+            for (pool, fma, g) in &peaks {
+                let (t, fma, g) = (pool.current_num_threads(), *fma, *g);
                 let cfg = RunConfig {
                     rule,
                     hidden: hidden.clone(),
                     batch_size: args.batch_size,
                     ..Default::default()
                 };
-                let r = bench::bench_steps(&cfg, &data, t, args.seconds);
+                let r = bench::bench_steps(&cfg, &data, pool, args.seconds);
                 say!(
                     "| {} | {} | {t} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.0}% |",
                     rule,
