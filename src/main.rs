@@ -338,6 +338,13 @@ fn train(args: TrainArgs) -> Result<()> {
         on_epoch: None,
     };
     let summary = run::run(&cfg, &splits, &opts)?;
+    if summary.records.is_empty() {
+        say!(
+            "no epoch to run (the run in {} already has {} epochs)",
+            out.display(),
+            cfg.epochs
+        );
+    }
     if let Some(last) = summary.records.last() {
         say!(
             "final test error {:.2}% (val {:.2}%) after {} epochs; run saved in {}",
