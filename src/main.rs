@@ -340,7 +340,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let summary = run::run(&cfg, &splits, &opts)?;
     if summary.records.is_empty() {
         say!(
-            "no epoch to run (the run in {} already has {} epochs)",
+            "nothing to train: the run in {} is complete ({} epochs)",
             out.display(),
             cfg.epochs
         );
