@@ -1,8 +1,9 @@
 //! Hidden-layer activations, applied in fused passes over a whole batch.
 //!
-//! `tanh` is a branch-free rational approximation (max abs error about 5e-7)
-//! that the compiler vectorizes: glibc's `tanhf` costs 10-30x more per element
-//! and would dominate the non-GEMM time of a training step.
+//! `tanh` is a branch-free rational approximation (max abs error about 5e-7,
+//! checked by a test) that the compiler vectorizes: DESIGN.md section 6
+//! measured glibc's `tanhf` at 6-12 ns an element against about 0.4 ns for
+//! such an approximation, seconds per epoch.
 
 use serde::{Deserialize, Serialize};
 

@@ -140,29 +140,15 @@ impl Trainer {
     /// batch of `rows` samples, without updating anything.
     pub fn compute_errors(&mut self, rows: usize) -> Tally {
         self.net.forward(&mut self.acts, rows);
-        let c = self.net.outputs();
         let l = self.net.hidden_layers();
         let out = self.acts.last_mut().expect("output buffer");
         self.logits
             .rows_slice_mut(rows)
             .copy_from_slice(out.rows_slice(rows));
-        let loss = self.net.output.forward_error(
-            out.rows_slice_mut(rows),
-            self.targets.rows_slice(rows),
-            self.deltas[l].rows_slice_mut(rows),
-            c,
-        );
-        let errors = argmax_rows(out.rows_slice(rows), c)
-            .zip(argmax_rows(self.targets.rows_slice(rows), c))
-            .filter(|(p, t)| p != t)
-            .count();
+        let tally = score(&self.net, out, &self.targets, &mut self.deltas[l], rows);
         self.rule
             .hidden_errors(&self.net, &self.acts, &mut self.deltas, rows);
-        Tally {
-            loss,
-            errors,
-            samples: rows,
-        }
+        tally
     }
 
     /// One training step on the loaded batch of `rows` samples.
@@ -198,21 +184,13 @@ impl Trainer {
             }
             self.net.forward(&mut self.eval_acts, rows);
             let out = self.eval_acts.last_mut().expect("output buffer");
-            let loss = self.net.output.forward_error(
-                out.rows_slice_mut(rows),
-                self.eval_targets.rows_slice(rows),
-                self.eval_err.rows_slice_mut(rows),
-                c,
-            );
-            let errors = argmax_rows(out.rows_slice(rows), c)
-                .zip(&ds.labels[start..start + rows])
-                .filter(|(p, &t)| *p != t as usize)
-                .count();
-            total.add(Tally {
-                loss,
-                errors,
-                samples: rows,
-            });
+            total.add(score(
+                &self.net,
+                out,
+                &self.eval_targets,
+                &mut self.eval_err,
+                rows,
+            ));
             start += rows;
         }
         total
@@ -234,5 +212,27 @@ impl Trainer {
             on_batch(total.samples);
         }
         total
+    }
+}
+
+/// Turns the output pre-activations in `out` into outputs, writes the output
+/// error into `err`, and counts loss and misclassified samples against the
+/// one-hot `targets`, over `rows` rows.
+fn score(net: &Mlp, out: &mut Matrix, targets: &Matrix, err: &mut Matrix, rows: usize) -> Tally {
+    let c = net.outputs();
+    let loss = net.output.forward_error(
+        out.rows_slice_mut(rows),
+        targets.rows_slice(rows),
+        err.rows_slice_mut(rows),
+        c,
+    );
+    let errors = argmax_rows(out.rows_slice(rows), c)
+        .zip(argmax_rows(targets.rows_slice(rows), c))
+        .filter(|(p, t)| p != t)
+        .count();
+    Tally {
+        loss,
+        errors,
+        samples: rows,
     }
 }

@@ -254,4 +254,39 @@ fn a_killed_sweep_resumes_to_the_same_results() {
         let md = report::markdown(&groups);
         assert!(md.contains(&format!("{mean:.2} ± {std:.2}")), "{md}");
     }
+
+    // The CSV has one row per group with the same numbers.
+    let csv = report::csv_text(&groups);
+    assert_eq!(csv.lines().count(), 1 + groups.len(), "{csv}");
+    for g in &groups {
+        let (m, _) = report::mean_std(&g.last);
+        let row = csv
+            .lines()
+            .find(|l| l.contains(&format!(",{},", g.rule)))
+            .unwrap_or_else(|| panic!("no row for {} in {csv}", g.rule));
+        assert!(row.contains(&m.to_string()), "{row}");
+    }
+
+    // Plots: a learning curve and an alignment curve per hidden layer, PNG and SVG.
+    let out = tmp.path().join("plots");
+    let files = biprop::experiment::plot::plot_dir(&tmp.path().join("a"), &out).unwrap();
+    for name in [
+        "test_error_idx_2x128.png",
+        "test_error_idx_2x128.svg",
+        "alignment_idx_2x128_layer0.png",
+        "alignment_idx_2x128_layer1.svg",
+    ] {
+        let p = out.join(name);
+        assert!(files.contains(&p), "{name} not written: {files:?}");
+        assert!(
+            std::fs::metadata(&p).unwrap().len() > 1000,
+            "{name} is empty"
+        );
+    }
+    let png = std::fs::read(out.join("test_error_idx_2x128.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+    let e = biprop::experiment::plot::plot_dir(&data, &out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no runs"), "{e}");
 }
