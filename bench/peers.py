@@ -35,10 +35,18 @@ table gives the median over every timed epoch of every repeat. The ratio is
 that framework's seconds per epoch over biprop's (> 1: slower than biprop).
 
 Threads (--threads T):
-  torch   torch.set_num_threads(T) (and set_num_interop_threads(1)), with
-          OMP_WAIT_POLICY=PASSIVE unless the environment sets it: with
-          libgomp's default spinning, 2 threads on a 2-core machine that also
-          runs anything else are ~90x slower per step than 1 thread.
+  torch   torch.set_num_threads(T) (and set_num_interop_threads(1)). How
+          libgomp's idle threads wait decides much of torch's speed here, so
+          --frameworks torch runs it twice and the table has both:
+            torch-default  OMP_WAIT_POLICY unset: libgomp spins a while, then
+                           sleeps (the out-of-the-box torch);
+            torch-active   OMP_WAIT_POLICY=ACTIVE: idle threads always spin,
+                           the fastest torch on an otherwise idle machine.
+          torch-passive (OMP_WAIT_POLICY=PASSIVE, threads sleep at once) can
+          be asked for by name. Spinning threads are fast only while nothing
+          else wants the cores: with another process on one of the 2 cores,
+          libgomp's default spinning made 2 threads ~90x slower per step.
+          biprop's ratio is given against the fastest torch of the table.
   jax     XLA:CPU has no thread-count flag in current jaxlib: XLA_FLAGS like
           "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
           are accepted but change nothing (checked with per-thread CPU time on
@@ -123,11 +131,13 @@ def permutations(epochs):
 
 # -------------------------------------------------------------- torch ----
 
-def run_torch(sizes, epochs, threads):
-    # libgomp's default busy-wait makes 2 threads ~90x slower per step when
-    # another process holds a core (measured: 0.09 s vs 0.001 s per step);
-    # passive waiting is set before torch (and so libgomp) is loaded.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def run_torch(sizes, epochs, threads, wait_policy):
+    # libgomp reads the policy when it is loaded, so it is set before torch
+    # is imported. None leaves libgomp's default (spin a while, then sleep).
+    if wait_policy is None:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+    else:
+        os.environ["OMP_WAIT_POLICY"] = wait_policy
     import torch
     torch.set_num_threads(threads)
     try:
@@ -162,7 +172,7 @@ def run_torch(sizes, epochs, threads):
     with torch.no_grad():
         err = (forward(torch.from_numpy(xt)).argmax(1).numpy() != yt).mean()
     return dict(times=times[1:], test_error=float(err), samples=N_TRAIN,
-                version=f"torch {torch.__version__} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+                version=f"torch {torch.__version__} OMP_WAIT_POLICY={wait_policy or '(unset)'}")
 
 
 # ---------------------------------------------------------------- jax ----
@@ -254,11 +264,15 @@ def run_biprop(sizes, epochs, threads):
 # -------------------------------------------------------------- driver ----
 
 WORKERS = {
-    "torch": lambda s, e, t: run_torch(s, e, t),
+    "torch-default": lambda s, e, t: run_torch(s, e, t, None),
+    "torch-active": lambda s, e, t: run_torch(s, e, t, "ACTIVE"),
+    "torch-passive": lambda s, e, t: run_torch(s, e, t, "PASSIVE"),
     "jax-step": lambda s, e, t: run_jax(s, e, t, scan=False),
     "jax-scan": lambda s, e, t: run_jax(s, e, t, scan=True),
     "biprop": lambda s, e, t: run_biprop(s, e, t),
 }
+
+ALIASES = {"torch": ["torch-default", "torch-active"], "jax": ["jax-step", "jax-scan"]}
 
 
 def main():
@@ -267,7 +281,9 @@ def main():
     ap.add_argument("--hidden", default="800,800", help="hidden widths, comma-separated")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frameworks", default="torch,jax,biprop",
-                    help="any of torch, jax (= jax-step,jax-scan), jax-step, jax-scan, biprop")
+                    help="any of torch (= torch-default,torch-active), torch-default, "
+                         "torch-active, torch-passive, jax (= jax-step,jax-scan), jax-step, "
+                         "jax-scan, biprop")
     ap.add_argument("--repeats", type=int, default=1, help="alternate the frameworks R times")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -279,7 +295,7 @@ def main():
 
     names = []
     for f in a.frameworks.split(","):
-        for n in (["jax-step", "jax-scan"] if f == "jax" else [f]):
+        for n in ALIASES.get(f, [f]):
             if n not in WORKERS:
                 sys.exit(f"peers.py: unknown framework {n!r}")
             names.append(n)
@@ -310,17 +326,21 @@ def main():
     base = med.get("biprop")
     print(f"MLP {'-'.join(map(str, sizes))}, {n_weights:,} weights, batch {BATCH}, "
           f"lr {LR}, threads {a.threads}, {a.epochs} timed epoch(s) x {a.repeats} repeat(s)")
-    print(f"{'framework':10s} {'s/epoch':>8s} {'GFLOP/s':>8s} {'x biprop':>9s} "
+    print(f"{'framework':14s} {'s/epoch':>8s} {'GFLOP/s':>8s} {'x biprop':>9s} "
           f"{'test err':>9s} {'n':>3s}  version")
     for n, v in results.items():
         if n not in med:
-            print(f"{n:10s} {'failed':>8s}")
+            print(f"{n:14s} {'failed':>8s}")
             continue
         gflops = 6 * n_weights * v["samples"] / med[n] / 1e9
         ratio = f"{med[n] / base:9.2f}" if base else f"{'-':>9s}"
         err = statistics.median(v["errors"])
-        print(f"{n:10s} {med[n]:8.3f} {gflops:8.1f} {ratio} {100 * err:8.2f}% "
+        print(f"{n:14s} {med[n]:8.3f} {gflops:8.1f} {ratio} {100 * err:8.2f}% "
               f"{len(v['times']):3d}  {v['version']}")
+    torches = [n for n in med if n.startswith("torch")]
+    if base and torches:
+        best = min(torches, key=med.get)
+        print(f"biprop is {med[best] / base:.2f}x faster than the fastest torch ({best})")
 
 
 if __name__ == "__main__":

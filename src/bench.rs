@@ -100,6 +100,25 @@ pub fn gemm_gflops(m: usize, k: usize, n: usize) -> f64 {
     2.0 * (m * n * k) as f64 / best / 1e9
 }
 
+/// Summed GFLOP/s of `jobs` one-thread GEMMs running at once (the better of
+/// the two products of [`gemm_gflops`]): the GEMM ceiling of a sweep.
+pub fn concurrent_gemm_gflops(jobs: usize, batch: usize) -> f64 {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| {
+                s.spawn(move || {
+                    set_gemm_threads(1);
+                    gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("GEMM benchmark thread"))
+            .sum()
+    })
+}
+
 /// One benchmark result.
 #[derive(Clone, Debug)]
 pub struct StepBench {
@@ -170,6 +189,212 @@ pub fn bench_steps(
             gflops: flops_per_sample(cfg.rule, &sizes) / per_sample / 1e9,
         }
     })
+}
+
+/// Times one-thread trainings of `cfg` running at once, one on each of
+/// `pools` (one-thread pools), as the runs of a sweep do (`biprop sweep
+/// --jobs`). The result sums their throughput; its `threads` is the number
+/// of runs.
+pub fn bench_jobs(
+    cfg: &RunConfig,
+    data: &Dataset,
+    pools: &[rayon::ThreadPool],
+    seconds: f64,
+) -> StepBench {
+    let results: Vec<StepBench> = std::thread::scope(|s| {
+        let handles: Vec<_> = pools
+            .iter()
+            .map(|pool| s.spawn(move || bench_steps(cfg, data, pool, seconds)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("benchmark thread"))
+            .collect()
+    });
+    StepBench {
+        threads: pools.len(),
+        samples_per_s: results.iter().map(|r| r.samples_per_s).sum(),
+        gflops: results.iter().map(|r| r.gflops).sum(),
+        ..results[0].clone()
+    }
+}
+
+/// How a benchmark cell uses the cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One run on this many threads.
+    Threads(usize),
+    /// This many one-thread runs at once, as a sweep runs them.
+    Jobs(usize),
+}
+
+impl Mode {
+    /// The table's label: `2`, or `2 jobs x 1`.
+    pub fn label(&self) -> String {
+        match self {
+            Mode::Threads(t) => t.to_string(),
+            Mode::Jobs(j) => format!("{j} jobs x 1"),
+        }
+    }
+
+    /// Runs trained at once.
+    pub fn runs(&self) -> usize {
+        match self {
+            Mode::Threads(_) => 1,
+            Mode::Jobs(j) => *j,
+        }
+    }
+
+    /// Cores in use.
+    pub fn cores(&self) -> usize {
+        match self {
+            Mode::Threads(n) | Mode::Jobs(n) => *n,
+        }
+    }
+}
+
+/// The ceilings a cell is compared with, for the cores of one [`Mode`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Peaks {
+    /// [`fma_peak`] of the mode's cores.
+    pub fma: f64,
+    /// The GEMM crate's best on the step's shapes, used as the mode uses the
+    /// cores (one product split over the threads, or one product per job).
+    pub gemm: f64,
+}
+
+/// One row of [`run_table`]: a cell's median over the passes.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// The cell's result (medians of samples/s and GFLOP/s over the passes).
+    pub bench: StepBench,
+    /// How the cores were used.
+    pub mode: Mode,
+    /// The best ceilings seen over the passes.
+    pub peaks: Peaks,
+}
+
+/// Measures every `(config, mode)` cell for about `seconds` in each of
+/// `passes` passes. Every pass measures all cells in turn, so that on a
+/// shared machine a slow spell hits every cell alike; each row is the median
+/// over the passes. `progress` is told what is being measured.
+pub fn run_table(
+    cells: &[(RunConfig, Mode)],
+    data: &Dataset,
+    seconds: f64,
+    passes: usize,
+    mut progress: impl FnMut(&str),
+) -> Vec<Row> {
+    let mut pools: Vec<(usize, rayon::ThreadPool)> = Vec::new();
+    let mut job_pools: Vec<rayon::ThreadPool> = Vec::new();
+    let pool = |pools: &mut Vec<(usize, rayon::ThreadPool)>, t: usize| {
+        if !pools.iter().any(|(n, _)| *n == t) {
+            let p = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .expect("a thread pool");
+            pools.push((t, p));
+        }
+        pools.iter().position(|(n, _)| *n == t).expect("just added")
+    };
+    let max_jobs = cells
+        .iter()
+        .filter_map(|(_, m)| match m {
+            Mode::Jobs(j) => Some(*j),
+            Mode::Threads(_) => None,
+        })
+        .max()
+        .unwrap_or(0);
+    while job_pools.len() < max_jobs {
+        job_pools.push(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .expect("a thread pool"),
+        );
+    }
+    let batch = cells.first().map_or(128, |(c, _)| c.batch_size);
+    let mut modes: Vec<Mode> = Vec::new();
+    for (_, m) in cells {
+        if !modes.contains(m) {
+            modes.push(*m);
+        }
+    }
+    let mut peaks: Vec<(Mode, Peaks)> = Vec::new();
+    let mut samples: Vec<Vec<StepBench>> = vec![Vec::new(); cells.len()];
+    for pass in 0..passes {
+        for &mode in &modes {
+            progress(&format!(
+                "pass {}/{passes}: peaks of {}",
+                pass + 1,
+                mode.label()
+            ));
+            let fma = fma_peak(mode.cores());
+            let gemm = match mode {
+                Mode::Threads(t) => {
+                    let i = pool(&mut pools, t);
+                    pools[i].1.install(|| {
+                        set_gemm_threads(t);
+                        gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))
+                    })
+                }
+                Mode::Jobs(j) => concurrent_gemm_gflops(j, batch),
+            };
+            match peaks.iter_mut().find(|(m, _)| *m == mode) {
+                Some((_, p)) => {
+                    p.fma = p.fma.max(fma);
+                    p.gemm = p.gemm.max(gemm);
+                }
+                None => peaks.push((mode, Peaks { fma, gemm })),
+            }
+        }
+        for (k, (cfg, mode)) in cells.iter().enumerate() {
+            progress(&format!(
+                "pass {}/{passes}: {} {} on {}",
+                pass + 1,
+                cfg.rule,
+                format_hidden(&cfg.hidden),
+                mode.label()
+            ));
+            let r = match *mode {
+                Mode::Threads(t) => {
+                    let i = pool(&mut pools, t);
+                    bench_steps(cfg, data, &pools[i].1, seconds)
+                }
+                Mode::Jobs(j) => bench_jobs(cfg, data, &job_pools[..j], seconds),
+            };
+            samples[k].push(r);
+        }
+    }
+    cells
+        .iter()
+        .zip(samples)
+        .map(|((_, mode), runs)| {
+            let median = |f: fn(&StepBench) -> f64| {
+                let mut v: Vec<f64> = runs.iter().map(f).collect();
+                v.sort_by(|a, b| a.total_cmp(b));
+                let n = v.len();
+                if n % 2 == 1 {
+                    v[n / 2]
+                } else {
+                    (v[n / 2 - 1] + v[n / 2]) / 2.0
+                }
+            };
+            Row {
+                bench: StepBench {
+                    samples_per_s: median(|r| r.samples_per_s),
+                    gflops: median(|r| r.gflops),
+                    ..runs[0].clone()
+                },
+                mode: *mode,
+                peaks: peaks
+                    .iter()
+                    .find(|(m, _)| m == mode)
+                    .map(|(_, p)| *p)
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -90,6 +90,18 @@ struct BenchArgs {
     /// Batch size.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Also time this many one-thread runs at once, as a sweep runs them, and
+    /// report their summed throughput against the peak of as many cores.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Measure every cell this many times, in interleaved passes, and report
+    /// the median (peaks: the best), so that a slow spell of a shared machine
+    /// does not land on one cell only.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    passes: u16,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -489,48 +501,76 @@ fn bench(args: BenchArgs) -> Result<()> {
             image: (1, 28, 28),
         }
     };
-    let mut peaks = Vec::new();
-    for &t in &args.threads {
-        let fma = bench::fma_peak(t);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
-        let g = pool.install(|| {
-            biprop::tensor::set_gemm_threads(t);
-            bench::gemm_gflops(args.batch_size, 784, 800).max(bench::gemm_gflops(
-                args.batch_size,
-                800,
-                800,
-            ))
-        });
-        say!("threads {t}: FMA peak {fma:.1} GFLOP/s, GEMM best {g:.1} GFLOP/s ({}x784x800 / {}x800x800)", args.batch_size, args.batch_size);
-        peaks.push((pool, fma, g));
-    }
-    say!("");
-    say!("| rule | hidden | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best |");
-    say!("|---|---|---|---|---|---|---|---|");
+    let mut modes: Vec<bench::Mode> = args
+        .threads
+        .iter()
+        .map(|&t| bench::Mode::Threads(t))
+        .collect();
+    modes.extend(args.jobs.map(|j| bench::Mode::Jobs(usize::from(j))));
+    let mut cells = Vec::new();
     for h in &args.hidden {
         let hidden = parse_hidden(h).map_err(|e| anyhow::anyhow!("--hidden: {e}"))?;
         for &rule in &rules {
-            for (pool, fma, g) in &peaks {
-                let (t, fma, g) = (pool.current_num_threads(), *fma, *g);
+            for &mode in &modes {
                 let cfg = RunConfig {
                     rule,
                     hidden: hidden.clone(),
                     batch_size: args.batch_size,
                     ..Default::default()
                 };
-                let r = bench::bench_steps(&cfg, &data, pool, args.seconds);
-                say!(
-                    "| {} | {} | {t} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.0}% |",
-                    rule,
-                    r.hidden,
-                    r.samples_per_s,
-                    50_000.0 / r.samples_per_s,
-                    r.gflops,
-                    100.0 * r.gflops / fma,
-                    100.0 * r.gflops / g
-                );
+                cells.push((cfg, mode));
             }
         }
+    }
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(cells.len() as u64 * u64::from(args.passes))
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    let rows = bench::run_table(&cells, &data, args.seconds, args.passes.into(), |msg| {
+        if !msg.contains("peaks") {
+            bar.inc(1);
+        }
+        bar.set_message(msg.to_string());
+    });
+    bar.finish_and_clear();
+    let mut shown = Vec::new();
+    for row in &rows {
+        if !shown.contains(&row.mode) {
+            shown.push(row.mode);
+            let what = match row.mode {
+                bench::Mode::Threads(t) => format!("threads {t}"),
+                bench::Mode::Jobs(j) => format!("{j} one-thread jobs at once (summed)"),
+            };
+            say!(
+                "{what}: FMA peak {:.1} GFLOP/s, GEMM best {:.1} GFLOP/s ({b}x784x800 / {b}x800x800)",
+                row.peaks.fma,
+                row.peaks.gemm,
+                b = args.batch_size
+            );
+        }
+    }
+    say!("");
+    say!("| rule | hidden | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best |");
+    say!("|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        let r = &row.bench;
+        say!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.0}% |",
+            r.rule,
+            r.hidden,
+            row.mode.label(),
+            r.samples_per_s,
+            // For concurrent jobs: the epoch time of each, as they share the cores.
+            50_000.0 * row.mode.runs() as f64 / r.samples_per_s,
+            r.gflops,
+            100.0 * r.gflops / row.peaks.fma,
+            100.0 * r.gflops / row.peaks.gemm
+        );
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::activation::Activation;
 use crate::loss::Output;
-use crate::tensor::{gemm, Matrix};
+use crate::tensor::{gemm_then, Matrix};
 use rand::Rng;
 
 /// One affine layer: `weight` is `[out, in]` (PyTorch's `nn.Linear` layout).
@@ -105,21 +105,26 @@ impl Mlp {
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             let (lo, hi) = acts.split_at_mut(i + 1);
-            let out = &mut hi[0];
-            gemm(
-                out,
-                false,
-                1.0,
-                lo[i].rows_view(rows),
-                layer.weight.view().t(),
-            );
+            let input = lo[i].rows_view(rows);
+            let w = layer.weight.view().t();
+            let bias = &layer.bias;
             if i == last {
-                for row in out.rows_slice_mut(rows).chunks_exact_mut(layer.bias.len()) {
-                    row.iter_mut().zip(&layer.bias).for_each(|(v, b)| *v += b);
-                }
+                gemm_then(&mut hi[0], false, 1.0, input, w, &|block| {
+                    let cols = block.cols.clone();
+                    for (_, row) in block.rows_mut() {
+                        row.iter_mut()
+                            .zip(&bias[cols.clone()])
+                            .for_each(|(v, b)| *v += b);
+                    }
+                });
             } else {
-                self.hidden
-                    .apply_with_bias(out.rows_slice_mut(rows), &layer.bias);
+                let act = self.hidden;
+                gemm_then(&mut hi[0], false, 1.0, input, w, &|block| {
+                    let cols = block.cols.clone();
+                    for (_, row) in block.rows_mut() {
+                        act.apply_with_bias(row, &bias[cols.clone()]);
+                    }
+                });
             }
         }
     }

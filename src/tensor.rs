@@ -200,29 +200,16 @@ impl<'a> View<'a> {
     }
 }
 
-/// How many threads the GEMM calls of this thread may use.
-///
-/// Set once per run by [`set_gemm_threads`]; kept thread-local so that runs
-/// of a sweep in different threads do not fight over one global setting.
-fn par() -> Par {
-    GEMM_THREADS.with(|t| {
-        let n = t.get();
-        if n <= 1 {
-            Par::Seq
-        } else {
-            Par::rayon(n)
-        }
-    })
-}
-
 thread_local! {
     static GEMM_THREADS: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
 }
 
 /// Sets how many threads this thread's GEMM calls use (1 = sequential).
 ///
-/// With more than one, faer runs its tasks on the current rayon pool: call
-/// this inside `ThreadPool::install` of a pool of that size.
+/// With more than one, the products are split into that many parts that run
+/// on the current rayon pool: call this inside `ThreadPool::install` of a
+/// pool of that size. The setting is thread-local so that runs of a sweep in
+/// different threads do not fight over one global setting.
 pub fn set_gemm_threads(n: usize) {
     GEMM_THREADS.with(|t| t.set(n.max(1)));
 }
@@ -235,9 +222,35 @@ pub fn gemm_threads() -> usize {
 /// Products with fewer multiply-adds than this run on one thread.
 const SMALL_GEMM: usize = 4 << 20;
 
+/// Parts are cut at multiples of this many rows or columns (one AVX-512
+/// register of `f32`), so that no part starts in the middle of a vector.
+const SPLIT_ALIGN: usize = 16;
+
 /// `dst[..m, ..] = alpha * a * b` (or `+=` when `accumulate`), where `m` is
 /// `a.nrows()`, so that `dst` may be a buffer sized for a larger batch.
+///
+/// With [`gemm_threads`] above one, `dst` is cut into that many blocks of
+/// whole rows or whole columns, each computed by one sequential GEMM call on
+/// its own rayon task. No element is split across threads, so the result is
+/// the same, bit for bit, for every thread count.
 pub fn gemm(dst: &mut Matrix, accumulate: bool, alpha: f32, a: View<'_>, b: View<'_>) {
+    gemm_then(dst, accumulate, alpha, a, b, &|_| {});
+}
+
+/// [`gemm`], then `epilogue` on every block of the output, on the thread
+/// that computed the block while it is still in cache.
+///
+/// This is how elementwise passes that follow a product (bias and
+/// activation, the activation's derivative) run on every thread instead of
+/// leaving all but one idle.
+pub fn gemm_then(
+    dst: &mut Matrix,
+    accumulate: bool,
+    alpha: f32,
+    a: View<'_>,
+    b: View<'_>,
+    epilogue: &(dyn Fn(Block<'_>) + Sync),
+) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     assert_eq!(k, b.nrows(), "gemm: inner dimensions differ");
     assert_eq!(n, dst.cols, "gemm: output columns differ");
@@ -251,12 +264,106 @@ pub fn gemm(dst: &mut Matrix, accumulate: bool, alpha: f32, a: View<'_>, b: View
     // Splitting a small product (the 10-wide output layer) costs more in
     // synchronization than it saves: measured 67 GFLOP/s on one thread
     // against 43-56 on two for 128x800x10.
-    let par = if m * n * k < SMALL_GEMM {
-        Par::Seq
+    let parts = if m * n * k < SMALL_GEMM {
+        1
     } else {
-        par()
+        gemm_threads()
     };
-    matmul(out, beta, a.faer(), b.faer(), alpha, par);
+    let task = Task {
+        beta,
+        alpha,
+        // Cutting along the operand whose halves stay contiguous is fastest:
+        // columns when `b` is a transposed view (the forward product X W^T),
+        // rows otherwise (input and weight gradients). On the 128x784x800
+        // products, `cargo run --release --example gemm_split` measured, in
+        // GFLOP/s, row halves vs column halves: forward 200.6 vs 210.3, input
+        // gradient 205.2 vs 201.5, weight gradient 218.1 vs 194.8; and this
+        // split against faer's own two-thread GEMM: 204.9 vs 186.9, 203.4 vs
+        // 191.1, 218.0 vs 188.6.
+        by_cols: b.transposed,
+        epilogue,
+    };
+    task.run(out, a.faer(), b.faer(), (0, 0), parts);
+}
+
+/// A block of a product's output, handed to the epilogue of [`gemm_then`].
+pub struct Block<'a> {
+    /// First row of the block in the whole output.
+    pub row0: usize,
+    /// Columns of the block in the whole output.
+    pub cols: std::ops::Range<usize>,
+    mat: MatMut<'a, f32>,
+}
+
+impl<'a> Block<'a> {
+    /// The block's rows as slices, each with its row index in the whole output.
+    pub fn rows_mut(self) -> impl Iterator<Item = (usize, &'a mut [f32])> {
+        let row0 = self.row0;
+        self.mat.row_iter_mut().enumerate().map(move |(i, r)| {
+            let row = r
+                .try_as_row_major_mut()
+                .expect("gemm outputs are row-major");
+            (row0 + i, row.as_slice_mut())
+        })
+    }
+}
+
+/// The fixed part of one [`gemm_then`] call.
+struct Task<'e> {
+    beta: Accum,
+    alpha: f32,
+    by_cols: bool,
+    epilogue: &'e (dyn Fn(Block<'_>) + Sync),
+}
+
+impl Task<'_> {
+    /// Computes the block `dst` (at `origin` in the whole output) in `parts`
+    /// pieces, halving it recursively under `rayon::join`.
+    fn run(
+        &self,
+        mut dst: MatMut<'_, f32>,
+        a: MatRef<'_, f32>,
+        b: MatRef<'_, f32>,
+        origin: (usize, usize),
+        parts: usize,
+    ) {
+        let len = if self.by_cols {
+            dst.ncols()
+        } else {
+            dst.nrows()
+        };
+        let left = parts / 2;
+        let at = if parts > 1 {
+            (len * left / parts).next_multiple_of(SPLIT_ALIGN)
+        } else {
+            0
+        };
+        if at == 0 || at >= len {
+            matmul(dst.as_mut(), self.beta, a, b, self.alpha, Par::Seq);
+            (self.epilogue)(Block {
+                row0: origin.0,
+                cols: origin.1..origin.1 + dst.ncols(),
+                mat: dst,
+            });
+            return;
+        }
+        let (r, c) = origin;
+        if self.by_cols {
+            let (d0, d1) = dst.split_at_col_mut(at);
+            let (b0, b1) = b.split_at_col(at);
+            rayon::join(
+                || self.run(d0, a, b0, (r, c), left),
+                || self.run(d1, a, b1, (r, c + at), parts - left),
+            );
+        } else {
+            let (d0, d1) = dst.split_at_row_mut(at);
+            let (a0, a1) = a.split_at_row(at);
+            rayon::join(
+                || self.run(d0, a0, b, (r, c), left),
+                || self.run(d1, a1, b, (r + at, c), parts - left),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +409,56 @@ mod tests {
             assert_eq!(c.rows_slice(5), want.as_slice());
             gemm(&mut c, true, -1.0, av, bv);
             assert!(c.as_slice().iter().all(|&x| x == 0.0));
+        }
+    }
+
+    /// Split products equal the sequential one bit for bit, in every
+    /// transpose combination and for several thread counts, and the epilogue
+    /// sees every output element exactly once, at its true position.
+    #[test]
+    fn split_gemm_is_bitwise_the_sequential_one() {
+        // Large enough to be split (at least SMALL_GEMM multiply-adds), with
+        // sizes that are not multiples of the split alignment.
+        let (m, k, n) = (100, 203, 211);
+        let a = seq(m, k, 0.37);
+        let b = seq(k, n, 0.91);
+        let (at, bt) = (a.transposed(), b.transposed());
+        let views = [
+            (a.view(), b.view()),
+            (at.view().t(), b.view()),
+            (a.view(), bt.view().t()),
+            (at.view().t(), bt.view().t()),
+        ];
+        let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
+        let mut want = Matrix::zeros(m, n);
+        gemm(&mut want, false, 0.5, views[0].0, views[0].1);
+        for r in 0..m {
+            for (v, b) in want.row_mut(r).iter_mut().zip(&bias) {
+                *v = *v * 2.0 + b + 1000.0 * r as f32;
+            }
+        }
+        for threads in [2, 3, 4] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                set_gemm_threads(threads);
+                for (av, bv) in views {
+                    let mut c = Matrix::zeros(m + 3, n);
+                    gemm_then(&mut c, false, 0.5, av, bv, &|block| {
+                        let cols = block.cols.clone();
+                        for (r, row) in block.rows_mut() {
+                            for (v, j) in row.iter_mut().zip(cols.clone()) {
+                                *v = *v * 2.0 + bias[j] + 1000.0 * r as f32;
+                            }
+                        }
+                    });
+                    assert_eq!(c.rows_slice(m), want.as_slice(), "{threads} threads");
+                    assert!(c.as_slice()[m * n..].iter().all(|&x| x == 0.0));
+                }
+                set_gemm_threads(1);
+            });
         }
     }
 

@@ -230,3 +230,55 @@ fn generate_renders_bfa_feedback_images() {
     );
     assert_clean_failure(&biprop(&["generate", "nowhere"], dir.path()), "nowhere");
 }
+
+/// `biprop bench` prints one table row per cell, for thread counts and for
+/// concurrent jobs, with figures that parse and are positive.
+#[test]
+fn bench_prints_a_row_per_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = biprop(
+        &[
+            "bench",
+            "--rule",
+            "bp",
+            "--rule",
+            "dfa",
+            "--hidden",
+            "32",
+            "--threads",
+            "1",
+            "--jobs",
+            "2",
+            "--seconds",
+            "0.05",
+            "--passes",
+            "2",
+            "-q",
+        ],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("| bp") || l.starts_with("| dfa"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    let labels: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[2])).collect();
+    assert_eq!(
+        labels,
+        [
+            ("bp", "1"),
+            ("bp", "2 jobs x 1"),
+            ("dfa", "1"),
+            ("dfa", "2 jobs x 1")
+        ]
+    );
+    for r in &rows {
+        assert_eq!(r[1], "1x32");
+        for v in &r[3..6] {
+            assert!(v.parse::<f64>().unwrap() > 0.0, "{r:?}");
+        }
+    }
+    assert!(out.contains("2 one-thread jobs at once (summed): FMA peak"));
+}

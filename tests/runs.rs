@@ -57,6 +57,45 @@ fn same_seed_same_results_bitwise() {
     }
 }
 
+/// The thread count changes only the speed: products are split into whole
+/// rows or columns, so 1, 2 and 3 threads give bitwise the same run. The
+/// hidden layers are wide enough (64x256x256 products) to be split.
+#[test]
+fn thread_count_does_not_change_results() {
+    let s = splits();
+    for rule in RuleKind::ALL {
+        let wide = |threads| RunConfig {
+            hidden: vec![256, 256],
+            batch_size: 64,
+            epochs: 2,
+            ..cfg(rule, threads)
+        };
+        let one = run::run(&wide(1), &s, &RunOptions::default()).unwrap();
+        for threads in [2, 3] {
+            let many = run::run(&wide(threads), &s, &RunOptions::default()).unwrap();
+            assert_eq!(
+                one.trainer.net, many.trainer.net,
+                "{rule} on {threads} threads"
+            );
+            assert_eq!(
+                one.trainer
+                    .rule
+                    .feedback_tensors()
+                    .iter()
+                    .map(|t| t.data.to_vec())
+                    .collect::<Vec<_>>(),
+                many.trainer
+                    .rule
+                    .feedback_tensors()
+                    .iter()
+                    .map(|t| t.data.to_vec())
+                    .collect::<Vec<_>>(),
+                "{rule} feedback on {threads} threads"
+            );
+        }
+    }
+}
+
 /// Saving and loading a checkpoint gives back every forward and feedback tensor.
 #[test]
 fn checkpoint_round_trips() {

@@ -27,7 +27,7 @@ use crate::activation::Activation;
 use crate::loss::Output;
 use crate::model::Mlp;
 use crate::optim::OptimConfig;
-use crate::tensor::{gemm, Matrix, View};
+use crate::tensor::{gemm_then, Matrix, View};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -245,8 +245,13 @@ pub(crate) fn propagate(
     h: &Matrix,
     rows: usize,
 ) {
-    gemm(dst, false, 1.0, src, path);
-    act.mul_derivative(dst.rows_slice_mut(rows), h.rows_slice(rows));
+    debug_assert_eq!(src.nrows(), rows);
+    gemm_then(dst, false, 1.0, src, path, &|block| {
+        let cols = block.cols.clone();
+        for (r, row) in block.rows_mut() {
+            act.mul_derivative(row, &h.row(r)[cols.clone()]);
+        }
+    });
 }
 
 /// Errors down a chain of layers through stand-ins for the transposed
