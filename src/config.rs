@@ -59,7 +59,7 @@ pub struct RunConfig {
     pub eps: f32,
     /// Seed of every random draw (initialization and shuffling).
     pub seed: u64,
-    /// Threads (0 = every core). Results are bitwise reproducible for a fixed count.
+    /// Threads (0 = every core). The results are bitwise the same for every count.
     pub threads: usize,
     /// Reshuffle the training set every epoch.
     pub shuffle: bool,

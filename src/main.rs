@@ -187,7 +187,7 @@ struct TrainArgs {
     /// Seed for initialization and shuffling.
     #[arg(long, short = 's')]
     seed: Option<u64>,
-    /// Threads (0 = all cores); results are bitwise reproducible for a fixed count.
+    /// Threads (0 = all cores); the results are bitwise the same for every count.
     #[arg(long, short = 'j')]
     threads: Option<usize>,
     /// Data set.

@@ -417,11 +417,22 @@ mod tests {
     /// sees every output element exactly once, at its true position.
     #[test]
     fn split_gemm_is_bitwise_the_sequential_one() {
-        // Large enough to be split (at least SMALL_GEMM multiply-adds), with
-        // sizes that are not multiples of the split alignment.
-        let (m, k, n) = (100, 203, 211);
-        let a = seq(m, k, 0.37);
-        let b = seq(k, n, 0.91);
+        // Large enough to be split (at least SMALL_GEMM multiply-adds): sizes
+        // that are not multiples of the split alignment, and the paper's
+        // shapes, whose long inner dimension faer may cut into blocks.
+        for (m, k, n) in [(100, 203, 211), (128, 784, 800), (800, 128, 784)] {
+            split_matches_sequential(m, k, n);
+        }
+    }
+
+    fn split_matches_sequential(m: usize, k: usize, n: usize) {
+        // Inexact values, so that a different order of summation would show.
+        let inexact = |rows: usize, cols: usize, f: f32| {
+            let data = (0..rows * cols).map(|i| (i as f32 * f).sin()).collect();
+            Matrix::from_vec(rows, cols, data).unwrap()
+        };
+        let a = inexact(m, k, 0.37);
+        let b = inexact(k, n, 0.91);
         let (at, bt) = (a.transposed(), b.transposed());
         let views = [
             (a.view(), b.view()),
