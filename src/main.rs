@@ -81,7 +81,7 @@ struct BenchArgs {
     /// Rules (repeatable; default: all five).
     #[arg(long, value_enum)]
     rule: Vec<RuleKind>,
-    /// Thread counts (repeatable).
+    /// Thread counts (repeatable; 0 = every core).
     #[arg(long, default_values_t = [1usize, 2])]
     threads: Vec<usize>,
     /// Seconds of timed steps per cell.
@@ -504,7 +504,7 @@ fn bench(args: BenchArgs) -> Result<()> {
     let mut modes: Vec<bench::Mode> = args
         .threads
         .iter()
-        .map(|&t| bench::Mode::Threads(t))
+        .map(|&t| bench::Mode::Threads(run::resolve_threads(t)))
         .collect();
     modes.extend(args.jobs.map(|j| bench::Mode::Jobs(usize::from(j))));
     let mut cells = Vec::new();

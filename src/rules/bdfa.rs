@@ -101,7 +101,7 @@ impl Bdfa {
             proj: dfa
                 .d
                 .iter()
-                .map(|m| Matrix::zeros(max_rows, m.rows()))
+                .map(|m| Matrix::zeros(max_rows, m.cols()))
                 .collect(),
             loss_sum: vec![0.0; dfa.d.len()],
             y_prime: Matrix::zeros(max_rows, c),
@@ -156,23 +156,22 @@ impl LearningRule for Bdfa {
         for l in 0..layers {
             self.make_target(step, l, layers);
             let h = &step.acts[l + 1];
-            // s_r = (D y'_r) . h_r for every sample: one GEMM, then row dots.
+            // s_r = (D y'_r) . h_r = y'_r . (D^T h_r) for every sample: one
+            // GEMM into C columns, then dots of length C. (Dots of length n_l
+            // after a GEMM into n_l columns cost the same FLOPs, but as
+            // in-order sums they do not vectorize: BDFA 2x800 took 13% longer
+            // than DFA on two threads for 1% more FLOPs.)
             gemm(
                 &mut self.proj[l],
                 false,
                 1.0,
-                self.y_prime.rows_view(rows),
-                self.d[l].view().t(),
+                h.rows_view(rows),
+                self.d[l].view(),
             );
-            let n = self.d[l].rows();
             let proj = self.proj[l].rows_slice(rows);
             let yp = self.y_prime.rows_slice_mut(rows);
-            for ((p, hr), ypr) in proj
-                .chunks_exact(n)
-                .zip(h.rows_slice(rows).chunks_exact(n))
-                .zip(yp.chunks_exact_mut(c))
-            {
-                let s: f32 = p.iter().zip(hr).map(|(a, b)| a * b).sum();
+            for (p, ypr) in proj.chunks_exact(c).zip(yp.chunks_exact_mut(c)) {
+                let s: f32 = p.iter().zip(ypr.iter()).map(|(a, b)| a * b).sum();
                 let sig = 1.0 / (1.0 + (-s).exp());
                 self.loss_sum[l] += 1.0 - sig as f64;
                 // Per-sample weight of h y'^T in the update, folded into y'.

@@ -104,11 +104,7 @@ impl LearningRule for Bfa {
             n0,
             false,
         );
-        self.sq_err_sum += self.deltas[l]
-            .rows_slice(rows)
-            .iter()
-            .map(|&e| (e as f64) * (e as f64))
-            .sum::<f64>();
+        self.sq_err_sum += sum_of_squares(self.deltas[l].rows_slice(rows));
         self.samples += rows;
         let fwd = step.net;
         chain_errors(&self.feedback, &self.acts, &mut self.deltas, rows, |k| {
@@ -178,5 +174,36 @@ impl LearningRule for Bfa {
 
     fn feedback_network(&self) -> Option<&Mlp> {
         Some(&self.feedback)
+    }
+}
+
+/// `sum e^2`, in 16 f32 lanes merged in f64: an in-order f64 sum is one long
+/// chain of dependent adds that cannot vectorize, about 0.1 ms a step over
+/// 128 reconstructed MNIST images.
+fn sum_of_squares(e: &[f32]) -> f64 {
+    let mut total = 0.0f64;
+    // Blocks short enough that the f32 lanes stay exact to ~1e-6 relative.
+    for block in e.chunks(4096) {
+        let mut lanes = [0.0f32; 16];
+        let mut it = block.chunks_exact(16);
+        for c in &mut it {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l += v * v;
+            }
+        }
+        let tail: f32 = it.remainder().iter().map(|&v| v * v).sum();
+        total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sum_of_squares_matches_f64() {
+        let e: Vec<f32> = (0..100_003).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let want: f64 = e.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let got = super::sum_of_squares(&e);
+        assert!((got - want).abs() < 1e-5 * want, "{got} vs {want}");
     }
 }
