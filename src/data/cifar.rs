@@ -58,7 +58,7 @@ pub struct Batch {
 
 /// Parses one batch file's bytes; `path` only names the source in errors.
 pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<Batch> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(Error::format(
             path,
             format!(
