@@ -77,19 +77,13 @@ fn thread_count_does_not_change_results() {
                 one.trainer.net, many.trainer.net,
                 "{rule} on {threads} threads"
             );
+            let feedback = |r: &run::RunSummary| -> Vec<Vec<f32>> {
+                let tensors = r.trainer.rule.feedback_tensors();
+                tensors.iter().map(|t| t.data.to_vec()).collect()
+            };
             assert_eq!(
-                one.trainer
-                    .rule
-                    .feedback_tensors()
-                    .iter()
-                    .map(|t| t.data.to_vec())
-                    .collect::<Vec<_>>(),
-                many.trainer
-                    .rule
-                    .feedback_tensors()
-                    .iter()
-                    .map(|t| t.data.to_vec())
-                    .collect::<Vec<_>>(),
+                feedback(&one),
+                feedback(&many),
                 "{rule} feedback on {threads} threads"
             );
         }
