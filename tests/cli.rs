@@ -89,13 +89,9 @@ fn write_tiny_idx(root: &Path) {
     std::fs::write(data.join("t10k-labels-idx1-ubyte"), lab(9)).unwrap();
 }
 
-/// A small IDX set, trained end to end through the binary: the run directory
-/// has its files, and a second run refuses to overwrite it.
-#[test]
-fn train_writes_a_run_directory_and_protects_it() {
-    let dir = tempfile::tempdir().unwrap();
-    write_tiny_idx(dir.path());
-    let args = [
+/// `biprop train` arguments for the set of `write_tiny_idx` (3 classes).
+fn tiny_train<'a>(hidden: &'a str, epochs: &'a str, rule: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
         "train",
         "--dataset",
         "idx",
@@ -106,15 +102,24 @@ fn train_writes_a_run_directory_and_protects_it() {
         "--val-size",
         "8",
         "--hidden",
-        "2x6",
+        hidden,
         "--epochs",
-        "2",
+        epochs,
         "--rule",
-        "fa",
+        rule,
         "--out",
-        "run",
+        out,
         "-q",
-    ];
+    ]
+}
+
+/// A small IDX set, trained end to end through the binary: the run directory
+/// has its files, and a second run refuses to overwrite it.
+#[test]
+fn train_writes_a_run_directory_and_protects_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_idx(dir.path());
+    let args = tiny_train("2x6", "2", "fa", "run");
     let o = biprop(&args, dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     for f in [
@@ -134,9 +139,7 @@ fn train_writes_a_run_directory_and_protects_it() {
     let o = biprop(&forced, dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     // A checkpoint of another architecture does not fit.
-    let mut other = args.to_vec();
-    other[10] = "2x5";
-    other[16] = "run2";
+    let mut other = tiny_train("2x5", "2", "fa", "run2");
     other.extend(["--init-from", "run/checkpoint.safetensors"]);
     let o = biprop(&other, dir.path());
     assert_clean_failure(
@@ -152,26 +155,7 @@ fn generate_renders_bfa_feedback_images() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_idx(dir.path());
     for rule in ["bfa", "fa"] {
-        let args = [
-            "train",
-            "--dataset",
-            "idx",
-            "--data-dir",
-            "data",
-            "--classes",
-            "3",
-            "--val-size",
-            "8",
-            "--hidden",
-            "6",
-            "--epochs",
-            "1",
-            "--rule",
-            rule,
-            "--out",
-            rule,
-            "-q",
-        ];
+        let args = tiny_train("6", "1", rule, rule);
         assert!(biprop(&args, dir.path()).status.success());
     }
     let png_size = |p: &Path| {
