@@ -320,16 +320,41 @@ pub struct Row {
     pub peaks: Peaks,
 }
 
+/// What [`run_table`] is measuring, for a progress display.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// The peaks of one way of using the cores, described.
+    Peaks(String),
+    /// One cell of one pass, described.
+    Cell(String),
+}
+
+/// Random MNIST-shaped data (10,000 samples): speed does not depend on the
+/// pixel values, and the benchmark needs no download.
+pub fn random_mnist() -> Dataset {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let n = 10_000;
+    let x = (0..n * 784).map(|_| rng.random::<f32>()).collect();
+    Dataset {
+        inputs: Matrix::from_vec(n, 784, x).expect("n x 784 values"),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        classes: 10,
+        image: (1, 28, 28),
+    }
+}
+
 /// Measures every `(config, mode)` cell for about `seconds` in each of
 /// `passes` passes. Every pass measures all cells in turn, so that on a
 /// shared machine a slow spell hits every cell alike; each row is the median
-/// over the passes. `progress` is told what is being measured.
+/// over the passes. `progress` is told what is being measured. Every config must
+/// be valid and its batch no larger than `data`.
 pub fn run_table(
     cells: &[(RunConfig, Mode)],
     data: &Dataset,
     seconds: f64,
     passes: usize,
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(Progress),
 ) -> Vec<Row> {
     let mut pools: Vec<(usize, rayon::ThreadPool)> = Vec::new();
     let mut job_pools: Vec<rayon::ThreadPool> = Vec::new();
@@ -370,11 +395,11 @@ pub fn run_table(
     let mut samples: Vec<Vec<StepBench>> = vec![Vec::new(); cells.len()];
     for pass in 0..passes {
         for &mode in &modes {
-            progress(&format!(
+            progress(Progress::Peaks(format!(
                 "pass {}/{passes}: peaks of {}",
                 pass + 1,
                 mode.label()
-            ));
+            )));
             let fma = fma_peak(mode.cores());
             let gemm = match mode {
                 Mode::Threads(t) => {
@@ -395,13 +420,13 @@ pub fn run_table(
             }
         }
         for (k, (cfg, mode)) in cells.iter().enumerate() {
-            progress(&format!(
+            progress(Progress::Cell(format!(
                 "pass {}/{passes}: {} {} on {}",
                 pass + 1,
                 cfg.rule,
                 format_hidden(&cfg.hidden),
                 mode.label()
-            ));
+            )));
             let r = match *mode {
                 Mode::Threads(t) => {
                     let i = pool(&mut pools, t);

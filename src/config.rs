@@ -204,8 +204,23 @@ impl RunConfig {
         if self.hidden.contains(&0) {
             return bad("hidden layer widths must be positive".into());
         }
-        if !(self.lr.is_finite() && self.lr >= 0.0) {
-            return bad(format!("lr must be a finite number >= 0, got {}", self.lr));
+        let rates = [
+            ("lr", Some(self.lr)),
+            ("feedback-lr", self.feedback_lr),
+            ("weight-decay", Some(self.weight_decay)),
+        ];
+        for (name, v) in rates {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                return bad(format!("{name} must be a finite number >= 0, got {v}"));
+            }
+        }
+        for (name, v) in [
+            ("momentum", Some(self.momentum)),
+            ("feedback-momentum", self.feedback_momentum),
+        ] {
+            if let Some(v) = v.filter(|v| !(0.0..1.0).contains(v)) {
+                return bad(format!("{name} must be in [0, 1), got {v}"));
+            }
         }
         if self.classes < 2 || self.classes > 256 {
             return bad(format!("classes must be in 2..=256, got {}", self.classes));
@@ -214,13 +229,6 @@ impl RunConfig {
             return bad(
                 "bfa-output must be sigmoid-bce or identity: pixels are not a distribution".into(),
             );
-        }
-        if let Some(lr) = self.feedback_lr {
-            if !(lr.is_finite() && lr >= 0.0) {
-                return bad(format!(
-                    "feedback-lr must be a finite number >= 0, got {lr}"
-                ));
-            }
         }
         if !self.bdfa_alpha.is_finite() {
             return bad("bdfa-alpha must be finite".into());
@@ -316,5 +324,24 @@ mod tests {
             .to_string();
         assert!(err.contains("magic"), "{err}");
         assert!(RunConfig::from_toml_str("batch_size = 0").is_err());
+    }
+
+    #[test]
+    fn rates_out_of_range_are_named() {
+        for (text, want) in [
+            ("lr = -0.1", "lr must be"),
+            ("feedback_lr = nan", "feedback-lr must be"),
+            ("weight_decay = -1.0", "weight-decay must be"),
+            ("momentum = 1.0", "momentum must be in [0, 1)"),
+            (
+                "feedback_momentum = -0.5",
+                "feedback-momentum must be in [0, 1)",
+            ),
+        ] {
+            let err = RunConfig::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let ok = "lr = 0.1\nmomentum = 0.9\nfeedback_momentum = 0.0\nweight_decay = 0.0";
+        assert!(RunConfig::from_toml_str(ok).is_ok());
     }
 }

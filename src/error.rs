@@ -42,6 +42,14 @@ pub enum Error {
     /// A configuration value that makes no sense.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A failure inside one run of a sweep, named by the run.
+    #[error("{run}: {err}")]
+    InRun {
+        /// The run: its index and id in the sweep.
+        run: String,
+        /// What went wrong.
+        err: Box<Error>,
+    },
     /// A checkpoint that does not fit the network or the rule.
     #[error("{}: {msg}", path.display())]
     Checkpoint {

@@ -93,7 +93,19 @@ pub fn generate(feedback: &Mlp, mixes: &[LabelMix]) -> Result<Vec<Tile>> {
 
 /// Originals and their reconstructions `feedback(forward(x))`, interleaved
 /// (original, reconstruction, ...), captioned with label and prediction.
-pub fn reconstruct(forward: &Mlp, feedback: &Mlp, inputs: &Matrix, labels: &[u8]) -> Vec<Tile> {
+pub fn reconstruct(
+    forward: &Mlp,
+    feedback: &Mlp,
+    inputs: &Matrix,
+    labels: &[u8],
+) -> Result<Vec<Tile>> {
+    if inputs.cols() != forward.inputs() {
+        return Err(Error::Config(format!(
+            "the images have {} values each, the network takes {}",
+            inputs.cols(),
+            forward.inputs()
+        )));
+    }
     let yhat = infer(forward, inputs);
     let xhat = infer(feedback, &yhat);
     let mut tiles = Vec::new();
@@ -110,12 +122,31 @@ pub fn reconstruct(forward: &Mlp, feedback: &Mlp, inputs: &Matrix, labels: &[u8]
             pixels: xhat.row(r).to_vec(),
         });
     }
-    tiles
+    Ok(tiles)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconstruct_rejects_images_of_another_size() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let (act, out) = (
+            crate::activation::Activation::Tanh,
+            crate::loss::Output::SigmoidBce,
+        );
+        let forward = Mlp::new(&[4, 3, 2], act, out, &mut rng);
+        let feedback = Mlp::new(&[2, 3, 4], act, out, &mut rng);
+        let fits = reconstruct(&forward, &feedback, &Matrix::zeros(1, 4), &[0]).unwrap();
+        assert_eq!(fits.len(), 2);
+        let e = reconstruct(&forward, &feedback, &Matrix::zeros(1, 5), &[0]).unwrap_err();
+        assert!(
+            e.to_string().contains("5 values each, the network takes 4"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn mixtures_parse() {

@@ -408,10 +408,14 @@ fn generate(args: GenerateArgs) -> Result<()> {
             }
             let (_, test) = biprop::data::load(cfg.dataset, cfg.data_dir.as_deref(), cfg.classes)
                 .context("loading the test images to reconstruct")?;
+            if test.is_empty() {
+                bail!("--reconstruct: the data set has no test images");
+            }
             let n = n.clamp(1, test.len());
             let sub = test.slice(0..n);
             (
-                g::reconstruct(&trainer.net, feedback, &sub.inputs, &sub.labels),
+                g::reconstruct(&trainer.net, feedback, &sub.inputs, &sub.labels)
+                    .context("--reconstruct")?,
                 "reconstructions.png",
                 10,
             )
@@ -456,17 +460,12 @@ fn sweep(args: SweepArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let todo = cells.iter().filter(|c| !s.is_done(c)).count();
     if !args.quiet {
         eprintln!(
             "sweep {}: {} cells, {} to run -> {}",
             args.file.display(),
             cells.len(),
-            if args.task.is_some() {
-                1.min(todo)
-            } else {
-                todo
-            },
+            s.pending(args.task)?.len(),
             s.out.display()
         );
     }
@@ -487,20 +486,14 @@ fn bench(args: BenchArgs) -> Result<()> {
     } else {
         args.rule.clone()
     };
-    // Speed does not depend on the pixel values: random MNIST-shaped data
-    // keeps the benchmark free of downloads.
-    let data = {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let n = 10_000;
-        let x = (0..n * 784).map(|_| rng.random::<f32>()).collect();
-        biprop::data::Dataset {
-            inputs: biprop::tensor::Matrix::from_vec(n, 784, x)?,
-            labels: (0..n).map(|i| (i % 10) as u8).collect(),
-            classes: 10,
-            image: (1, 28, 28),
-        }
-    };
+    let data = bench::random_mnist();
+    if args.batch_size == 0 || args.batch_size > data.len() {
+        bail!(
+            "--batch-size must be in 1..={}, got {}",
+            data.len(),
+            args.batch_size
+        );
+    }
     let mut modes: Vec<bench::Mode> = args
         .threads
         .iter()
@@ -518,6 +511,7 @@ fn bench(args: BenchArgs) -> Result<()> {
                     batch_size: args.batch_size,
                     ..Default::default()
                 };
+                cfg.validate()?;
                 cells.push((cfg, mode));
             }
         }
@@ -531,11 +525,13 @@ fn bench(args: BenchArgs) -> Result<()> {
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .expect("valid template"),
     );
-    let rows = bench::run_table(&cells, &data, args.seconds, args.passes.into(), |msg| {
-        if !msg.contains("peaks") {
+    let rows = bench::run_table(&cells, &data, args.seconds, args.passes.into(), |p| {
+        if let bench::Progress::Cell(msg) = &p {
             bar.inc(1);
+            bar.set_message(msg.clone());
+        } else if let bench::Progress::Peaks(msg) = p {
+            bar.set_message(msg);
         }
-        bar.set_message(msg.to_string());
     });
     bar.finish_and_clear();
     let mut shown = Vec::new();
@@ -578,12 +574,6 @@ fn bench(args: BenchArgs) -> Result<()> {
 fn report(dir: PathBuf, csv: Option<PathBuf>) -> Result<()> {
     use biprop::experiment::report;
     let runs = report::collect(&dir)?;
-    if runs.is_empty() {
-        bail!(
-            "no runs (config.toml + metrics.csv) under {}",
-            dir.display()
-        );
-    }
     let groups = report::group(&runs);
     say!("{}", report::markdown(&groups).trim_end());
     if let Some(path) = csv {

@@ -280,7 +280,15 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
             dir.display()
         )));
     }
-    let epoch = ck.epoch().unwrap_or(0).min(cfg.epochs);
+    let epoch = ck.epoch().unwrap_or(0);
+    if epoch > cfg.epochs {
+        return Err(Error::Config(format!(
+            "{} holds a run of {epoch} epochs, more than the {} asked for; \
+             ask for at least {epoch} to continue it, or use another output folder",
+            dir.display(),
+            cfg.epochs
+        )));
+    }
     ck.restore_trainer(trainer)?;
     let lines = |name: &str, n: usize| -> Result<Vec<String>> {
         let p = dir.join(name);

@@ -266,3 +266,21 @@ fn bench_prints_a_row_per_cell() {
     }
     assert!(out.contains("2 one-thread jobs at once (summed): FMA peak"));
 }
+
+#[test]
+fn bench_rejects_a_batch_it_cannot_time() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "20000"] {
+        let o = biprop(&["bench", "--batch-size", bad, "-q"], dir.path());
+        assert_clean_failure(&o, "--batch-size must be in 1..=10000");
+    }
+}
+
+#[test]
+fn report_and_plot_say_when_there_is_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in ["report", "plot"] {
+        let o = biprop(&[cmd, "."], dir.path());
+        assert_clean_failure(&o, "no runs (config.toml + metrics.csv) under");
+    }
+}

@@ -131,6 +131,16 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
             .unwrap()
             .to_string();
         assert!(e.contains("another configuration"), "{e}");
+        // Fewer epochs than the checkpoint holds cannot continue it.
+        let shorter = RunConfig {
+            epochs: 2,
+            ..c.clone()
+        };
+        let e = run::run(&shorter, &splits, &opts(&a))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("holds a run of 5 epochs"), "{e}");
     }
 }
 

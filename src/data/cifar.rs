@@ -149,7 +149,10 @@ pub fn load_archive(path: &Path) -> Result<(Dataset, Dataset)> {
             .into_owned();
         let base = name.rsplit('/').next().unwrap_or("").to_string();
         if TRAIN_FILES.contains(&base.as_str()) || base == TEST_FILE {
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
+            // The header's size is only a hint: a corrupt one must not
+            // reserve more than a real batch (10,000 records).
+            let hint = (entry.size() as usize).min(10_000 * RECORD);
+            let mut bytes = Vec::with_capacity(hint);
             entry.read_to_end(&mut bytes).map_err(corrupt)?;
             let member = path.join(&name);
             found.insert(base, parse_batch(&bytes, &member)?);

@@ -75,7 +75,7 @@ impl Checksum {
             ),
             Checksum::Md5(want) => {
                 let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-                ("md5", want, hex(&md5::Md5::digest(&bytes)))
+                ("md5", want, format!("{:x}", md5::Md5::digest(&bytes)))
             }
         };
         if actual == expected {
@@ -89,10 +89,6 @@ impl Checksum {
             })
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The download cache folder.
@@ -113,7 +109,7 @@ pub fn cache_dir() -> Result<PathBuf> {
 
 /// Lower-case hex sha256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 /// Checks that `path` (raw or gzip) decompresses to content with sha256 `expected`.

@@ -70,11 +70,14 @@ impl RunResult {
                 best = Some(r);
             }
         }
-        best.map_or(f64::NAN, |r| r["test_error"])
+        best.map_or(f64::NAN, |r| {
+            r.get("test_error").copied().unwrap_or(f64::NAN)
+        })
     }
 }
 
-/// Every run under `dir` (any depth) that has a `config.toml` and a `metrics.csv`.
+/// Every run under `dir` (any depth) that has a `config.toml` and a
+/// `metrics.csv`; an error when there is none.
 pub fn collect(dir: &Path) -> Result<Vec<RunResult>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -89,6 +92,12 @@ pub fn collect(dir: &Path) -> Result<Vec<RunResult>> {
                 stack.push(e.path());
             }
         }
+    }
+    if out.is_empty() {
+        return Err(Error::Missing(format!(
+            "no runs (config.toml + metrics.csv) under {}",
+            dir.display()
+        )));
     }
     out.sort_by(|a, b| a.dir.cmp(&b.dir));
     Ok(out)

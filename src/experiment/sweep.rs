@@ -159,9 +159,14 @@ impl Sweep {
         } else {
             id.join("_")
         };
-        let config =
-            RunConfig::from_toml_str(&toml::to_string(&table).expect("a table serializes"))
-                .map_err(|e| Error::Config(format!("cell {index} ({id}): {e}")))?;
+        let in_cell = |err| Error::InRun {
+            run: format!("cell {index} ({id})"),
+            err: Box::new(err),
+        };
+        let config: RunConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| in_cell(Error::Config(e.to_string())))?;
+        config.validate().map_err(in_cell)?;
         Ok(Cell { index, id, config })
     }
 
@@ -173,6 +178,15 @@ impl Sweep {
     /// True when the cell has finished (its `done` file exists).
     pub fn is_done(&self, cell: &Cell) -> bool {
         self.run_dir(cell).join(DONE_FILE).is_file()
+    }
+
+    /// The unfinished cells: all of them, or only cell `task`.
+    pub fn pending(&self, task: Option<usize>) -> Result<Vec<Cell>> {
+        let cells = match task {
+            Some(i) => vec![self.cell(i)?],
+            None => self.cells()?,
+        };
+        Ok(cells.into_iter().filter(|c| !self.is_done(c)).collect())
     }
 }
 
@@ -196,11 +210,7 @@ pub fn default_jobs() -> usize {
 /// Runs every unfinished cell (or only `opts.task`), `opts.jobs` at a time.
 /// Returns the number of runs it finished.
 pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<usize> {
-    let cells = match opts.task {
-        Some(i) => vec![sweep.cell(i)?],
-        None => sweep.cells()?,
-    };
-    let pending: Vec<Cell> = cells.into_iter().filter(|c| !sweep.is_done(c)).collect();
+    let pending = sweep.pending(opts.task)?;
     if pending.is_empty() {
         return Ok(0);
     }
@@ -246,10 +256,10 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<usize> {
                     }
                     Err(e) => {
                         let mut slot = first_error.lock().expect("lock");
-                        slot.get_or_insert(Error::Config(format!(
-                            "run {} ({}): {e}",
-                            cell.index, cell.id
-                        )));
+                        slot.get_or_insert(Error::InRun {
+                            run: format!("run {} ({})", cell.index, cell.id),
+                            err: Box::new(e),
+                        });
                         return;
                     }
                 }
