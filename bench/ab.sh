@@ -1,24 +1,36 @@
 #!/usr/bin/env bash
 # Before/after of a change: alternates two biprop binaries on the same
-# `biprop bench` cell, N times each, and prints each one's median s/epoch and
-# the ratio. Alternating makes a slow spell of a shared machine hit both.
-#   bench/ab.sh OLD_BINARY NEW_BINARY [N] -- [biprop bench options]
+# `biprop bench` cell, N times each (default 8), and prints each one's median
+# s/epoch and the ratio. Alternating makes a slow spell of a shared machine
+# hit both.
+#   bench/ab.sh OLD_BINARY NEW_BINARY [N] -- [biprop bench options naming one cell]
 #   e.g. bench/ab.sh /tmp/biprop-old target/release/biprop 8 -- --rule bp --hidden 2x800 --threads 2 --seconds 1.5
-# Options must be ones both binaries know (the old one may lack --passes).
+# Options must be ones both binaries know (an old one may lack --passes).
 set -euo pipefail
-old=$1; new=$2; n=${3:-8}
-shift 3 || shift $#
+source "$(dirname "$0")/lib.sh"
+usage="usage: bench/ab.sh OLD_BINARY NEW_BINARY [N] -- [biprop bench options]"
+old=${1:?$usage}; new=${2:?$usage}; shift 2
+n=8
+if [[ ${1:-} =~ ^[0-9]+$ ]]; then n=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for i in $(seq "$n"); do
   for side in old new; do
     bin=$old; [ "$side" = new ] && bin=$new
-    # The last table row; its 5th column is s/epoch.
-    "$bin" bench "$@" 2>/dev/null | tail -n 1 | awk -F'|' '{gsub(/ /, "", $6); print $6}' >>"$tmp/$side"
+    if ! "$bin" bench "$@" >"$tmp/out" 2>"$tmp/err"; then
+      echo "ab.sh: $bin bench $* failed:" >&2; cat "$tmp/err" >&2; exit 1
+    fi
+    rows=$(grep -c '^| [a-z]' "$tmp/out" || true)
+    # The header row also starts with "| r"; one cell means one more row.
+    if [ "$rows" -ne 2 ]; then
+      echo "ab.sh: the options must name one cell (one --rule, --hidden, --threads); got $((rows - 1)) rows" >&2
+      exit 1
+    fi
+    # The 5th column of the cell's row is s/epoch.
+    tail -n 1 "$tmp/out" | awk -F'|' '{gsub(/ /, "", $6); print $6}' >>"$tmp/$side"
   done
 done
-median() { sort -g "$1" | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-mo=$(median "$tmp/old"); mn=$(median "$tmp/new")
+mo=$(median <"$tmp/old"); mn=$(median <"$tmp/new")
 echo "old $old: median $mo s/epoch over $n ($(tr '\n' ' ' <"$tmp/old"))"
 echo "new $new: median $mn s/epoch over $n ($(tr '\n' ' ' <"$tmp/new"))"
 awk -v o="$mo" -v n="$mn" 'BEGIN {printf "new/old = %.3f\n", n / o}'

@@ -5,6 +5,7 @@
 # every epoch of every repeat.
 #   bench/epoch_seconds.sh [RULE] [HIDDEN] [EPOCHS] [REPEATS]
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 rule=${1:-bp}; hidden=${2:-2x800}; epochs=${3:-3}; repeats=${4:-2}
 bin=${BIPROP_BIN:-target/release/biprop}
 tmp=$(mktemp -d)
@@ -17,6 +18,6 @@ for r in $(seq "$repeats"); do
   done
 done
 for t in 1 2; do
-  median=$(sort -g "$tmp/seconds-$t" | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+  median=$(median <"$tmp/seconds-$t")
   echo "$rule $hidden threads=$t: median $median s/epoch over $(wc -l <"$tmp/seconds-$t") epochs"
 done

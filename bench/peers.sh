@@ -30,5 +30,10 @@ if [ ! -f "$venv/.peers-installed" ]; then
   touch "$venv/.peers-installed"
 fi
 
+# peers.py runs from the repository root: a relative data folder must still
+# mean the one the caller named.
+if [ -n "${BIPROP_DATA:-}" ] && [ -d "$BIPROP_DATA" ]; then
+  BIPROP_DATA=$(cd "$BIPROP_DATA" && pwd); export BIPROP_DATA
+fi
 cd "$here/.."
 exec "$venv/bin/python" "$here/peers.py" "$@"

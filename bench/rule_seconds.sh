@@ -4,6 +4,7 @@
 # Prints the median over EPOCHS epochs (default 3) of one run per cell.
 #   bench/rule_seconds.sh [HIDDEN ...]
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 bin=${BIPROP_BIN:-target/release/biprop}
 threads=${THREADS:-2}; epochs=${EPOCHS:-3}
 archs=("$@"); [ $# -gt 0 ] || archs=(800 2x800)
@@ -14,7 +15,7 @@ for h in "${archs[@]}"; do
   bp=""
   for r in bp fa dfa bfa bdfa; do
     "$bin" train -q --rule "$r" --hidden "$h" --epochs "$epochs" --threads "$threads" --out "$tmp/$r-$h" >/dev/null
-    s=$(tail -n +2 "$tmp/$r-$h/metrics.csv" | cut -d, -f8 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    s=$(tail -n +2 "$tmp/$r-$h/metrics.csv" | cut -d, -f8 | median)
     [ -n "$bp" ] || bp=$s
     awk -v h="$h" -v r="$r" -v s="$s" -v b="$bp" 'BEGIN { printf "| %s | %s | %.2f | %.2f |\n", h, r, s, s/b }'
   done

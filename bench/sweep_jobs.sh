@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Which split of the cores is fastest for a sweep: two BP 1x800 runs (3 epochs,
-# MNIST 50k) as one job at a time on all cores, against all jobs at once on
-# one core each. Prints wall seconds for each; run on an otherwise idle machine.
+# Which split of the cores is fastest for a sweep: one BP 1x800 run per core
+# (3 epochs, MNIST 50k, HIDDEN to change the width) as one job at a time on
+# all cores, against all jobs at once on one core each. Prints wall seconds for each; run on an otherwise idle machine.
 set -euo pipefail
 bin=${BIPROP_BIN:-target/release/biprop}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

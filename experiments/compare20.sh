@@ -5,17 +5,16 @@
 # Markdown table; the runs stay in OUT_DIR.
 #   experiments/compare20.sh OUT_DIR [HIDDEN ...]
 set -euo pipefail
+source "$(dirname "$0")/../bench/lib.sh"
 out=${1:?usage: compare20.sh OUT_DIR [HIDDEN ...]}; shift
-archs=("${@:-800}")
-[ $# -gt 0 ] || archs=(800 2x800)
+archs=("$@"); [ $# -gt 0 ] || archs=(800 2x800)
 bin=${BIPROP_BIN:-target/release/biprop}
 epochs=${EPOCHS:-20}
 mkdir -p "$out"
 for h in "${archs[@]}"; do
   for r in bp fa dfa bfa bdfa; do
-    d="$out/$r-$h"
-    [ -f "$d/metrics.csv" ] && [ "$(tail -n +2 "$d/metrics.csv" | wc -l)" -ge "$epochs" ] && continue
-    "$bin" train -q --force --rule "$r" --hidden "$h" --epochs "$epochs" --seed 1 --out "$d" >/dev/null
+    # --resume: a finished run is kept, an interrupted one continues.
+    "$bin" train -q --resume --rule "$r" --hidden "$h" --epochs "$epochs" --seed 1 --out "$out/$r-$h" >/dev/null
   done
 done
 echo "| hidden | rule | test error, last epoch | test error at best val epoch | train s/epoch (median) |"
@@ -25,7 +24,7 @@ for h in "${archs[@]}"; do
     m="$out/$r-$h/metrics.csv"
     last=$(tail -n 1 "$m" | cut -d, -f7)
     best=$(tail -n +2 "$m" | sort -t, -k5,5g -k1,1n | head -n 1 | cut -d, -f7)
-    secs=$(tail -n +2 "$m" | cut -d, -f8 | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+    secs=$(tail -n +2 "$m" | cut -d, -f8 | median)
     awk -v h="$h" -v r="$r" -v l="$last" -v b="$best" -v s="$secs" \
       'BEGIN { printf "| %s | %s | %.2f%% | %.2f%% | %.2f |\n", h, r, 100*l, 100*b, s }' 
   done
