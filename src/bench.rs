@@ -57,15 +57,20 @@ impl Kernel for FmaLoop<'_> {
     }
 }
 
-/// The measured FMA peak in GFLOP/s of `threads` cores (best of a few tries).
-///
-/// The better of a loop of 256-bit FMAs and, where the CPU has AVX-512, one
-/// of 512-bit FMAs: CPUs with two 512-bit FMA units double their peak with
-/// AVX-512, while Zen 4 runs both at the same FLOPs per cycle (114-116 and
-/// 115-117 GFLOP/s on one core of the development machine).
-pub fn fma_peak(threads: usize) -> f64 {
+/// The measured FMA peaks in GFLOP/s of `threads` cores (best of a few
+/// tries each): of 256-bit FMAs, and of 512-bit ones where the CPU has
+/// AVX-512. CPUs with two 512-bit FMA units double their peak with AVX-512;
+/// Zen 4 runs both at the same FLOPs per cycle (`biprop bench` prints both).
+pub fn fma_peaks(threads: usize) -> (f64, Option<f64>) {
     let avx2 = peak_of(threads, || vectorized(FmaLoop(&mut [1.0; 96], FMA_ITERS)));
-    avx2.max(avx512_peak(threads).unwrap_or(0.0))
+    (avx2, avx512_peak(threads))
+}
+
+/// The machine's FMA peak in GFLOP/s of `threads` cores: the better of
+/// [`fma_peaks`].
+pub fn fma_peak(threads: usize) -> f64 {
+    let (avx2, avx512) = fma_peaks(threads);
+    avx2.max(avx512.unwrap_or(0.0))
 }
 
 /// Iterations of the FMA loops: each does 96 FMAs (192 FLOPs) per iteration.
@@ -304,6 +309,8 @@ impl Mode {
 pub struct Peaks {
     /// [`fma_peak`] of the mode's cores.
     pub fma: f64,
+    /// Its two parts, [`fma_peaks`]: 256-bit and (where there is AVX-512) 512-bit.
+    pub fma_parts: (f64, Option<f64>),
     /// The GEMM crate's best on the step's shapes, used as the mode uses the
     /// cores (one product split over the threads, or one product per job).
     pub gemm: f64,
@@ -400,7 +407,8 @@ pub fn run_table(
                 pass + 1,
                 mode.label()
             )));
-            let fma = fma_peak(mode.cores());
+            let fma_parts = fma_peaks(mode.cores());
+            let fma = fma_parts.0.max(fma_parts.1.unwrap_or(0.0));
             let gemm = match mode {
                 Mode::Threads(t) => {
                     let i = pool(&mut pools, t);
@@ -414,9 +422,21 @@ pub fn run_table(
             match peaks.iter_mut().find(|(m, _)| *m == mode) {
                 Some((_, p)) => {
                     p.fma = p.fma.max(fma);
+                    p.fma_parts.0 = p.fma_parts.0.max(fma_parts.0);
+                    p.fma_parts.1 = match (p.fma_parts.1, fma_parts.1) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
                     p.gemm = p.gemm.max(gemm);
                 }
-                None => peaks.push((mode, Peaks { fma, gemm })),
+                None => peaks.push((
+                    mode,
+                    Peaks {
+                        fma,
+                        fma_parts,
+                        gemm,
+                    },
+                )),
             }
         }
         for (k, (cfg, mode)) in cells.iter().enumerate() {

@@ -542,8 +542,12 @@ fn bench(args: BenchArgs) -> Result<()> {
                 bench::Mode::Threads(t) => format!("threads {t}"),
                 bench::Mode::Jobs(j) => format!("{j} one-thread jobs at once (summed)"),
             };
+            let parts = match row.peaks.fma_parts {
+                (avx2, Some(avx512)) => format!(" (256-bit {avx2:.1}, 512-bit {avx512:.1})"),
+                _ => String::new(),
+            };
             say!(
-                "{what}: FMA peak {:.1} GFLOP/s, GEMM best {:.1} GFLOP/s ({b}x784x800 / {b}x800x800)",
+                "{what}: FMA peak {:.1} GFLOP/s{parts}, GEMM best {:.1} GFLOP/s ({b}x784x800 / {b}x800x800)",
                 row.peaks.fma,
                 row.peaks.gemm,
                 b = args.batch_size

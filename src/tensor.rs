@@ -262,8 +262,9 @@ pub fn gemm_then(
         Accum::Replace
     };
     // Splitting a small product (the 10-wide output layer) costs more in
-    // synchronization than it saves: measured 67 GFLOP/s on one thread
-    // against 43-56 on two for 128x800x10.
+    // synchronization than it saves (the first version of this function
+    // measured 128x800x10 slower on two threads than on one; that timing
+    // program was not kept).
     let parts = if m * n * k < SMALL_GEMM {
         1
     } else {

@@ -159,8 +159,9 @@ impl LearningRule for Bdfa {
             // s_r = (D y'_r) . h_r = y'_r . (D^T h_r) for every sample: one
             // GEMM into C columns, then dots of length C. (Dots of length n_l
             // after a GEMM into n_l columns cost the same FLOPs, but as
-            // in-order sums they do not vectorize: BDFA 2x800 took 13% longer
-            // than DFA on two threads for 1% more FLOPs.)
+            // in-order sums they do not vectorize: BDFA 2x800 on two threads
+            // went from 1.575 to 1.495 s an epoch with this change, `bench/ab.sh
+            // OLD NEW 6 -- --rule bdfa --hidden 2x800 --threads 2 --seconds 1.5`.)
             gemm(
                 &mut self.proj[l],
                 false,
