@@ -65,7 +65,40 @@ impl Kernel for Derivative<'_> {
     }
 }
 
+/// [`BiasAct`] over separate rows (a block of a wider matrix).
+struct BiasActRows<'b, I>(Activation, I, &'b [f32]);
+impl<'a, I: Iterator<Item = &'a mut [f32]>> Kernel for BiasActRows<'_, I> {
+    #[inline(always)]
+    fn run(self) {
+        for row in self.1 {
+            self.0.apply_with_bias_impl(row, self.2)
+        }
+    }
+}
+
+/// [`Derivative`] over separate `(delta row, h row)` pairs.
+struct DerivativeRows<I>(Activation, I);
+impl<'a, I: Iterator<Item = (&'a mut [f32], &'a [f32])>> Kernel for DerivativeRows<I> {
+    #[inline(always)]
+    fn run(self) {
+        for (delta, h) in self.1 {
+            self.0.mul_derivative_impl(delta, h)
+        }
+    }
+}
+
 impl Activation {
+    /// [`Activation::apply_with_bias`] on each of `rows` (one dispatch for all).
+    pub fn apply_with_bias_rows<'a>(self, rows: impl Iterator<Item = &'a mut [f32]>, bias: &[f32]) {
+        vectorized(BiasActRows(self, rows, bias))
+    }
+
+    /// [`Activation::mul_derivative`] on each `(delta, h)` pair of rows (one
+    /// dispatch for all).
+    pub fn mul_derivative_rows<'a>(self, rows: impl Iterator<Item = (&'a mut [f32], &'a [f32])>) {
+        vectorized(DerivativeRows(self, rows))
+    }
+
     /// `h = f(z + bias)` row by row, in place; `z` holds `rows x bias.len()` values.
     pub fn apply_with_bias(self, z: &mut [f32], bias: &[f32]) {
         vectorized(BiasAct(self, z, bias))

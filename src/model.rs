@@ -120,10 +120,8 @@ impl Mlp {
             } else {
                 let act = self.hidden;
                 gemm_then(&mut hi[0], false, 1.0, input, w, &|block| {
-                    let cols = block.cols.clone();
-                    for (_, row) in block.rows_mut() {
-                        act.apply_with_bias(row, &bias[cols.clone()]);
-                    }
+                    let b = &bias[block.cols.clone()];
+                    act.apply_with_bias_rows(block.rows_mut().map(|(_, row)| row), b);
                 });
             }
         }

@@ -248,9 +248,11 @@ pub(crate) fn propagate(
     debug_assert_eq!(src.nrows(), rows);
     gemm_then(dst, false, 1.0, src, path, &|block| {
         let cols = block.cols.clone();
-        for (r, row) in block.rows_mut() {
-            act.mul_derivative(row, &h.row(r)[cols.clone()]);
-        }
+        act.mul_derivative_rows(
+            block
+                .rows_mut()
+                .map(|(r, row)| (row, &h.row(r)[cols.clone()])),
+        );
     });
 }
 
