@@ -19,6 +19,7 @@ use crate::data::Dataset;
 use crate::rules::RuleKind;
 use crate::tensor::{gemm, set_gemm_threads, Matrix};
 use crate::train::Trainer;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// FLOPs of one training sample of `rule` on layer widths `sizes`.
@@ -363,33 +364,27 @@ pub fn run_table(
     passes: usize,
     mut progress: impl FnMut(Progress),
 ) -> Vec<Row> {
-    let mut pools: Vec<(usize, rayon::ThreadPool)> = Vec::new();
-    let mut job_pools: Vec<rayon::ThreadPool> = Vec::new();
-    let pool = |pools: &mut Vec<(usize, rayon::ThreadPool)>, t: usize| {
-        if !pools.iter().any(|(n, _)| *n == t) {
-            let p = rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .expect("a thread pool");
-            pools.push((t, p));
-        }
-        pools.iter().position(|(n, _)| *n == t).expect("just added")
+    let new_pool = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
     };
-    let max_jobs = cells
-        .iter()
-        .filter_map(|(_, m)| match m {
-            Mode::Jobs(j) => Some(*j),
-            Mode::Threads(_) => None,
-        })
-        .max()
-        .unwrap_or(0);
-    while job_pools.len() < max_jobs {
-        job_pools.push(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .expect("a thread pool"),
-        );
+    // One pool per thread count, and one-thread pools for the jobs, made
+    // once: pools made per cell would leave idle threads competing.
+    let mut pools: BTreeMap<usize, rayon::ThreadPool> = BTreeMap::new();
+    let mut job_pools: Vec<rayon::ThreadPool> = Vec::new();
+    for (_, mode) in cells {
+        match *mode {
+            Mode::Threads(t) => {
+                pools.entry(t).or_insert_with(|| new_pool(t));
+            }
+            Mode::Jobs(j) => {
+                while job_pools.len() < j {
+                    job_pools.push(new_pool(1));
+                }
+            }
+        }
     }
     let batch = cells.first().map_or(128, |(c, _)| c.batch_size);
     let mut modes: Vec<Mode> = Vec::new();
@@ -410,13 +405,10 @@ pub fn run_table(
             let fma_parts = fma_peaks(mode.cores());
             let fma = fma_parts.0.max(fma_parts.1.unwrap_or(0.0));
             let gemm = match mode {
-                Mode::Threads(t) => {
-                    let i = pool(&mut pools, t);
-                    pools[i].1.install(|| {
-                        set_gemm_threads(t);
-                        gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))
-                    })
-                }
+                Mode::Threads(t) => pools[&t].install(|| {
+                    set_gemm_threads(t);
+                    gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))
+                }),
                 Mode::Jobs(j) => concurrent_gemm_gflops(j, batch),
             };
             match peaks.iter_mut().find(|(m, _)| *m == mode) {
@@ -448,10 +440,7 @@ pub fn run_table(
                 mode.label()
             )));
             let r = match *mode {
-                Mode::Threads(t) => {
-                    let i = pool(&mut pools, t);
-                    bench_steps(cfg, data, &pools[i].1, seconds)
-                }
+                Mode::Threads(t) => bench_steps(cfg, data, &pools[&t], seconds),
                 Mode::Jobs(j) => bench_jobs(cfg, data, &job_pools[..j], seconds),
             };
             samples[k].push(r);
@@ -504,5 +493,32 @@ mod tests {
             flops_per_sample(RuleKind::Fa, &s),
             flops_per_sample(RuleKind::Dfa, &s)
         );
+    }
+
+    /// The other rules on 784-800-800-10, counted by hand: a product of
+    /// `m x k` by `k x n` per sample (m = 1) is `2 k n` FLOPs.
+    #[test]
+    fn every_rule_matches_its_hand_count() {
+        let s = [784, 800, 800, 10];
+        let fwd = 2.0 * (784.0 * 800.0 + 800.0 * 800.0 + 800.0 * 10.0);
+        // DFA: forward, weight gradients, and the 10-wide error sent to
+        // each of the two hidden layers.
+        let direct = 2.0 * 10.0 * (800.0 + 800.0);
+        assert_eq!(flops_per_sample(RuleKind::Fa, &s), 6_396_800.0);
+        assert_eq!(flops_per_sample(RuleKind::Dfa, &s), 2.0 * fwd + direct);
+        // BDFA: DFA, plus D^T h and the update h y'^T for each layer.
+        assert_eq!(
+            flops_per_sample(RuleKind::Bdfa, &s),
+            2.0 * fwd + 3.0 * direct
+        );
+        // BFA: FA, plus the feedback network's forward, its errors (all
+        // but those into its 10-wide input) and its weight gradients.
+        let fa = flops_per_sample(RuleKind::Fa, &s);
+        let feedback_errors = fwd - 2.0 * 800.0 * 10.0;
+        assert_eq!(
+            flops_per_sample(RuleKind::Bfa, &s),
+            fa + fwd + feedback_errors + fwd
+        );
+        assert_eq!(flops_per_sample(RuleKind::Bfa, &s), 14_032_000.0);
     }
 }

@@ -124,8 +124,23 @@ impl Trainer {
     }
 
     /// Loads `rows` samples given as row-major inputs and targets as the next batch.
+    ///
+    /// # Panics
+    /// When `rows` exceeds [`Trainer::max_rows`] or the slices do not hold
+    /// `rows` inputs and targets of the network's widths.
     pub fn load_rows(&mut self, inputs: &[f32], targets: &[f32], rows: usize) {
         assert!(rows <= self.max_rows, "batch larger than the buffers");
+        let (n, c) = (self.net.inputs(), self.net.outputs());
+        assert_eq!(
+            inputs.len(),
+            rows * n,
+            "load_rows: expected {rows} x {n} inputs"
+        );
+        assert_eq!(
+            targets.len(),
+            rows * c,
+            "load_rows: expected {rows} x {c} targets"
+        );
         self.acts[0].rows_slice_mut(rows).copy_from_slice(inputs);
         self.targets.rows_slice_mut(rows).copy_from_slice(targets);
     }

@@ -59,13 +59,14 @@ fn same_seed_same_results_bitwise() {
 
 /// The thread count changes only the speed: products are split into whole
 /// rows or columns, so 1, 2 and 3 threads give bitwise the same run. The
-/// hidden layers are wide enough (64x256x256 products) to be split.
+/// hidden layers are wide enough to be split: their 64x512x512 products are
+/// four times the size below which products stay on one thread.
 #[test]
 fn thread_count_does_not_change_results() {
     let s = splits();
     for rule in RuleKind::ALL {
         let wide = |threads| RunConfig {
-            hidden: vec![256, 256],
+            hidden: vec![512, 512],
             batch_size: 64,
             epochs: 2,
             ..cfg(rule, threads)
@@ -130,7 +131,32 @@ fn checkpoint_round_trips() {
             _ => 2,
         };
         assert_eq!(names(&trained).len(), expected_feedback, "{rule}");
+        // `save` keeps weights only: resuming from it is refused, not guessed.
+        let e = ck.restore_trainer(&mut fresh).unwrap_err().to_string();
+        assert!(e.contains("no step count"), "{e}");
     }
+}
+
+/// `on_epoch` is told every epoch, in order, with the record the run returns.
+#[test]
+fn on_epoch_sees_every_epoch() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let opts = RunOptions {
+        on_epoch: Some(Arc::new(move |r: &run::EpochRecord| {
+            sink.lock().unwrap().push((r.epoch, r.test_error))
+        })),
+        ..Default::default()
+    };
+    let summary = run::run(&cfg(RuleKind::Dfa, 1), &splits(), &opts).unwrap();
+    let want: Vec<_> = summary
+        .records
+        .iter()
+        .map(|r| (r.epoch, r.test_error))
+        .collect();
+    assert_eq!(want.len(), 3);
+    assert_eq!(*seen.lock().unwrap(), want);
 }
 
 /// `init_from` starts a run from saved weights: one more epoch from a

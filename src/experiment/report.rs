@@ -134,6 +134,10 @@ pub struct Group {
 }
 
 /// Groups runs by data set, architecture and rule (over seeds).
+///
+/// Nothing else is compared: runs under `dir` that differ in another setting
+/// (learning rate, epochs, BDFA options) are averaged as if they were seeds,
+/// so report one sweep (or one setting) per folder.
 pub fn group(runs: &[RunResult]) -> Vec<Group> {
     let mut groups: BTreeMap<(String, usize, String, usize), Group> = BTreeMap::new();
     for r in runs {
