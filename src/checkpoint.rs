@@ -180,6 +180,19 @@ impl Checkpoint {
         }
     }
 
+    /// [`Checkpoint::image`], or for checkpoints without it a guess from the
+    /// input width: a square grey image when `inputs` is a square, else one row.
+    pub fn image_or_guess(&self, inputs: usize) -> (usize, usize, usize) {
+        self.image().unwrap_or_else(|| {
+            let side = (inputs as f64).sqrt() as usize;
+            if side * side == inputs {
+                (1, side, side)
+            } else {
+                (1, 1, inputs)
+            }
+        })
+    }
+
     /// The number of inputs and outputs of the stored forward network.
     pub fn io_sizes(&self) -> Result<(usize, usize)> {
         let layers = self

@@ -384,8 +384,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let ck = Checkpoint::load(&ckpt)?;
     let mut cfg = ck.config()?;
     let (inputs, classes) = ck.io_sizes()?;
-    let mut trainer = run::build_trainer_sized(&cfg, inputs, classes, None)?;
-    ck.restore(&mut trainer.net, trainer.rule.as_mut())?;
+    let trainer = run::build_trainer_sized(&cfg, inputs, classes, Some(&ckpt))?;
     let Some(feedback) = trainer.rule.feedback_network() else {
         bail!(
             "{} was trained with --rule {}: only BFA has a feedback network that generates images",
@@ -393,14 +392,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
             cfg.rule
         );
     };
-    let image = ck.image().unwrap_or_else(|| {
-        let side = (inputs as f64).sqrt() as usize;
-        if side * side == inputs {
-            (1, side, side)
-        } else {
-            (1, 1, inputs)
-        }
-    });
+    let image = ck.image_or_guess(inputs);
     let (tiles, default_name, cols) = match args.reconstruct {
         Some(n) => {
             if args.data_dir.is_some() {
@@ -423,13 +415,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         None => {
             let mixes = if args.mix.is_empty() {
                 (0..classes)
-                    .map(|k| {
-                        let name = match cfg.dataset {
-                            DatasetKind::Cifar10 => biprop::data::cifar::NAMES[k % 10].to_string(),
-                            _ => k.to_string(),
-                        };
-                        LabelMix::one_hot(k, classes, &name)
-                    })
+                    .map(|k| LabelMix::one_hot(k, classes, &cfg.dataset.class_name(k)))
                     .collect()
             } else {
                 args.mix

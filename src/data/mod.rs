@@ -80,6 +80,25 @@ pub enum DatasetKind {
     Cifar10,
 }
 
+impl DatasetKind {
+    /// The name `--dataset` and config files use: `mnist`, `idx`, `cifar10`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::Idx => "idx",
+            DatasetKind::Cifar10 => "cifar10",
+        }
+    }
+
+    /// The name of class `k`: CIFAR-10's class names, else the label number.
+    pub fn class_name(self, k: usize) -> String {
+        match self {
+            DatasetKind::Cifar10 => cifar::NAMES[k % cifar::CLASSES].to_string(),
+            _ => k.to_string(),
+        }
+    }
+}
+
 /// Training, validation and test sets.
 #[derive(Clone, Debug)]
 pub struct Splits {

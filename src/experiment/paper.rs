@@ -3,6 +3,7 @@
 // 3.14 is BFA's published error on 1x800, not an approximation of pi.
 #![allow(clippy::approx_constant)]
 
+use crate::config::{format_hidden, parse_hidden};
 use crate::data::DatasetKind;
 use crate::rules::RuleKind;
 
@@ -24,18 +25,23 @@ const TABLE2: [(&str, [f64; 5]); 4] = [
     ("2x800", [44.97, 48.88, 48.86, 48.55, 48.46]),
 ];
 
-/// The paper's test error (%) for `rule` on `hidden` (e.g. `2x800`, or `800`), if it has one.
+/// The paper's table for `dataset`: 1 (MNIST), 2 (CIFAR-10), or none.
+pub fn table(dataset: DatasetKind) -> Option<u8> {
+    match dataset {
+        DatasetKind::Mnist => Some(1),
+        DatasetKind::Cifar10 => Some(2),
+        DatasetKind::Idx => None,
+    }
+}
+
+/// The paper's test error (%) for `rule` on `hidden` (any form `--hidden`
+/// takes: `2x800`, `800,800`, `800`), if it has one.
 pub fn published(dataset: DatasetKind, hidden: &str, rule: RuleKind) -> Option<f64> {
-    let table: &[(&str, [f64; 5])] = match dataset {
-        DatasetKind::Mnist => &TABLE1,
-        DatasetKind::Cifar10 => &TABLE2,
-        DatasetKind::Idx => return None,
+    let table: &[(&str, [f64; 5])] = match table(dataset)? {
+        1 => &TABLE1,
+        _ => &TABLE2,
     };
-    let arch = if hidden.contains('x') {
-        hidden.to_string()
-    } else {
-        format!("1x{hidden}")
-    };
+    let arch = format_hidden(&parse_hidden(hidden).ok()?);
     let col = RuleKind::ALL.iter().position(|&r| r == rule)?;
     table.iter().find(|(a, _)| *a == arch).map(|(_, v)| v[col])
 }
@@ -59,5 +65,21 @@ mod tests {
             Some(48.46)
         );
         assert_eq!(published(DatasetKind::Cifar10, "3x800", RuleKind::Bp), None);
+        // Every form --hidden takes names the same architecture.
+        assert_eq!(
+            published(DatasetKind::Mnist, "400,400,400", RuleKind::Dfa),
+            Some(3.62)
+        );
+        assert_eq!(published(DatasetKind::Idx, "800", RuleKind::Bp), None);
+        assert_eq!(table(DatasetKind::Idx), None);
+    }
+
+    #[test]
+    fn dataset_names_are_the_command_line_names() {
+        use clap::ValueEnum;
+        for kind in DatasetKind::value_variants() {
+            let cli = kind.to_possible_value().expect("a value");
+            assert_eq!(kind.name(), cli.get_name());
+        }
     }
 }

@@ -162,7 +162,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let mut keys: Vec<(String, String)> = Vec::new();
     for r in &runs {
         let k = (
-            format!("{:?}", r.config.dataset).to_lowercase(),
+            r.config.dataset.name().to_string(),
             format_hidden(&r.config.hidden),
         );
         if !keys.contains(&k) {
@@ -174,7 +174,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         let of = |rule: RuleKind| -> Vec<&RunResult> {
             runs.iter()
                 .filter(|r| {
-                    format!("{:?}", r.config.dataset).to_lowercase() == ds
+                    r.config.dataset.name() == ds
                         && format_hidden(&r.config.hidden) == hidden
                         && r.config.rule == rule
                 })

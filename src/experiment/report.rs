@@ -206,10 +206,13 @@ pub fn markdown(groups: &[Group]) -> String {
             ("test error (%) at the last epoch", 0),
             ("test error (%) at the epoch of best validation error", 1),
         ] {
+            let paper = match super::paper::table(ds) {
+                Some(t) => format!("(paper: its Table {t} value, 300 epochs, 5 runs)"),
+                None => "(no paper value for this data set)".into(),
+            };
             out.push_str(&format!(
-                "### {} — {title}\n\nmean ± std over {seeds} seed(s), {epochs} epochs; (paper: its Table {} value, 300 epochs, 5 runs)\n\n",
-                format!("{ds:?}").to_uppercase(),
-                if ds == DatasetKind::Cifar10 { 2 } else { 1 }
+                "### {} — {title}\n\nmean ± std over {seeds} seed(s), {epochs} epochs; {paper}\n\n",
+                ds.name().to_uppercase(),
             ));
             out.push_str("| model |");
             for r in &rules {
