@@ -57,21 +57,11 @@ pub fn save_trainer(
 type Named = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
 
 fn weight_tensors(net: &Mlp, rule: &dyn LearningRule) -> Named {
-    let mut named = Named::new();
-    for (i, l) in net.layers.iter().enumerate() {
-        named.insert(
-            format!("forward.{i}.weight"),
-            (vec![l.fan_out(), l.fan_in()], to_bytes(l.weight.as_slice())),
-        );
-        named.insert(
-            format!("forward.{i}.bias"),
-            (vec![l.bias.len()], to_bytes(&l.bias)),
-        );
-    }
-    for t in rule.feedback_tensors() {
-        named.insert(t.name, (t.shape, to_bytes(t.data)));
-    }
-    named
+    net.named_tensors("forward")
+        .into_iter()
+        .chain(rule.feedback_tensors())
+        .map(|t| (t.name, (t.shape, to_bytes(t.data))))
+        .collect()
 }
 
 fn metadata(
@@ -262,15 +252,8 @@ impl Checkpoint {
     /// Copies the forward weights into `net` and the feedback weights into
     /// `rule`; every tensor they need must be present with the same shape.
     pub fn restore(&self, net: &mut Mlp, rule: &mut dyn LearningRule) -> Result<()> {
-        for (i, l) in net.layers.iter_mut().enumerate() {
-            let shape = [l.fan_out(), l.fan_in()];
-            self.take(
-                &format!("forward.{i}.weight"),
-                &shape,
-                l.weight.as_mut_slice(),
-            )?;
-            let n = l.bias.len();
-            self.take(&format!("forward.{i}.bias"), &[n], &mut l.bias)?;
+        for t in net.named_tensors_mut("forward") {
+            self.take(&t.name, &t.shape, t.data)?;
         }
         for t in rule.feedback_tensors_mut() {
             self.take(&t.name, &t.shape, t.data)?;

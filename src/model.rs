@@ -2,6 +2,7 @@
 
 use crate::activation::Activation;
 use crate::loss::Output;
+use crate::rules::{FeedbackTensor, FeedbackTensorMut};
 use crate::tensor::{gemm_then, Matrix};
 use rand::Rng;
 
@@ -125,6 +126,44 @@ impl Mlp {
                 });
             }
         }
+    }
+
+    /// Every weight and bias as named tensors, as checkpoints store them:
+    /// `{prefix}.{i}.weight` `[out, in]` and `{prefix}.{i}.bias` `[out]`.
+    pub fn named_tensors(&self, prefix: &str) -> Vec<FeedbackTensor<'_>> {
+        let mut v = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            v.push(FeedbackTensor {
+                name: format!("{prefix}.{i}.weight"),
+                shape: vec![l.fan_out(), l.fan_in()],
+                data: l.weight.as_slice(),
+            });
+            v.push(FeedbackTensor {
+                name: format!("{prefix}.{i}.bias"),
+                shape: vec![l.bias.len()],
+                data: &l.bias,
+            });
+        }
+        v
+    }
+
+    /// [`Mlp::named_tensors`], mutable (for loading checkpoints).
+    pub fn named_tensors_mut(&mut self, prefix: &str) -> Vec<FeedbackTensorMut<'_>> {
+        let mut v = Vec::new();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let shape = vec![l.fan_out(), l.fan_in()];
+            v.push(FeedbackTensorMut {
+                name: format!("{prefix}.{i}.weight"),
+                shape,
+                data: l.weight.as_mut_slice(),
+            });
+            v.push(FeedbackTensorMut {
+                name: format!("{prefix}.{i}.bias"),
+                shape: vec![l.bias.len()],
+                data: &mut l.bias,
+            });
+        }
+        v
     }
 
     /// Number of trainable forward parameters.

@@ -130,38 +130,11 @@ impl LearningRule for Bfa {
     }
 
     fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        let mut v = Vec::new();
-        for (k, layer) in self.feedback.layers.iter().enumerate() {
-            v.push(FeedbackTensor {
-                name: format!("feedback.{k}.weight"),
-                shape: vec![layer.fan_out(), layer.fan_in()],
-                data: layer.weight.as_slice(),
-            });
-            v.push(FeedbackTensor {
-                name: format!("feedback.{k}.bias"),
-                shape: vec![layer.fan_out()],
-                data: &layer.bias,
-            });
-        }
-        v
+        self.feedback.named_tensors("feedback")
     }
 
     fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        let mut v = Vec::new();
-        for (k, layer) in self.feedback.layers.iter_mut().enumerate() {
-            let shape = vec![layer.fan_out(), layer.fan_in()];
-            v.push(FeedbackTensorMut {
-                name: format!("feedback.{k}.weight"),
-                shape,
-                data: layer.weight.as_mut_slice(),
-            });
-            v.push(FeedbackTensorMut {
-                name: format!("feedback.{k}.bias"),
-                shape: vec![layer.bias.len()],
-                data: &mut layer.bias,
-            });
-        }
-        v
+        self.feedback.named_tensors_mut("feedback")
     }
 
     fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {

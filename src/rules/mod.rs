@@ -92,7 +92,7 @@ pub enum InitScheme {
     Reference,
 }
 
-/// A named tensor of a rule's feedback weights, as stored in checkpoints.
+/// A named tensor of a network's or a rule's weights, as stored in checkpoints.
 #[derive(Debug)]
 pub struct FeedbackTensor<'a> {
     /// Checkpoint name, e.g. `feedback.1.weight`.
@@ -103,7 +103,7 @@ pub struct FeedbackTensor<'a> {
     pub data: &'a [f32],
 }
 
-/// A mutable feedback tensor, for loading checkpoints.
+/// A mutable named tensor, for loading checkpoints.
 #[derive(Debug)]
 pub struct FeedbackTensorMut<'a> {
     /// Checkpoint name.
