@@ -126,20 +126,18 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
             lr: 0.2,
             ..c.clone()
         };
-        let e = run::run(&other, &splits, &opts(&b))
-            .err()
-            .unwrap()
-            .to_string();
+        let refused = |cfg: &RunConfig, dir: &Path| match run::run(cfg, &splits, &opts(dir)) {
+            Ok(_) => panic!("{rule}: a run in {} should be refused", dir.display()),
+            Err(e) => e.to_string(),
+        };
+        let e = refused(&other, &b);
         assert!(e.contains("another configuration"), "{e}");
         // Fewer epochs than the checkpoint holds cannot continue it.
         let shorter = RunConfig {
             epochs: 2,
             ..c.clone()
         };
-        let e = run::run(&shorter, &splits, &opts(&a))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = refused(&shorter, &a);
         assert!(e.contains("holds a run of 5 epochs"), "{e}");
     }
 }
