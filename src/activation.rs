@@ -1,9 +1,9 @@
 //! Hidden-layer activations, applied in fused passes over a whole batch.
 //!
 //! `tanh` is a branch-free rational approximation (max abs error about 5e-7,
-//! checked by a test) that the compiler vectorizes: DESIGN.md section 6
-//! measured glibc's `tanhf` at 6-12 ns an element against about 0.4 ns for
-//! such an approximation, seconds per epoch.
+//! checked by a test) that the compiler vectorizes, because glibc's `tanhf`
+//! is a scalar call per element: on the paper's shapes the activation would
+//! otherwise cost a visible share of each step (docs/performance.md).
 
 use serde::{Deserialize, Serialize};
 

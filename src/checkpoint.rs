@@ -9,9 +9,10 @@
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::model::Mlp;
-use crate::rules::LearningRule;
+use crate::rules::{LearningRule, RuleKind};
 use crate::train::Trainer;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -134,11 +135,40 @@ impl Checkpoint {
                 .collect();
             tensors.insert(name, (view.shape().to_vec(), data));
         }
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        match metadata.get("format") {
+            Some(f) if f == FORMAT => {}
+            Some(f) => {
+                return Err(bad(format!(
+                    "format {f:?}, this biprop reads {FORMAT:?} checkpoints"
+                )))
+            }
+            None => {
+                return Err(bad(format!(
+                    "no format in the metadata: not a biprop checkpoint (expected {FORMAT:?})"
+                )))
+            }
+        }
         Ok(Self {
             tensors,
-            metadata: meta.metadata().clone().unwrap_or_default(),
+            metadata,
             path: path.into(),
         })
+    }
+
+    /// The rule the checkpoint was trained with (metadata `rule`).
+    pub fn rule(&self) -> Result<RuleKind> {
+        let name = self.metadata.get("rule").ok_or_else(|| Error::Checkpoint {
+            path: self.path.clone(),
+            msg: "no rule in the metadata".into(),
+        })?;
+        RuleKind::ALL
+            .into_iter()
+            .find(|r| r.name() == name)
+            .ok_or_else(|| Error::Checkpoint {
+                path: self.path.clone(),
+                msg: format!("unknown rule {name:?} in the metadata"),
+            })
     }
 
     /// The run configuration stored in the metadata.
@@ -231,12 +261,14 @@ impl Checkpoint {
     }
 
     /// Restores weights, optimizer state and step count into `trainer`
-    /// (a checkpoint of [`save_trainer`]).
+    /// (a checkpoint of [`save_trainer`]); every tensor must be used.
     pub fn restore_trainer(&self, trainer: &mut Trainer) -> Result<()> {
-        self.restore(&mut trainer.net, trainer.rule.as_mut())?;
+        let mut used = self.restore_weights(&mut trainer.net, trainer.rule.as_mut())?;
         for t in trainer.optimizer_state_mut() {
             self.take(&t.name, &t.shape, t.data)?;
+            used.insert(t.name);
         }
+        self.refuse_unused(&used, |_| false)?;
         let steps = self
             .metadata
             .get("steps")
@@ -250,14 +282,83 @@ impl Checkpoint {
     }
 
     /// Copies the forward weights into `net` and the feedback weights into
-    /// `rule`; every tensor they need must be present with the same shape.
+    /// `rule`. The checkpoint must be of the same rule, hold every tensor
+    /// they need with the same shape, and nothing else but optimizer state
+    /// (`optim.*`, which only resuming restores).
     pub fn restore(&self, net: &mut Mlp, rule: &mut dyn LearningRule) -> Result<()> {
-        for t in net.named_tensors_mut("forward") {
-            self.take(&t.name, &t.shape, t.data)?;
+        let used = self.restore_weights(net, rule)?;
+        self.refuse_unused(&used, |name| name.starts_with("optim."))
+    }
+
+    /// Copies only the forward weights into `net`, from a checkpoint of any
+    /// rule (its feedback and optimizer state are left out on purpose).
+    pub fn restore_forward(&self, net: &mut Mlp) -> Result<()> {
+        self.restore_net(net, "forward")?;
+        Ok(())
+    }
+
+    fn restore_net(&self, net: &mut Mlp, prefix: &str) -> Result<BTreeSet<String>> {
+        let mut used = BTreeSet::new();
+        let layers = net.layers.len();
+        let stored = self
+            .tensors
+            .keys()
+            .filter(|k| k.starts_with(&format!("{prefix}.")) && k.ends_with(".weight"))
+            .count();
+        if prefix == "forward" && stored != layers {
+            return Err(Error::Checkpoint {
+                path: self.path.clone(),
+                msg: format!(
+                    "holds a network of {stored} layers, the run has {layers} (hidden {:?})",
+                    &net.sizes[1..net.sizes.len() - 1]
+                ),
+            });
         }
+        for t in net.named_tensors_mut(prefix) {
+            self.take(&t.name, &t.shape, t.data)?;
+            used.insert(t.name);
+        }
+        Ok(used)
+    }
+
+    fn restore_weights(
+        &self,
+        net: &mut Mlp,
+        rule: &mut dyn LearningRule,
+    ) -> Result<BTreeSet<String>> {
+        let stored = self.rule()?;
+        if stored != rule.kind() {
+            return Err(Error::Checkpoint {
+                path: self.path.clone(),
+                msg: format!(
+                    "holds a {stored} run, this run is {}; its feedback tensors mean something \
+                     else here (use --init-forward-from to start from its forward weights only)",
+                    rule.kind()
+                ),
+            });
+        }
+        let mut used = self.restore_net(net, "forward")?;
         for t in rule.feedback_tensors_mut() {
             self.take(&t.name, &t.shape, t.data)?;
+            used.insert(t.name);
         }
-        Ok(())
+        Ok(used)
+    }
+
+    /// An error naming every tensor outside `used` that `allowed` does not excuse.
+    fn refuse_unused(&self, used: &BTreeSet<String>, allowed: impl Fn(&str) -> bool) -> Result<()> {
+        let unused: Vec<&str> = self
+            .tensors
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !used.contains(*k) && !allowed(k))
+            .collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Checkpoint {
+            path: self.path.clone(),
+            msg: format!("holds tensors this run does not use: {}", unused.join(", ")),
+        })
     }
 }

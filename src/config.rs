@@ -1,6 +1,13 @@
 //! The run configuration: every setting of a training run, in one struct that
 //! is read from TOML, overridden by command-line flags, and written back into
 //! the run directory and the checkpoint's metadata.
+//!
+//! [`RunConfig`] is the one definition of the settings. Every other source
+//! (a TOML file, a sweep cell, the command line's flags) is first a TOML
+//! table of overrides, and [`RunConfig::from_layers`] merges those tables and
+//! deserializes the result once, with unknown keys refused. A flag therefore
+//! cannot be parsed and then dropped: it either lands in the struct under its
+//! key or is an error naming it.
 
 use crate::activation::Activation;
 use crate::data::DatasetKind;
@@ -8,14 +15,15 @@ use crate::error::{Error, Result};
 use crate::loss::Output;
 use crate::optim::{OptimConfig, OptimizerKind};
 use crate::rules::{
-    BdfaTarget, BdfaUpdate, InitScheme, RuleKind, RuleOptions, REFERENCE_FEEDBACK_LR,
+    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, RuleOptions, REFERENCE_FEEDBACK_LR,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Every setting of one training run. Defaults are the paper's protocol
-/// (DESIGN.md section 5) with 20 epochs instead of 300.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// (docs/rules.md) with 20 epochs instead of 300, and the feedback scale
+/// `sender` (the paper presets in `experiments/` set `receiver`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// The data set.
@@ -39,6 +47,10 @@ pub struct RunConfig {
     pub output: Output,
     /// Weight initialization.
     pub init: InitScheme,
+    /// Scale of fixed random feedback (FA's B, DFA's and BDFA's initial D);
+    /// when unset, the one `init` implies (`sender`, or `receiver` for
+    /// `init = "reference"`). Written out resolved.
+    pub feedback_scale: Option<FeedbackScale>,
     /// Passes over the training set.
     pub epochs: usize,
     /// Samples per step; the last partial batch is used too.
@@ -96,6 +108,7 @@ impl Default for RunConfig {
             activation: Activation::Tanh,
             output: Output::SigmoidBce,
             init: InitScheme::Default,
+            feedback_scale: None,
             epochs: 20,
             batch_size: 128,
             optimizer: o.kind,
@@ -117,6 +130,14 @@ impl Default for RunConfig {
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
         }
+    }
+}
+
+/// Two configs are equal when they describe the same run: an unset feedback
+/// scale equals the one its init implies.
+impl PartialEq for RunConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_toml() == other.to_toml()
     }
 }
 
@@ -173,6 +194,35 @@ pub fn format_hidden(h: &[usize]) -> String {
     }
 }
 
+/// Writes `over`'s keys into `base`, replacing what was there: the one way
+/// settings from several sources are combined (file, then sweep cell or flags).
+pub fn merge_into(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        base.insert(k.clone(), v.clone());
+    }
+}
+
+/// Deserializes a table; an error names the key at fault (`epochs: invalid
+/// type ...`), as the merged table has no source text to point into.
+pub fn deserialize_named<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().message().trim().to_string();
+        Error::Config(if path == "." {
+            msg
+        } else {
+            format!("{path}: {msg}")
+        })
+    })
+}
+
+/// Reads a TOML file as a table of settings (not yet checked).
+pub fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| Error::format(path, e.to_string()))
+}
+
 impl RunConfig {
     /// Reads a TOML file; unknown keys and wrong types are errors naming the key.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
@@ -185,14 +235,92 @@ impl RunConfig {
 
     /// Parses TOML text.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let table: toml::Table = text.parse().map_err(|e| Error::Config(format!("{e}")))?;
+        Self::from_layers(&[table])
+    }
+
+    /// The defaults overridden by each table in turn, then checked: every
+    /// source of settings ends here.
+    pub fn from_layers(layers: &[toml::Table]) -> Result<Self> {
+        let mut table = toml::Table::new();
+        for layer in layers {
+            merge_into(&mut table, layer);
+        }
+        let mut cfg: Self = deserialize_named(table)?;
         cfg.validate()?;
+        cfg.feedback_scale = Some(cfg.feedback_scale());
         Ok(cfg)
     }
 
-    /// The configuration as TOML.
+    /// The configuration as TOML, with every setting resolved.
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("a RunConfig always serializes")
+        let resolved = Self {
+            feedback_scale: Some(self.feedback_scale()),
+            ..self.clone()
+        };
+        toml::to_string(&resolved).expect("a RunConfig always serializes")
+    }
+
+    /// The feedback scale in force: the one set, else the one `init` implies.
+    pub fn feedback_scale(&self) -> FeedbackScale {
+        self.feedback_scale
+            .unwrap_or(FeedbackScale::implied_by(self.init))
+    }
+
+    /// The settings (config keys) that have no effect on this run, with the
+    /// reason: the command line refuses them when given as flags, since the
+    /// user asked for something that would not happen. (A TOML file or a
+    /// sweep's base may hold them: one base serves every rule of a grid.)
+    pub fn unused_settings(&self) -> Vec<(&'static str, String)> {
+        use RuleKind::*;
+        let rule = self.rule;
+        let mut out = Vec::new();
+        let mut unless = |used: bool, key: &'static str, why: &str| {
+            if !used {
+                out.push((key, why.to_string()));
+            }
+        };
+        let learns_feedback = matches!(rule, Bfa | Bdfa);
+        let feedback_why = format!("--rule {rule} has no learning feedback weights");
+        for key in ["feedback_lr", "feedback_optimizer"] {
+            unless(learns_feedback, key, &feedback_why);
+        }
+        let feedback_opt = self.feedback_optimizer.unwrap_or(self.optimizer);
+        unless(
+            learns_feedback && feedback_opt == crate::optim::OptimizerKind::Sgd,
+            "feedback_momentum",
+            "it applies to BFA's and BDFA's feedback weights under sgd",
+        );
+        unless(rule == Bfa, "bfa_output", "it applies to --rule bfa only");
+        for key in ["bdfa_update", "bdfa_target"] {
+            unless(rule == Bdfa, key, "it applies to --rule bdfa only");
+        }
+        unless(
+            rule == Bdfa && self.bdfa_target != BdfaTarget::Label,
+            "bdfa_alpha",
+            "it applies to --rule bdfa with --bdfa-target mixed or reference",
+        );
+        unless(
+            matches!(rule, Fa | Dfa | Bdfa),
+            "feedback_scale",
+            &format!("--rule {rule} has no fixed random feedback"),
+        );
+        let adam = self.optimizer == crate::optim::OptimizerKind::Adam
+            || (learns_feedback && feedback_opt == crate::optim::OptimizerKind::Adam);
+        for key in ["beta1", "beta2", "eps"] {
+            unless(adam, key, "it applies to --optimizer adam only");
+        }
+        unless(
+            self.optimizer == crate::optim::OptimizerKind::Sgd,
+            "momentum",
+            "it applies to --optimizer sgd only",
+        );
+        unless(
+            self.dataset == DatasetKind::Idx,
+            "classes",
+            "mnist and cifar10 have 10 classes; it applies to --dataset idx",
+        );
+        out
     }
 
     /// Checks values that types alone do not rule out.
@@ -224,6 +352,39 @@ impl RunConfig {
         }
         if self.classes < 2 || self.classes > 256 {
             return bad(format!("classes must be in 2..=256, got {}", self.classes));
+        }
+        if self.dataset != DatasetKind::Idx && self.classes != 10 {
+            return bad(format!(
+                "classes = {} with dataset {}: it has 10 classes (classes sets an idx data set's)",
+                self.classes,
+                self.dataset.name()
+            ));
+        }
+        if self.init == InitScheme::Reference {
+            if self.rule == RuleKind::Bfa {
+                return bad(
+                    "init = reference: the published code has no BFA initialization; use the default"
+                        .into(),
+                );
+            }
+            if self.rule == RuleKind::Fa && self.feedback_scale == Some(FeedbackScale::Sender) {
+                return bad(
+                    "init = reference copies FA's initial forward weights into B, \
+                     which is the receiver scale; drop feedback-scale = sender or the init"
+                        .into(),
+                );
+            }
+        }
+        if !(self.beta1.is_finite() && (0.0..1.0).contains(&self.beta1))
+            || !(self.beta2.is_finite() && (0.0..1.0).contains(&self.beta2))
+        {
+            return bad(format!(
+                "beta1 and beta2 must be in [0, 1), got {} and {}",
+                self.beta1, self.beta2
+            ));
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad(format!("eps must be a finite number > 0, got {}", self.eps));
         }
         if self.bfa_output == Output::SoftmaxCe {
             return bad(
@@ -260,6 +421,7 @@ impl RunConfig {
         };
         RuleOptions {
             init: self.init,
+            feedback_scale: self.feedback_scale(),
             max_rows: self.batch_size,
             feedback_opt: OptimConfig {
                 kind: self.feedback_optimizer.unwrap_or(self.optimizer),
@@ -310,7 +472,9 @@ mod tests {
             rule: RuleKind::Dfa,
             ..Default::default()
         };
-        assert_eq!(RunConfig::from_toml_str(&cfg.to_toml()).unwrap(), cfg);
+        let back = RunConfig::from_toml_str(&cfg.to_toml()).unwrap();
+        assert_eq!(back.to_toml(), cfg.to_toml());
+        assert_eq!(back.feedback_scale, Some(FeedbackScale::Sender));
         let err = RunConfig::from_toml_str("epochz = 3")
             .unwrap_err()
             .to_string();

@@ -42,6 +42,20 @@ pub enum Error {
     /// A configuration value that makes no sense.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Training whose loss stopped being a finite number.
+    #[error("training diverged in epoch {epoch}: train loss {loss}; lower the learning rate")]
+    Diverged {
+        /// The 1-based epoch whose mean training loss was not finite.
+        epoch: usize,
+        /// That loss.
+        loss: f64,
+    },
+    /// Inputs whose sizes do not fit together (images and a network, tiles and a grid).
+    #[error("size mismatch: {0}")]
+    Mismatch(String),
+    /// The worker threads could not be started.
+    #[error("threads: {0}")]
+    Threads(String),
     /// A failure inside one run of a sweep, named by the run.
     #[error("{run}: {err}")]
     InRun {
@@ -61,6 +75,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error at the bottom of [`Error::InRun`] wrappers.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::InRun { err, .. } => err.root(),
+            e => e,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         Error::Io {

@@ -100,7 +100,7 @@ pub fn reconstruct(
     labels: &[u8],
 ) -> Result<Vec<Tile>> {
     if inputs.cols() != forward.inputs() {
-        return Err(Error::Config(format!(
+        return Err(Error::Mismatch(format!(
             "the images have {} values each, the network takes {}",
             inputs.cols(),
             forward.inputs()

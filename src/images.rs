@@ -43,7 +43,7 @@ pub fn write_grid(
         )));
     }
     if let Some(t) = tiles.iter().find(|t| t.pixels.len() != c * h * w) {
-        return Err(Error::Config(format!(
+        return Err(Error::Mismatch(format!(
             "tile {:?} has {} values, a {c}x{h}x{w} image needs {}",
             t.label,
             t.pixels.len(),

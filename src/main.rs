@@ -6,7 +6,8 @@ use biprop::config::{parse_hidden, RunConfig};
 use biprop::data::DatasetKind;
 use biprop::loss::Output;
 use biprop::optim::OptimizerKind;
-use biprop::rules::{BdfaTarget, BdfaUpdate, InitScheme, RuleKind};
+use biprop::rules::{BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind};
+use biprop::run::InitFrom;
 use biprop::run::{self, RunOptions};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
@@ -120,6 +121,14 @@ struct SweepArgs {
     /// List the cells (index, id, done or not) and exit.
     #[arg(long)]
     list: bool,
+    /// Copy the finished cells' small files (config.toml, metrics.csv, done;
+    /// never checkpoints) into DIR/<cell id>/ and exit: what a project commits.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["list", "task"])]
+    export: Option<PathBuf>,
+    /// Before running, mark finished every cell whose DIR/<cell id>/ holds a
+    /// finished run of its settings (from --export), so it never runs twice.
+    #[arg(long, value_name = "DIR")]
+    import: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -133,17 +142,177 @@ struct GenerateArgs {
     #[arg(long, short = 'o')]
     out: Option<PathBuf>,
     /// Label mixtures to render instead of the one-hot vectors, e.g. --mix 3:0.5,8:0.5 (repeatable).
-    #[arg(long, value_name = "CLASS:WEIGHT,...")]
+    #[arg(long, value_name = "CLASS:WEIGHT,...", conflicts_with = "reconstruct")]
     mix: Vec<String>,
-    /// Render the first N test images beside feedback(forward(x)) instead.
-    #[arg(long, value_name = "N")]
-    reconstruct: Option<usize>,
+    /// Render the first N test images beside feedback(forward(x)) instead (N >= 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    reconstruct: Option<u32>,
     /// Data folder for --reconstruct (default: the run's, or $BIPROP_DATA).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", requires = "reconstruct")]
     data_dir: Option<PathBuf>,
-    /// Screen pixels per image pixel.
-    #[arg(long, default_value_t = 4)]
+    /// Screen pixels per image pixel (1 to 32).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
     scale: u32,
+}
+
+/// Every run setting as a flag: each one is named as its config key (with
+/// dashes), serializes under that key into a table of overrides, and reaches
+/// the run only through [`RunConfig::from_layers`]: a flag whose key the
+/// config does not know is an error there, and the tests check that every
+/// key has a flag and every flag lands.
+#[derive(Args, Default, serde::Serialize)]
+struct SettingsArgs {
+    /// Learning rule.
+    #[arg(long, short = 'r', value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<RuleKind>,
+    /// Hidden layers: 800 | 800,400 | 2x800 | none.
+    #[arg(long, value_name = "WIDTHS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hidden: Option<String>,
+    /// Hidden nonlinearity.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activation: Option<Activation>,
+    /// Output layer and loss.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<Output>,
+    /// Initialization scheme (reference = the published code's: zero forward
+    /// weights for FA's upper layers and for DFA/BDFA, FA's B copied from W).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    init: Option<InitScheme>,
+    /// Scale of fixed random feedback (FA, DFA, BDFA): sender = 1/sqrt(width
+    /// of the error carried), receiver = 1/sqrt(width of the layer reached),
+    /// the published code's [default: sender, receiver with --init reference].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback_scale: Option<FeedbackScale>,
+    /// Passes over the training set.
+    #[arg(long, short = 'e')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epochs: Option<usize>,
+    /// Samples per step.
+    #[arg(long, short = 'b')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_size: Option<usize>,
+    /// Optimizer.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    optimizer: Option<OptimizerKind>,
+    /// Learning rate (on the mean gradient of a batch).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lr: Option<f32>,
+    /// SGD momentum.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    momentum: Option<f32>,
+    /// L2 weight decay.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weight_decay: Option<f32>,
+    /// Adam's beta1.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    beta1: Option<f32>,
+    /// Adam's beta2.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    beta2: Option<f32>,
+    /// Adam's epsilon.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eps: Option<f32>,
+    /// Seed for initialization and shuffling.
+    #[arg(long, short = 's')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    /// Threads (0 = all cores); the results are bitwise the same for every count.
+    #[arg(long, short = 'j')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threads: Option<usize>,
+    /// Data set.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<DatasetKind>,
+    /// Folder with the data files (default: $BIPROP_DATA, else download into the cache).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    /// Number of classes of an idx data set.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classes: Option<usize>,
+    /// Training samples held out (from the end) for validation.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_size: Option<usize>,
+    /// Train on only the first N training samples.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    train_limit: Option<usize>,
+    /// Learning rate of learning feedback weights (BFA, BDFA; default: --lr,
+    /// or 5e-5 on the summed update with --bdfa-update reference).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback_lr: Option<f32>,
+    /// Optimizer of learning feedback weights (default: --optimizer).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback_optimizer: Option<OptimizerKind>,
+    /// SGD momentum of learning feedback weights (default: --momentum).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback_momentum: Option<f32>,
+    /// BFA's reconstruction output.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bfa_output: Option<Output>,
+    /// BDFA's feedback update: the paper's gradient or the published code's.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bdfa_update: Option<BdfaUpdate>,
+    /// BDFA's target y': label, mixed (y + alpha*yhat), reference (published code).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bdfa_target: Option<BdfaTarget>,
+    /// alpha of BDFA's mixed and reference targets.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bdfa_alpha: Option<f32>,
+    /// Keep the training order fixed (shuffle = false).
+    #[arg(long)]
+    #[serde(
+        rename = "shuffle",
+        serialize_with = "negated",
+        skip_serializing_if = "is_false"
+    )]
+    no_shuffle: bool,
+    /// Skip the once-an-epoch alignment angles with BP (alignment = false).
+    #[arg(long)]
+    #[serde(
+        rename = "alignment",
+        serialize_with = "negated",
+        skip_serializing_if = "is_false"
+    )]
+    no_alignment: bool,
+}
+
+fn negated<S: serde::Serializer>(v: &bool, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_bool(!v)
+}
+
+fn is_false(v: &bool) -> bool {
+    !v
+}
+
+impl SettingsArgs {
+    /// The flags given, as config keys and values.
+    fn overrides(&self) -> Result<toml::Table> {
+        toml::Table::try_from(self).context("command-line settings")
+    }
 }
 
 #[derive(Args, Default)]
@@ -151,88 +320,8 @@ struct TrainArgs {
     /// TOML file with any run setting (flags override it).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Learning rule.
-    #[arg(long, short = 'r', value_enum)]
-    rule: Option<RuleKind>,
-    /// Hidden layers: 800 | 800,400 | 2x800 | none.
-    #[arg(long, value_name = "WIDTHS")]
-    hidden: Option<String>,
-    /// Hidden nonlinearity.
-    #[arg(long, value_enum)]
-    activation: Option<Activation>,
-    /// Output layer and loss.
-    #[arg(long, value_enum)]
-    output: Option<Output>,
-    /// Initialization scheme (reference = the published code's).
-    #[arg(long, value_enum)]
-    init: Option<InitScheme>,
-    /// Passes over the training set.
-    #[arg(long, short = 'e')]
-    epochs: Option<usize>,
-    /// Samples per step.
-    #[arg(long, short = 'b')]
-    batch_size: Option<usize>,
-    /// Optimizer.
-    #[arg(long, value_enum)]
-    optimizer: Option<OptimizerKind>,
-    /// Learning rate (on the mean gradient of a batch).
-    #[arg(long)]
-    lr: Option<f32>,
-    /// SGD momentum.
-    #[arg(long)]
-    momentum: Option<f32>,
-    /// L2 weight decay.
-    #[arg(long)]
-    weight_decay: Option<f32>,
-    /// Seed for initialization and shuffling.
-    #[arg(long, short = 's')]
-    seed: Option<u64>,
-    /// Threads (0 = all cores); the results are bitwise the same for every count.
-    #[arg(long, short = 'j')]
-    threads: Option<usize>,
-    /// Data set.
-    #[arg(long, value_enum)]
-    dataset: Option<DatasetKind>,
-    /// Folder with the data files (default: $BIPROP_DATA, else download into the cache).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// Number of classes of an idx data set.
-    #[arg(long)]
-    classes: Option<usize>,
-    /// Training samples held out (from the end) for validation.
-    #[arg(long)]
-    val_size: Option<usize>,
-    /// Train on only the first N training samples.
-    #[arg(long, value_name = "N")]
-    train_limit: Option<usize>,
-    /// Learning rate of learning feedback weights (BFA, BDFA; default: --lr,
-    /// or 5e-5 on the summed update with --bdfa-update reference).
-    #[arg(long)]
-    feedback_lr: Option<f32>,
-    /// Optimizer of learning feedback weights (default: --optimizer).
-    #[arg(long, value_enum)]
-    feedback_optimizer: Option<OptimizerKind>,
-    /// SGD momentum of learning feedback weights (default: --momentum).
-    #[arg(long)]
-    feedback_momentum: Option<f32>,
-    /// BFA's reconstruction output.
-    #[arg(long, value_enum)]
-    bfa_output: Option<Output>,
-    /// BDFA's feedback update: the paper's gradient or the published code's.
-    #[arg(long, value_enum)]
-    bdfa_update: Option<BdfaUpdate>,
-    /// BDFA's target y': label, mixed (y + alpha*yhat), reference (published code).
-    #[arg(long, value_enum)]
-    bdfa_target: Option<BdfaTarget>,
-    /// alpha of BDFA's mixed and reference targets.
-    #[arg(long)]
-    bdfa_alpha: Option<f32>,
-    /// Keep the training order fixed.
-    #[arg(long)]
-    no_shuffle: bool,
-    /// Skip the once-an-epoch alignment angles with BP.
-    #[arg(long)]
-    no_alignment: bool,
+    #[command(flatten)]
+    settings: SettingsArgs,
     /// Run directory (default: runs/RULE-HIDDEN-seedS, made unique).
     #[arg(long, short = 'o', value_name = "DIR")]
     out: Option<PathBuf>,
@@ -242,58 +331,60 @@ struct TrainArgs {
     /// Continue the run in --out from its last checkpoint (same settings; --epochs may grow).
     #[arg(long, requires = "out", conflicts_with = "force")]
     resume: bool,
-    /// Start from this checkpoint's weights (feedback weights included).
-    #[arg(long, value_name = "CHECKPOINT")]
+    /// Start from this checkpoint's weights: forward and feedback, of a run of
+    /// the same rule and shapes; every tensor must fit and be used.
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "resume")]
     init_from: Option<PathBuf>,
+    /// Start from this checkpoint's forward weights only (any rule, e.g. FA
+    /// from a BP run); the feedback is drawn as usual.
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with_all = ["init_from", "resume"])]
+    init_forward_from: Option<PathBuf>,
     /// No progress bar and no per-epoch lines.
     #[arg(long, short = 'q')]
     quiet: bool,
 }
 
+/// `--feedback-lr` for the key `feedback_lr`.
+fn flag_of(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
+}
+
 impl TrainArgs {
-    /// The configuration: defaults, then the TOML file, then the flags.
+    /// The configuration: defaults, then the TOML file, then the flags. A
+    /// flag that would have no effect on this run is refused.
     fn resolve(&self) -> Result<RunConfig> {
-        let mut c = match &self.config {
-            Some(p) => RunConfig::from_toml_file(p)?,
-            None => RunConfig::default(),
-        };
-        macro_rules! set {
-            ($($f:ident),*) => { $(if let Some(v) = self.$f.clone() { c.$f = v; })* };
+        let mut layers = Vec::new();
+        if let Some(p) = &self.config {
+            layers.push(biprop::config::read_table(p)?);
         }
-        set!(
-            rule,
-            activation,
-            output,
-            init,
-            epochs,
-            batch_size,
-            optimizer,
-            lr,
-            momentum,
-            weight_decay,
-            seed,
-            threads,
-            dataset,
-            classes,
-            val_size
-        );
-        if let Some(h) = &self.hidden {
-            c.hidden = parse_hidden(h).map_err(|e| anyhow::anyhow!("--hidden: {e}"))?;
+        let flags = self.settings.overrides()?;
+        layers.push(flags.clone());
+        let cfg = RunConfig::from_layers(&layers).map_err(|e| {
+            // Name the flag when a flag's value is at fault.
+            if let biprop::Error::Config(msg) = &e {
+                if let Some((key, rest)) = msg.split_once(": ") {
+                    if flags.contains_key(key) {
+                        return anyhow::anyhow!("{}: {rest}", flag_of(key));
+                    }
+                }
+            }
+            match &self.config {
+                Some(p) => anyhow::anyhow!("{e} (settings from {} and the flags)", p.display()),
+                None => anyhow::anyhow!("{e}"),
+            }
+        })?;
+        for (key, why) in cfg.unused_settings() {
+            if flags.contains_key(key) {
+                bail!("{} has no effect on this run: {why}", flag_of(key));
+            }
         }
-        if self.data_dir.is_some() {
-            c.data_dir = self.data_dir.clone();
+        if flags.contains_key("init")
+            && cfg.rule == RuleKind::Bp
+            && cfg.init == InitScheme::Reference
+        {
+            bail!("--init reference has no effect with --rule bp: the published code initializes BP as the default does");
         }
-        if self.train_limit.is_some() {
-            c.train_limit = self.train_limit;
-        }
-        if self.no_shuffle {
-            c.shuffle = false;
-        }
-        if self.no_alignment {
-            c.alignment = false;
-        }
-        c.validate()?;
-        Ok(c)
+        Ok(cfg)
     }
 }
 
@@ -343,7 +434,11 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let opts = RunOptions {
         out_dir: Some(out.clone()),
-        init_from: args.init_from.clone(),
+        init_from: match (&args.init_from, &args.init_forward_from) {
+            (Some(p), _) => Some(InitFrom::Everything(p.clone())),
+            (None, Some(p)) => Some(InitFrom::ForwardOnly(p.clone())),
+            (None, None) => None,
+        },
         progress: interactive && !args.quiet,
         echo: !args.quiet,
         resume: args.resume,
@@ -384,7 +479,12 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let ck = Checkpoint::load(&ckpt)?;
     let mut cfg = ck.config()?;
     let (inputs, classes) = ck.io_sizes()?;
-    let trainer = run::build_trainer_sized(&cfg, inputs, classes, Some(&ckpt))?;
+    let trainer = run::build_trainer_sized(
+        &cfg,
+        inputs,
+        classes,
+        Some(&InitFrom::Everything(ckpt.clone())),
+    )?;
     let Some(feedback) = trainer.rule.feedback_network() else {
         bail!(
             "{} was trained with --rule {}: only BFA has a feedback network that generates images",
@@ -400,10 +500,13 @@ fn generate(args: GenerateArgs) -> Result<()> {
             }
             let (_, test) = biprop::data::load(cfg.dataset, cfg.data_dir.as_deref(), cfg.classes)
                 .context("loading the test images to reconstruct")?;
-            if test.is_empty() {
-                bail!("--reconstruct: the data set has no test images");
+            let n = n as usize;
+            if n > test.len() {
+                bail!(
+                    "--reconstruct {n}: the data set has {} test images",
+                    test.len()
+                );
             }
-            let n = n.clamp(1, test.len());
             let sub = test.slice(0..n);
             (
                 g::reconstruct(&trainer.net, feedback, &sub.inputs, &sub.labels)
@@ -427,7 +530,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         }
     };
     let out = args.out.unwrap_or_else(|| dir.join(default_name));
-    biprop::images::write_grid(&out, &tiles, image, cols, args.scale.clamp(1, 32))?;
+    biprop::images::write_grid(&out, &tiles, image, cols, args.scale)?;
     say!("wrote {}", out.display());
     Ok(())
 }
@@ -439,10 +542,23 @@ fn sweep(args: SweepArgs) -> Result<()> {
         s.out = out;
     }
     let cells = s.cells()?;
+    if let Some(dir) = &args.export {
+        let n = s.export_finished(dir)?;
+        say!("copied {n} finished cell(s) into {}", dir.display());
+        return Ok(());
+    }
+    if let Some(dir) = &args.import {
+        let n = s.import_finished(dir)?;
+        eprintln!("marked {n} cell(s) finished from {}", dir.display());
+    }
     if args.list {
         for c in &cells {
-            let state = if s.is_done(c) { "done" } else { "pending" };
-            say!("{:>4}  {state:<7}  {}", c.index, c.id);
+            let state = match s.status(c)? {
+                None => "pending".to_string(),
+                Some(sweep::CellStatus::Finished) => "done".to_string(),
+                Some(sweep::CellStatus::Diverged { epoch, .. }) => format!("diverged@{epoch}"),
+            };
+            say!("{:>4}  {state:<12}  {}", c.index, c.id);
         }
         return Ok(());
     }
@@ -601,5 +717,249 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// A non-default value for every settings flag (by its field name), and
+    /// the flags that make it matter to the run.
+    const SAMPLES: &[(&str, Option<&str>, &[&str])] = &[
+        ("rule", Some("dfa"), &[]),
+        ("hidden", Some("2x400"), &[]),
+        ("activation", Some("relu"), &[]),
+        ("output", Some("softmax-ce"), &[]),
+        ("init", Some("reference"), &["--rule", "dfa"]),
+        ("feedback_scale", Some("receiver"), &["--rule", "fa"]),
+        ("epochs", Some("7"), &[]),
+        ("batch_size", Some("64"), &[]),
+        ("optimizer", Some("adam"), &[]),
+        ("lr", Some("0.5"), &[]),
+        ("momentum", Some("0.9"), &[]),
+        ("weight_decay", Some("0.001"), &[]),
+        ("beta1", Some("0.8"), &["--optimizer", "adam"]),
+        ("beta2", Some("0.99"), &["--optimizer", "adam"]),
+        ("eps", Some("1e-6"), &["--optimizer", "adam"]),
+        ("seed", Some("9"), &[]),
+        ("threads", Some("3"), &[]),
+        ("dataset", Some("cifar10"), &[]),
+        ("data_dir", Some("/some/where"), &[]),
+        ("classes", Some("5"), &["--dataset", "idx"]),
+        ("val_size", Some("5000"), &[]),
+        ("train_limit", Some("1000"), &[]),
+        ("feedback_lr", Some("0.3"), &["--rule", "bfa"]),
+        ("feedback_optimizer", Some("adam"), &["--rule", "bfa"]),
+        ("feedback_momentum", Some("0.5"), &["--rule", "bdfa"]),
+        ("bfa_output", Some("identity"), &["--rule", "bfa"]),
+        ("bdfa_update", Some("reference"), &["--rule", "bdfa"]),
+        ("bdfa_target", Some("mixed"), &["--rule", "bdfa"]),
+        (
+            "bdfa_alpha",
+            Some("0.5"),
+            &["--rule", "bdfa", "--bdfa-target", "mixed"],
+        ),
+        ("no_shuffle", None, &[]),
+        ("no_alignment", None, &[]),
+    ];
+
+    fn train_args(words: &[&str]) -> std::result::Result<TrainArgs, clap::Error> {
+        let argv = ["biprop", "train"].iter().chain(words);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Train(a) => Ok(*a),
+            _ => unreachable!(),
+        }
+    }
+
+    fn resolved(words: &[&str]) -> toml::Table {
+        let cfg = train_args(words).unwrap().resolve().unwrap();
+        cfg.to_toml().parse().unwrap()
+    }
+
+    fn settings_flags() -> Vec<String> {
+        SettingsArgs::augment_args(clap::Command::new("x"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect()
+    }
+
+    /// Every settings flag, set to a non-default value, changes its key in
+    /// the resolved config (what config.toml records), and every config key
+    /// has a flag: a flag dropped between the parser and the run fails here.
+    #[test]
+    fn every_flag_lands_in_the_config_and_every_key_has_a_flag() {
+        let flags = settings_flags();
+        for f in &flags {
+            assert!(
+                SAMPLES.iter().any(|(name, ..)| name == f),
+                "flag {f} has no sample in this test"
+            );
+        }
+        let mut keys_set = std::collections::BTreeSet::new();
+        let mut keys_seen = std::collections::BTreeSet::new();
+        for (name, value, context) in SAMPLES {
+            assert!(flags.iter().any(|f| f == name), "no flag {name}");
+            let flag = flag_of(name);
+            let mut words: Vec<&str> = context.to_vec();
+            words.push(&flag);
+            words.extend(value.iter());
+            let base = resolved(context);
+            let set = resolved(&words);
+            let over = train_args(&words).unwrap().settings.overrides().unwrap();
+            let key = over
+                .keys()
+                .find(|k| {
+                    !train_args(context)
+                        .unwrap()
+                        .settings
+                        .overrides()
+                        .unwrap()
+                        .contains_key(*k)
+                })
+                .unwrap_or_else(|| panic!("{flag} sets no key"))
+                .clone();
+            assert_ne!(
+                base.get(&key),
+                set.get(&key),
+                "{flag} did not change {key} in the config"
+            );
+            // As the run sees it: hidden widths as a list, floats as f32.
+            let as_run = |v: &toml::Value| match v {
+                toml::Value::Float(f) => toml::Value::Float(f64::from(*f as f32)),
+                toml::Value::String(h) if key == "hidden" => toml::Value::Array(
+                    parse_hidden(h)
+                        .unwrap()
+                        .into_iter()
+                        .map(|w| (w as i64).into())
+                        .collect(),
+                ),
+                v => v.clone(),
+            };
+            assert_eq!(
+                set.get(&key).map(as_run),
+                over.get(&key).map(as_run),
+                "{flag}"
+            );
+            keys_set.insert(key);
+            keys_seen.extend(set.keys().cloned());
+        }
+        let missing: Vec<_> = keys_seen.difference(&keys_set).collect();
+        assert!(
+            missing.is_empty(),
+            "config keys without a flag: {missing:?}"
+        );
+    }
+
+    /// A flag that would change nothing is refused, with the reason.
+    #[test]
+    fn flags_without_effect_are_refused() {
+        for (words, want) in [
+            (&["--bdfa-alpha", "0.5"][..], "--bdfa-alpha has no effect"),
+            (
+                &["--rule", "bdfa", "--bdfa-alpha", "0.5"][..],
+                "--bdfa-target mixed or reference",
+            ),
+            (&["--feedback-lr", "0.1"][..], "no learning feedback"),
+            (
+                &["--rule", "fa", "--bfa-output", "identity"][..],
+                "bfa only",
+            ),
+            (
+                &["--feedback-scale", "receiver"][..],
+                "no fixed random feedback",
+            ),
+            (&["--beta1", "0.5"][..], "adam only"),
+            (
+                &["--optimizer", "adam", "--momentum", "0.9"][..],
+                "sgd only",
+            ),
+            (&["--classes", "5"][..], "10 classes"),
+            (
+                &["--init", "reference"][..],
+                "initializes BP as the default",
+            ),
+            (
+                &["--rule", "bfa", "--init", "reference"][..],
+                "no BFA initialization",
+            ),
+            (
+                &[
+                    "--rule",
+                    "fa",
+                    "--init",
+                    "reference",
+                    "--feedback-scale",
+                    "sender",
+                ][..],
+                "receiver scale",
+            ),
+        ] {
+            let err = train_args(words)
+                .unwrap()
+                .resolve()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{words:?}: {err}");
+        }
+        // The same keys in a TOML file (a sweep's base serves every rule) are fine.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "bdfa_alpha = 0.5\nfeedback_scale = \"receiver\"\n").unwrap();
+        let cfg = train_args(&["--config", file.to_str().unwrap()])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(cfg.bdfa_alpha, 0.5);
+    }
+
+    /// Flags override the file; the file overrides the defaults.
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "epochs = 3\nlr = 0.2\nrule = \"bdfa\"\nbdfa_update = \"reference\"\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let cfg = train_args(&[
+            "--config",
+            path,
+            "--epochs",
+            "5",
+            "--bdfa-target",
+            "reference",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!((cfg.epochs, cfg.lr), (5, 0.2));
+        assert_eq!(cfg.bdfa_update, BdfaUpdate::Reference);
+        assert_eq!(cfg.bdfa_target, BdfaTarget::Reference);
+        std::fs::write(&file, "epochz = 3\n").unwrap();
+        let err = train_args(&["--config", path])
+            .unwrap()
+            .resolve()
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("epochz"), "{err:#}");
+    }
+
+    /// generate's options are checked instead of clamped or ignored.
+    #[test]
+    fn generate_refuses_what_it_would_ignore() {
+        for words in [
+            &["generate", "r", "--reconstruct", "4", "--mix", "3:1"][..],
+            &["generate", "r", "--reconstruct", "0"][..],
+            &["generate", "r", "--scale", "0"][..],
+            &["generate", "r", "--scale", "33"][..],
+            &["generate", "r", "--data-dir", "d"][..],
+        ] {
+            let argv = std::iter::once(&"biprop").chain(words);
+            assert!(Cli::try_parse_from(argv).is_err(), "{words:?} accepted");
+        }
+        Cli::command().debug_assert();
     }
 }

@@ -42,11 +42,22 @@ pub fn resolve_threads(requested: usize) -> usize {
     }
 }
 
+/// Where a run's starting weights come from, when not from the seed alone.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InitFrom {
+    /// Every weight of a checkpoint of the same rule and shapes (forward and
+    /// feedback); a tensor the run does not use is an error.
+    Everything(PathBuf),
+    /// Only the forward weights of a checkpoint of any rule; the feedback is
+    /// drawn from the seed as usual.
+    ForwardOnly(PathBuf),
+}
+
 /// Builds the network and the rule from the seed, and optionally restores a checkpoint.
 pub fn build_trainer(
     cfg: &RunConfig,
     splits: &Splits,
-    init_from: Option<&Path>,
+    init_from: Option<&InitFrom>,
 ) -> Result<Trainer> {
     build_trainer_sized(
         cfg,
@@ -61,7 +72,7 @@ pub fn build_trainer_sized(
     cfg: &RunConfig,
     inputs: usize,
     classes: usize,
-    init_from: Option<&Path>,
+    init_from: Option<&InitFrom>,
 ) -> Result<Trainer> {
     let mut sizes = vec![inputs];
     sizes.extend(&cfg.hidden);
@@ -69,8 +80,12 @@ pub fn build_trainer_sized(
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut net = Mlp::new(&sizes, cfg.activation, cfg.output, &mut rng);
     let mut rule = rules::build(cfg.rule, &mut net, &cfg.rule_options(), &mut rng);
-    if let Some(path) = init_from {
-        Checkpoint::load(path)?.restore(&mut net, rule.as_mut())?;
+    match init_from {
+        Some(InitFrom::Everything(path)) => {
+            Checkpoint::load(path)?.restore(&mut net, rule.as_mut())?
+        }
+        Some(InitFrom::ForwardOnly(path)) => Checkpoint::load(path)?.restore_forward(&mut net)?,
+        None => {}
     }
     Ok(Trainer::new(net, rule, cfg.optim(), cfg.batch_size))
 }
@@ -131,8 +146,8 @@ pub type EpochCallback = std::sync::Arc<dyn Fn(&EpochRecord) + Send + Sync>;
 pub struct RunOptions {
     /// The run directory (created; `None` writes nothing).
     pub out_dir: Option<PathBuf>,
-    /// Start from this checkpoint's weights, feedback included.
-    pub init_from: Option<PathBuf>,
+    /// Start from a checkpoint's weights.
+    pub init_from: Option<InitFrom>,
     /// Show a progress bar per epoch.
     pub progress: bool,
     /// Print one line per epoch on stderr.
@@ -248,7 +263,7 @@ pub fn run(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSum
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map_err(|e| Error::Config(format!("cannot start {threads} threads: {e}")))?;
+        .map_err(|e| Error::Threads(format!("cannot start {threads} threads: {e}")))?;
     pool.install(|| {
         set_gemm_threads(threads);
         run_in_pool(&cfg, splits, opts)
@@ -314,7 +329,7 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
 }
 
 fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSummary> {
-    let mut trainer = build_trainer(cfg, splits, opts.init_from.as_deref())?;
+    let mut trainer = build_trainer(cfg, splits, opts.init_from.as_ref())?;
     let mut done = 0;
     let mut files = match &opts.out_dir {
         Some(dir) => {
@@ -371,10 +386,10 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
         let train_seconds = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
         if !train.loss.is_finite() {
-            return Err(Error::Config(format!(
-                "training diverged in epoch {epoch} (loss {}); lower the learning rate",
-                train.loss
-            )));
+            return Err(Error::Diverged {
+                epoch,
+                loss: train.loss,
+            });
         }
         let val = if splits.val.is_empty() {
             Tally {

@@ -7,7 +7,7 @@ use biprop::loss::Output;
 use biprop::metrics::{angle_degrees, AlignmentProbe};
 use biprop::model::Mlp;
 use biprop::optim::OptimConfig;
-use biprop::rules::{Bp, Dfa, Fa, InitScheme, LearningRule};
+use biprop::rules::{Bp, Dfa, Fa, FeedbackScale, InitScheme, LearningRule};
 use biprop::train::Trainer;
 use common::synthetic;
 use rand::SeedableRng;
@@ -44,7 +44,12 @@ fn bp_is_aligned_with_itself() {
 #[test]
 fn fa_with_transposed_weights_is_aligned() {
     let (mut t, mut p) = setup(|net| {
-        let mut fa = Fa::new(net, InitScheme::Default, &mut ChaCha8Rng::seed_from_u64(1));
+        let mut fa = Fa::new(
+            net,
+            InitScheme::Default,
+            FeedbackScale::Sender,
+            &mut ChaCha8Rng::seed_from_u64(1),
+        );
         for (b, l) in fa.b.iter_mut().zip(&net.layers[1..]) {
             *b = l.weight.transposed();
         }
@@ -64,9 +69,19 @@ fn random_feedback_angles_match_a_direct_computation() {
         let (mut t, mut p) = setup(|net| {
             let mut rng = ChaCha8Rng::seed_from_u64(2);
             if use_dfa {
-                Box::new(Dfa::new(net, InitScheme::Default, &mut rng))
+                Box::new(Dfa::new(
+                    net,
+                    InitScheme::Default,
+                    FeedbackScale::Sender,
+                    &mut rng,
+                ))
             } else {
-                Box::new(Fa::new(net, InitScheme::Default, &mut rng))
+                Box::new(Fa::new(
+                    net,
+                    InitScheme::Default,
+                    FeedbackScale::Sender,
+                    &mut rng,
+                ))
             }
         });
         let a = p.measure(&mut t, ROWS);

@@ -6,7 +6,9 @@ use biprop::activation::Activation;
 use biprop::loss::Output;
 use biprop::model::Mlp;
 use biprop::optim::OptimConfig;
-use biprop::rules::{Bdfa, BdfaTarget, BdfaUpdate, Bfa, Bp, Dfa, Fa, InitScheme, LearningRule};
+use biprop::rules::{
+    Bdfa, BdfaTarget, BdfaUpdate, Bfa, Bp, Dfa, Fa, FeedbackScale, InitScheme, LearningRule,
+};
 use biprop::tensor::Matrix;
 use biprop::train::Trainer;
 use common::{max_abs, max_abs_diff, synthetic};
@@ -129,7 +131,12 @@ fn bfa_without_feedback_learning_is_fa() {
 }
 
 fn dfa(net: &mut Mlp, seed: u64) -> Dfa {
-    Dfa::new(net, InitScheme::Default, &mut rng(seed))
+    Dfa::new(
+        net,
+        InitScheme::Default,
+        FeedbackScale::Sender,
+        &mut rng(seed),
+    )
 }
 
 fn feedback_mats(rule: &dyn LearningRule) -> Vec<Matrix> {

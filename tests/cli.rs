@@ -284,3 +284,67 @@ fn report_and_plot_say_when_there_is_no_run() {
         assert_clean_failure(&o, "no runs (config.toml + metrics.csv) under");
     }
 }
+
+mod common;
+
+/// A diverging run exits non-zero and names the epoch and the loss; a run's
+/// config.toml records the flags given.
+#[test]
+fn divergence_is_an_error_and_flags_reach_config_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::write_idx(&data, 200, 50);
+    let data = data.to_str().unwrap();
+    let base = [
+        "train",
+        "--dataset",
+        "idx",
+        "--classes",
+        "4",
+        "--data-dir",
+        data,
+        "--val-size",
+        "40",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--output",
+        "identity",
+        "-q",
+    ];
+    let mut diverge = base.to_vec();
+    diverge.extend(["--lr", "1e30", "--out", "div"]);
+    let o = biprop(&diverge, dir.path());
+    assert_clean_failure(&o, "training diverged in epoch");
+    assert!(stderr(&o).contains("train loss"), "{}", stderr(&o));
+    let mut ok = base.to_vec();
+    ok.extend([
+        "--rule",
+        "bdfa",
+        "--bdfa-update",
+        "reference",
+        "--bdfa-target",
+        "mixed",
+        "--bdfa-alpha",
+        "0.5",
+        "--feedback-lr",
+        "0.02",
+        "--feedback-scale",
+        "receiver",
+        "--out",
+        "ok",
+    ]);
+    let o = biprop(&ok, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = std::fs::read_to_string(dir.path().join("ok/config.toml")).unwrap();
+    for line in [
+        "bdfa_update = \"reference\"",
+        "bdfa_target = \"mixed\"",
+        "bdfa_alpha = 0.5",
+        "feedback_lr = 0.02",
+        "feedback_scale = \"receiver\"",
+    ] {
+        assert!(cfg.contains(line), "{line} not in config.toml:\n{cfg}");
+    }
+}

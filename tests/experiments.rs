@@ -3,45 +3,12 @@
 mod common;
 
 use biprop::config::RunConfig;
-use biprop::data::idx::encode_idx;
 use biprop::data::DatasetKind;
 use biprop::experiment::report;
 use biprop::rules::RuleKind;
 use biprop::run::{self, RunOptions};
 use std::path::Path;
 use std::process::Command;
-
-/// A learnable IDX data set of `n` 8x8 images with 4 classes.
-fn write_idx(dir: &Path, n: usize, n_test: usize) {
-    let ds = common::synthetic(n + n_test, 64, 4, 9);
-    let bytes: Vec<u8> = ds
-        .inputs
-        .as_slice()
-        .iter()
-        .map(|v| (v * 255.0) as u8)
-        .collect();
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("train-images-idx3-ubyte"),
-        encode_idx(&[n, 8, 8], &bytes[..n * 64]),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("train-labels-idx1-ubyte"),
-        encode_idx(&[n], &ds.labels[..n]),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("t10k-images-idx3-ubyte"),
-        encode_idx(&[n_test, 8, 8], &bytes[n * 64..]),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("t10k-labels-idx1-ubyte"),
-        encode_idx(&[n_test], &ds.labels[n..]),
-    )
-    .unwrap();
-}
 
 fn cfg(data: &Path, rule: RuleKind, epochs: usize) -> RunConfig {
     RunConfig {
@@ -83,7 +50,7 @@ fn metrics_without_times(dir: &Path) -> Vec<Vec<String>> {
 fn a_resumed_run_equals_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    write_idx(&data, 600, 100);
+    common::write_idx(&data, 600, 100);
     for rule in [RuleKind::Fa, RuleKind::Bfa, RuleKind::Bdfa] {
         let c = cfg(&data, rule, 5);
         let splits = run::load_data(&c).unwrap();
@@ -159,7 +126,7 @@ fn biprop(args: &[&str], cwd: &Path) -> std::process::Child {
 fn a_killed_sweep_resumes_to_the_same_results() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    write_idx(&data, 2000, 200);
+    common::write_idx(&data, 2000, 200);
     let sweep = |out: &str| {
         format!(
             "out = \"{out}\"\n[base]\ndataset = \"idx\"\ndata_dir = \"{}\"\nclasses = 4\nval_size = 200\n\

@@ -6,7 +6,9 @@ use biprop::activation::Activation;
 use biprop::loss::Output;
 use biprop::model::Mlp;
 use biprop::optim::OptimConfig;
-use biprop::rules::{self, Bp, Dfa, Fa, InitScheme, LearningRule, RuleKind, RuleOptions};
+use biprop::rules::{
+    self, Bp, Dfa, Fa, FeedbackScale, InitScheme, LearningRule, RuleKind, RuleOptions,
+};
 use biprop::tensor::Matrix;
 use biprop::train::Trainer;
 use common::{max_abs, max_abs_diff, synthetic};
@@ -116,6 +118,7 @@ fn fa_with_transposed_weights_is_bp() {
     let mut fa = Fa::new(
         &mut scratch,
         InitScheme::Default,
+        FeedbackScale::Sender,
         &mut ChaCha8Rng::seed_from_u64(1),
     );
     for (b, layer) in fa.b.iter_mut().zip(&net0.layers[1..]) {
@@ -129,6 +132,7 @@ fn fa_with_transposed_weights_is_bp() {
     let random = Fa::new(
         &mut scratch,
         InitScheme::Default,
+        FeedbackScale::Sender,
         &mut ChaCha8Rng::seed_from_u64(1),
     );
     let fa_rand = step_with(Box::new(random), &net0, 10);
@@ -150,6 +154,7 @@ fn fa_equals_dfa_with_one_hidden_layer() {
     let dfa = Dfa::new(
         &mut scratch,
         InitScheme::Default,
+        FeedbackScale::Sender,
         &mut ChaCha8Rng::seed_from_u64(2),
     );
     let fa = Fa { b: dfa.d.clone() };
@@ -167,6 +172,7 @@ fn dfa_errors_match_their_definition() {
     let dfa = Dfa::new(
         &mut scratch,
         InitScheme::Default,
+        FeedbackScale::Sender,
         &mut ChaCha8Rng::seed_from_u64(3),
     );
     let d = dfa.d.clone();
@@ -192,6 +198,8 @@ fn reference_init_follows_the_published_code() {
     let mut n = net0.clone();
     let opts = RuleOptions {
         init: InitScheme::Reference,
+        // What the config resolves `init = "reference"` to.
+        feedback_scale: FeedbackScale::Receiver,
         ..Default::default()
     };
     let fa = rules::build(
@@ -219,6 +227,49 @@ fn reference_init_follows_the_published_code() {
     let d0 = &dfa.feedback_tensors()[0];
     assert_eq!(d0.shape, vec![8, 3]);
     assert!(max_abs(d0.data) <= bound && max_abs(d0.data) > 0.5 * bound);
+}
+
+/// The two feedback scales draw FA's B and DFA's D at the bounds docs/rules.md
+/// gives: the sender's 1/sqrt(width of the error), the receiver's
+/// 1/sqrt(width of the layer reached).
+#[test]
+fn feedback_scales_draw_at_their_bounds() {
+    // Widths far apart, so that the two scales cannot be confused.
+    let net0 = net(&[10, 400, 100, 4], Activation::Tanh, Output::SigmoidBce, 9);
+    let within = |data: &[f32], bound: f32| {
+        let m = max_abs(data);
+        m <= bound && m > 0.9 * bound
+    };
+    for (scale, fa_bounds, dfa_bounds) in [
+        (
+            FeedbackScale::Sender,
+            [1.0 / 10.0, 1.0 / 2.0],
+            [1.0 / 2.0, 1.0 / 2.0],
+        ),
+        (
+            FeedbackScale::Receiver,
+            [1.0 / 20.0, 1.0 / 10.0],
+            [1.0 / 20.0, 1.0 / 10.0],
+        ),
+    ] {
+        let opts = RuleOptions {
+            feedback_scale: scale,
+            ..Default::default()
+        };
+        for (kind, bounds) in [(RuleKind::Fa, fa_bounds), (RuleKind::Dfa, dfa_bounds)] {
+            let mut n = net0.clone();
+            let rule = rules::build(kind, &mut n, &opts, &mut ChaCha8Rng::seed_from_u64(0));
+            assert_eq!(n, net0, "{kind:?} {scale:?} moved the forward weights");
+            for (t, bound) in rule.feedback_tensors().iter().zip(bounds) {
+                assert!(
+                    within(t.data, bound),
+                    "{kind:?} {scale:?} {}: max {} for bound {bound}",
+                    t.name,
+                    max_abs(t.data)
+                );
+            }
+        }
+    }
 }
 
 /// Momentum, weight decay and Adam go through gradient buffers; with

@@ -6,7 +6,7 @@ use biprop::checkpoint::{self, Checkpoint};
 use biprop::config::RunConfig;
 use biprop::data::Splits;
 use biprop::rules::RuleKind;
-use biprop::run::{self, RunOptions};
+use biprop::run::{self, InitFrom, RunOptions};
 use common::synthetic;
 
 fn splits() -> Splits {
@@ -159,6 +159,28 @@ fn on_epoch_sees_every_epoch() {
     assert_eq!(*seen.lock().unwrap(), want);
 }
 
+fn error_of(r: biprop::Result<biprop::train::Trainer>) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+/// A finished 3-epoch run of `c` in `dir/name`; returns its checkpoint.
+fn saved_run(c: &RunConfig, s: &Splits, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let out = dir.join(name);
+    run::run(
+        c,
+        s,
+        &RunOptions {
+            out_dir: Some(out.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    out.join("checkpoint.safetensors")
+}
+
 /// `init_from` starts a run from saved weights: one more epoch from a
 /// 2-epoch checkpoint continues where it stopped, not from scratch.
 #[test]
@@ -166,26 +188,138 @@ fn init_from_restores_weights() {
     let s = splits();
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(RuleKind::Fa, 1);
-    let out = dir.path().join("run");
-    let first = run::run(
-        &c,
-        &s,
-        &RunOptions {
-            out_dir: Some(out.clone()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let resumed = run::build_trainer(&c, &s, Some(&out.join("checkpoint.safetensors"))).unwrap();
-    assert_eq!(resumed.net, first.trainer.net);
+    let ck = saved_run(&c, &s, dir.path(), "run");
+    let first = Checkpoint::load(&ck).unwrap();
+    let resumed = run::build_trainer(&c, &s, Some(&InitFrom::Everything(ck.clone()))).unwrap();
+    let mut want = resumed.net.clone();
+    first.restore_forward(&mut want).unwrap();
+    assert_eq!(resumed.net, want);
+    let fresh = run::build_trainer(&c, &s, None).unwrap();
+    assert_ne!(resumed.net, fresh.net, "the weights were not loaded");
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"not a checkpoint").unwrap();
-    let e = match run::build_trainer(&c, &s, Some(&garbage)) {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("garbage accepted"),
-    };
+    let e = error_of(run::build_trainer(
+        &c,
+        &s,
+        Some(&InitFrom::Everything(garbage)),
+    ));
     assert!(
         e.contains("garbage.safetensors") && e.contains("not a safetensors file"),
         "{e}"
     );
+}
+
+/// Checkpoints are checked, never trusted: the rule, the format, the shapes
+/// and unused tensors are refused with the file and the tensor named, and
+/// forward-only loading crosses rules on purpose.
+#[test]
+fn checkpoints_are_loaded_strictly() {
+    let s = splits();
+    let dir = tempfile::tempdir().unwrap();
+    // One hidden layer: BFA's label-to-hidden weights and DFA's D are both
+    // [64, 4], the case that used to load silently.
+    let one = |rule| RunConfig {
+        hidden: vec![64],
+        ..cfg(rule, 1)
+    };
+    let bfa = saved_run(&one(RuleKind::Bfa), &s, dir.path(), "bfa");
+    let e = error_of(run::build_trainer(
+        &one(RuleKind::Dfa),
+        &s,
+        Some(&InitFrom::Everything(bfa.clone())),
+    ));
+    assert!(
+        e.contains("bfa.") || e.contains("bfa/"),
+        "names the file: {e}"
+    );
+    assert!(e.contains("holds a bfa run, this run is dfa"), "{e}");
+    // Its forward weights alone may start a DFA run.
+    let t = run::build_trainer(
+        &one(RuleKind::Dfa),
+        &s,
+        Some(&InitFrom::ForwardOnly(bfa.clone())),
+    )
+    .unwrap();
+    let ck = Checkpoint::load(&bfa).unwrap();
+    assert_eq!(
+        ck.tensors["forward.0.weight"].1,
+        t.net.layers[0].weight.as_slice()
+    );
+    // Shapes: another width is refused, naming the tensor.
+    let wide = RunConfig {
+        hidden: vec![65],
+        ..one(RuleKind::Bfa)
+    };
+    let e = error_of(run::build_trainer(
+        &wide,
+        &s,
+        Some(&InitFrom::Everything(bfa.clone())),
+    ));
+    assert!(
+        e.contains("forward.0.weight") && e.contains("[64, 30]"),
+        "{e}"
+    );
+    // Another depth is refused, forward-only too.
+    let deep = cfg(RuleKind::Bfa, 1);
+    let e = error_of(run::build_trainer(
+        &deep,
+        &s,
+        Some(&InitFrom::ForwardOnly(bfa.clone())),
+    ));
+    assert!(e.contains("network of 2 layers, the run has 3"), "{e}");
+    // A tensor the run does not use is named.
+    let mut extra = Checkpoint::load(&bfa).unwrap();
+    extra
+        .tensors
+        .insert("feedback.9.weight".into(), (vec![1], vec![0.0]));
+    let extra_path = dir.path().join("extra.safetensors");
+    write_checkpoint(&extra, &extra_path);
+    let e = error_of(run::build_trainer(
+        &one(RuleKind::Bfa),
+        &s,
+        Some(&InitFrom::Everything(extra_path)),
+    ));
+    assert!(e.contains("does not use: feedback.9.weight"), "{e}");
+    // Another format is refused.
+    let mut old = Checkpoint::load(&bfa).unwrap();
+    old.metadata
+        .insert("format".into(), "biprop-checkpoint-0".into());
+    let old_path = dir.path().join("old.safetensors");
+    write_checkpoint(&old, &old_path);
+    let e = error_of(run::build_trainer(
+        &one(RuleKind::Bfa),
+        &s,
+        Some(&InitFrom::ForwardOnly(old_path)),
+    ));
+    assert!(
+        e.contains("old.safetensors") && e.contains("biprop-checkpoint-0"),
+        "{e}"
+    );
+}
+
+/// Writes a checkpoint's tensors and metadata back to `path` as they are.
+fn write_checkpoint(ck: &Checkpoint, path: &std::path::Path) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = ck
+        .tensors
+        .iter()
+        .map(|(k, (shape, v))| {
+            (
+                k.clone(),
+                shape.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(k, shape, b)| {
+            (
+                k.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let out = safetensors::tensor::serialize(views, Some(ck.metadata.clone())).unwrap();
+    std::fs::write(path, out).unwrap();
 }

@@ -3,6 +3,7 @@
 //! over seeds, with the paper's number beside each cell.
 
 use super::paper;
+use super::sweep::CellStatus;
 use crate::config::{format_hidden, RunConfig};
 use crate::data::DatasetKind;
 use crate::error::{Error, Result};
@@ -19,6 +20,8 @@ pub struct RunResult {
     pub config: RunConfig,
     /// Per-epoch rows: column name to value.
     pub epochs: Vec<BTreeMap<String, f64>>,
+    /// How it ended, from its `done` file (`None`: unfinished, or not a sweep's).
+    pub status: Option<CellStatus>,
 }
 
 impl RunResult {
@@ -47,7 +50,13 @@ impl RunResult {
             dir: dir.into(),
             config,
             epochs,
+            status: CellStatus::read(dir)?,
         })
+    }
+
+    /// True when the run's training diverged.
+    pub fn diverged(&self) -> bool {
+        matches!(self.status, Some(CellStatus::Diverged { .. }))
     }
 
     /// `column` at the last epoch.
@@ -129,8 +138,10 @@ pub struct Group {
     pub last: Vec<f64>,
     /// Test error (%) at the epoch of best validation error, one a run.
     pub best_val: Vec<f64>,
-    /// The seeds.
+    /// The seeds of the runs in `last` and `best_val`.
     pub seeds: Vec<u64>,
+    /// The seeds whose runs diverged (not in the means).
+    pub diverged: Vec<u64>,
 }
 
 /// Groups runs by data set, architecture and rule (over seeds).
@@ -161,7 +172,12 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
             last: Vec::new(),
             best_val: Vec::new(),
             seeds: Vec::new(),
+            diverged: Vec::new(),
         });
+        if r.diverged() {
+            g.diverged.push(c.seed);
+            continue;
+        }
         g.epochs = g.epochs.min(r.epochs.len());
         g.last.push(100.0 * r.last("test_error"));
         g.best_val.push(100.0 * r.test_at_best_val());
@@ -170,13 +186,21 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
     groups.into_values().collect()
 }
 
-fn cell(v: &[f64]) -> String {
+/// `mean ± std (n=N)`, and how many runs diverged.
+fn cell(v: &[f64], diverged: usize) -> String {
+    let div = match diverged {
+        0 => String::new(),
+        d => format!(", {d} diverged"),
+    };
+    if v.is_empty() {
+        return format!("diverged (n=0{div})");
+    }
     let (m, s) = mean_std(v);
     if m.is_nan() {
         // No validation set (val_size = 0): there is no best-validation epoch.
-        return "n/a".into();
+        return format!("n/a (n={}{div})", v.len());
     }
-    format!("{m:.2} ± {s:.2}")
+    format!("{m:.2} ± {s:.2} (n={}{div})", v.len())
 }
 
 /// The Markdown report: for each data set, one table of last-epoch test
@@ -201,7 +225,18 @@ pub fn markdown(groups: &[Group]) -> String {
             }
         }
         let seeds = gs.iter().map(|g| g.seeds.len()).max().unwrap_or(0);
-        let epochs = gs.iter().map(|g| g.epochs).min().unwrap_or(0);
+        let fewest = gs.iter().map(|g| g.seeds.len()).min().unwrap_or(0);
+        let seeds = if fewest == seeds {
+            format!("{seeds}")
+        } else {
+            format!("{fewest} to {seeds}")
+        };
+        let epochs = gs
+            .iter()
+            .map(|g| g.epochs)
+            .filter(|&e| e != usize::MAX)
+            .min()
+            .unwrap_or(0);
         for (title, pick) in [
             ("test error (%) at the last epoch", 0),
             ("test error (%) at the epoch of best validation error", 1),
@@ -226,7 +261,8 @@ pub fn markdown(groups: &[Group]) -> String {
                 for r in &rules {
                     let text = match gs.iter().find(|g| g.hidden == *a && g.rule == *r) {
                         Some(g) => {
-                            let ours = cell(if pick == 0 { &g.last } else { &g.best_val });
+                            let v = if pick == 0 { &g.last } else { &g.best_val };
+                            let ours = cell(v, g.diverged.len());
                             match paper::published(ds, a, *r) {
                                 Some(p) => format!("{ours} ({p:.2})"),
                                 None => ours,
@@ -247,7 +283,7 @@ pub fn markdown(groups: &[Group]) -> String {
 /// The groups as CSV: one row per data set, architecture and rule.
 pub fn csv_text(groups: &[Group]) -> String {
     let mut out = String::from(
-        "dataset,hidden,rule,runs,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper\n",
+        "dataset,hidden,rule,runs,diverged,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper\n",
     );
     for g in groups {
         let (lm, ls) = mean_std(&g.last);
@@ -255,12 +291,13 @@ pub fn csv_text(groups: &[Group]) -> String {
         let p =
             paper::published(g.dataset, &g.hidden, g.rule).map_or(String::new(), |p| p.to_string());
         out.push_str(&format!(
-            "{:?},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
+            "{:?},{},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
             g.dataset,
             g.hidden,
             g.rule,
             g.last.len(),
-            g.epochs
+            g.diverged.len(),
+            if g.epochs == usize::MAX { 0 } else { g.epochs }
         ));
     }
     out

@@ -13,10 +13,17 @@
 //! seed = [1, 2]
 //! ```
 //!
-//! Cells are ordered by the grid keys in alphabetical order, the first key
-//! varying slowest; a cell's id (its directory under `runs/`) is made of its
-//! grid values, e.g. `hidden-2x800_rule-bfa_seed-1`, so ids and indices stay
-//! the same however often the file is read.
+//! Cells are ordered by the grid keys, the first key varying slowest: the
+//! keys listed in `order = ["seed", ...]` first, in that order, then the
+//! others alphabetically. Seed-major order (`order = ["seed"]`) finishes every
+//! cell of seed 1 before any of seed 2, so a long sweep is complete at each
+//! seed count. A cell's id (its directory under `runs/`) is made of its grid
+//! values in alphabetical key order, e.g. `hidden-2x800_rule-bfa_seed-1`, so
+//! ids stay the same however the file orders its cells.
+//!
+//! A cell whose training diverges is finished too: its `done` file records
+//! `status = "diverged"` with the epoch and loss, the sweep goes on, and
+//! reports show it as diverged. Any other failure stops the sweep.
 
 use crate::config::RunConfig;
 use crate::data::Splits;
@@ -36,6 +43,8 @@ pub const DONE_FILE: &str = "done";
 struct SweepFile {
     out: Option<PathBuf>,
     #[serde(default)]
+    order: Vec<String>,
+    #[serde(default)]
     base: toml::Table,
     #[serde(default)]
     grid: BTreeMap<String, Vec<toml::Value>>,
@@ -48,8 +57,46 @@ pub struct Sweep {
     pub out: PathBuf,
     /// Settings shared by every cell.
     pub base: toml::Table,
-    /// Grid keys (sorted) and their values.
+    /// Grid keys and their values, in cell order (the first varies slowest).
     pub grid: Vec<(String, Vec<toml::Value>)>,
+}
+
+/// How a finished cell ended, as its `done` file records it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum CellStatus {
+    /// Trained every epoch.
+    Finished,
+    /// Stopped at `epoch`, whose mean training loss was `loss` (not finite).
+    Diverged {
+        /// The 1-based epoch.
+        epoch: usize,
+        /// The loss, as text (`NaN`, `inf`): TOML has no portable NaN.
+        loss: String,
+    },
+}
+
+impl CellStatus {
+    /// Reads a run directory's `done` file: `None` while the run is
+    /// unfinished; an empty file (older sweeps) is `Finished`.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(DONE_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        if text.trim().is_empty() {
+            return Ok(Some(CellStatus::Finished));
+        }
+        toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::format(&path, e.to_string()))
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        let text = toml::to_string(self).expect("a status serializes");
+        crate::fsutil::write_atomic(&dir.join(DONE_FILE), text.as_bytes())
+    }
 }
 
 /// One run of a sweep.
@@ -104,10 +151,23 @@ impl Sweep {
                 "{k} is both in [base] and in [grid]"
             )));
         }
+        let mut grid: Vec<(String, Vec<toml::Value>)> = f.grid.into_iter().collect();
+        for (i, key) in f.order.iter().enumerate() {
+            let Some(at) = grid.iter().position(|(k, _)| k == key) else {
+                return Err(Error::Config(format!(
+                    "order names {key}, which is not a [grid] key"
+                )));
+            };
+            if at < i {
+                return Err(Error::Config(format!("order names {key} twice")));
+            }
+            let entry = grid.remove(at);
+            grid.insert(i, entry);
+        }
         let sweep = Self {
             out: f.out.unwrap_or(default_out),
             base: f.base,
-            grid: f.grid.into_iter().collect(),
+            grid,
         };
         sweep.cells()?; // every cell must be a valid run
         Ok(sweep)
@@ -137,7 +197,7 @@ impl Sweep {
                 self.len()
             )));
         }
-        let mut table = self.base.clone();
+        let mut cell = toml::Table::new();
         let mut rest = index;
         let mut id = Vec::new();
         // The last key varies fastest.
@@ -146,12 +206,19 @@ impl Sweep {
             picks[k] = rest % values.len();
             rest /= values.len();
         }
-        for ((key, values), &p) in self.grid.iter().zip(&picks) {
-            table.insert(key.clone(), values[p].clone());
+        let mut named: Vec<(&String, &toml::Value)> = self
+            .grid
+            .iter()
+            .zip(&picks)
+            .map(|((key, values), &p)| (key, &values[p]))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, value) in named {
+            cell.insert(key.clone(), value.clone());
             id.push(format!(
                 "{}-{}",
                 sanitize(key),
-                sanitize(&value_text(&values[p]))
+                sanitize(&value_text(value))
             ));
         }
         let id = if id.is_empty() {
@@ -163,10 +230,7 @@ impl Sweep {
             run: format!("cell {index} ({id})"),
             err: Box::new(err),
         };
-        let config: RunConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| in_cell(Error::Config(e.to_string())))?;
-        config.validate().map_err(in_cell)?;
+        let config = RunConfig::from_layers(&[self.base.clone(), cell]).map_err(in_cell)?;
         Ok(Cell { index, id, config })
     }
 
@@ -175,9 +239,14 @@ impl Sweep {
         self.out.join("runs").join(&cell.id)
     }
 
-    /// True when the cell has finished (its `done` file exists).
+    /// True when the cell has finished or diverged (its `done` file exists).
     pub fn is_done(&self, cell: &Cell) -> bool {
         self.run_dir(cell).join(DONE_FILE).is_file()
+    }
+
+    /// How the cell ended, `None` while unfinished.
+    pub fn status(&self, cell: &Cell) -> Result<Option<CellStatus>> {
+        CellStatus::read(&self.run_dir(cell))
     }
 
     /// The unfinished cells: all of them, or only cell `task`.
@@ -187,6 +256,73 @@ impl Sweep {
             None => self.cells()?,
         };
         Ok(cells.into_iter().filter(|c| !self.is_done(c)).collect())
+    }
+}
+
+/// The files of a finished cell that are kept with a project's results
+/// (small: never the checkpoint, nor `metrics.jsonl`, which repeats the CSV).
+pub const RESULT_FILES: [&str; 3] = ["config.toml", "metrics.csv", DONE_FILE];
+
+impl Sweep {
+    /// Copies the result files of every finished cell into `dest/<id>/`;
+    /// returns how many cells it copied.
+    pub fn export_finished(&self, dest: &Path) -> Result<usize> {
+        let mut n = 0;
+        for cell in self.cells()? {
+            if !self.is_done(&cell) {
+                continue;
+            }
+            let to = dest.join(&cell.id);
+            std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
+            for f in RESULT_FILES {
+                let from = self.run_dir(&cell).join(f);
+                std::fs::copy(&from, to.join(f)).map_err(|e| Error::io(&from, e))?;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Seeds the sweep folder from result files saved by
+    /// [`Sweep::export_finished`]: every unfinished cell whose `src/<id>/`
+    /// holds a finished run of exactly the cell's settings (the thread count
+    /// aside) is marked finished with those files, so it never runs twice.
+    /// A saved run of other settings is an error naming it, as it would be
+    /// silently reported as this cell. Returns how many cells it seeded.
+    pub fn import_finished(&self, src: &Path) -> Result<usize> {
+        let key = |c: &RunConfig| {
+            RunConfig {
+                threads: 0,
+                ..c.clone()
+            }
+            .to_toml()
+        };
+        let mut n = 0;
+        for cell in self.cells()? {
+            let from = src.join(&cell.id);
+            if self.is_done(&cell) || !from.join(DONE_FILE).is_file() {
+                continue;
+            }
+            let saved = RunConfig::from_toml_file(&from.join("config.toml"))?;
+            if key(&saved) != key(&cell.config) {
+                return Err(Error::format(
+                    from.join("config.toml"),
+                    format!(
+                        "is not a run of cell {} ({}) of this sweep: its settings differ",
+                        cell.index, cell.id
+                    ),
+                ));
+            }
+            let to = self.run_dir(&cell);
+            std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
+            // The done file last: a copy cut short leaves the cell unfinished.
+            for f in RESULT_FILES {
+                let bytes = std::fs::read(from.join(f)).map_err(|e| Error::io(from.join(f), e))?;
+                crate::fsutil::write_atomic(&to.join(f), &bytes)?;
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -315,8 +451,24 @@ fn run_cell(
     if let Ok(ck) = crate::checkpoint::Checkpoint::load(&dir.join("checkpoint.safetensors")) {
         bar.inc(ck.epoch().unwrap_or(0).min(cfg.epochs) as u64);
     }
-    let summary = run::run(&cfg, &splits, &opts)?;
-    crate::fsutil::write_atomic(&dir.join(DONE_FILE), b"")?;
+    let summary = match run::run(&cfg, &splits, &opts) {
+        Ok(s) => s,
+        Err(Error::Diverged { epoch, loss }) => {
+            CellStatus::Diverged {
+                epoch,
+                loss: loss.to_string(),
+            }
+            .write(&dir)?;
+            // The epochs it will never run still count as done for the bar.
+            bar.inc((cfg.epochs - epoch + 1) as u64);
+            return Ok(format!(
+                "[{}] {}: diverged in epoch {epoch} (loss {loss})",
+                cell.index, cell.id
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    CellStatus::Finished.write(&dir)?;
     let last = summary.records.last();
     Ok(format!(
         "[{}] {}: test error {}",
@@ -365,6 +517,34 @@ mod tests {
         assert_eq!(again.cells().unwrap(), cells);
         let ids: std::collections::HashSet<_> = cells.iter().map(|c| c.id.clone()).collect();
         assert_eq!(ids.len(), 12);
+    }
+
+    /// `order` puts its keys first (slowest); ids do not depend on it.
+    #[test]
+    fn order_makes_a_sweep_seed_major() {
+        let plain = Sweep::from_toml_str(GRID, "out".into()).unwrap();
+        let text = format!("order = [\"seed\", \"rule\"]\n{GRID}");
+        let s = Sweep::from_toml_str(&text, "out".into()).unwrap();
+        let cells = s.cells().unwrap();
+        // Every cell of seed 1 before any of seed 2; rule, then hidden, within.
+        assert!(cells[..6].iter().all(|c| c.config.seed == 1));
+        assert!(cells[6..].iter().all(|c| c.config.seed == 2));
+        assert_eq!(cells[0].id, "hidden-1x400_rule-bp_seed-1");
+        assert_eq!(cells[1].id, "hidden-2x800_rule-bp_seed-1");
+        assert_eq!(cells[2].id, "hidden-1x400_rule-fa_seed-1");
+        let mut a: Vec<_> = cells.iter().map(|c| c.id.clone()).collect();
+        let mut b: Vec<_> = plain
+            .cells()
+            .unwrap()
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "the same cells, in another order");
+        let err = |t: &str| Sweep::from_toml_str(t, "o".into()).unwrap_err().to_string();
+        assert!(err(&format!("order = [\"lr\"]\n{GRID}")).contains("not a [grid] key"));
+        assert!(err(&format!("order = [\"seed\", \"seed\"]\n{GRID}")).contains("twice"));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! to the output of `forward.{i}`, for i = 0..L-1.
 
 use super::{
-    named, named_mut, propagate, FeedbackTensor, FeedbackTensorMut, InitScheme, LearningRule,
-    RuleKind,
+    named, named_mut, propagate, FeedbackScale, FeedbackTensor, FeedbackTensorMut, InitScheme,
+    LearningRule, RuleKind,
 };
 use crate::model::{uniform, Mlp};
 use crate::tensor::Matrix;
@@ -20,20 +20,17 @@ pub struct Dfa {
 }
 
 impl Dfa {
-    /// Draws the feedback matrices. [`InitScheme::Default`]: `U(+-1/sqrt(C))`
-    /// (D multiplies the C-wide error). [`InitScheme::Reference`]: every
-    /// forward weight and bias set to zero, D from `U(+-1/sqrt(n_l))`.
-    pub fn new(net: &mut Mlp, init: InitScheme, rng: &mut impl Rng) -> Self {
+    /// Draws the feedback matrices at `scale`: `U(+-1/sqrt(C))` for
+    /// [`FeedbackScale::Sender`] (D multiplies the C-wide error),
+    /// `U(+-1/sqrt(n_l))` for [`FeedbackScale::Receiver`].
+    /// [`InitScheme::Reference`] also sets every forward weight and bias to zero.
+    pub fn new(net: &mut Mlp, init: InitScheme, scale: FeedbackScale, rng: &mut impl Rng) -> Self {
         let classes = net.outputs();
         let d = net.sizes[1..net.sizes.len() - 1]
             .iter()
             .map(|&n| {
                 let mut m = Matrix::zeros(n, classes);
-                let fan = match init {
-                    InitScheme::Default => classes,
-                    InitScheme::Reference => n,
-                };
-                uniform(m.as_mut_slice(), 1.0 / (fan as f32).sqrt(), rng);
+                uniform(m.as_mut_slice(), scale.bound(classes, n), rng);
                 m
             })
             .collect();

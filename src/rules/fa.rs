@@ -5,8 +5,8 @@
 //! of `forward.{i}.weight` transposed), for i = 1..=L.
 
 use super::{
-    chain_errors, named, named_mut, FeedbackTensor, FeedbackTensorMut, InitScheme, LearningRule,
-    RuleKind,
+    chain_errors, named, named_mut, FeedbackScale, FeedbackTensor, FeedbackTensorMut, InitScheme,
+    LearningRule, RuleKind,
 };
 use crate::model::{uniform, Mlp};
 use crate::tensor::Matrix;
@@ -20,15 +20,20 @@ pub struct Fa {
 }
 
 impl Fa {
-    /// Draws the feedback matrices; with [`InitScheme::Reference`], copies the
-    /// initial forward weights into B and zeroes every forward layer after the first.
-    pub fn new(net: &mut Mlp, init: InitScheme, rng: &mut impl Rng) -> Self {
+    /// Draws the feedback matrices at `scale` (B for `forward.{j}` carries
+    /// its `fan_out`-wide error to its `fan_in`-wide input); with
+    /// [`InitScheme::Reference`], copies the initial forward weights into B
+    /// (which is the receiver's scale, so `scale` must be
+    /// [`FeedbackScale::Receiver`]: the config refuses the other) and zeroes
+    /// every forward layer after the first.
+    pub fn new(net: &mut Mlp, init: InitScheme, scale: FeedbackScale, rng: &mut impl Rng) -> Self {
         let b = net.layers[1..]
             .iter_mut()
             .map(|layer| match init {
                 InitScheme::Default => {
                     let mut m = Matrix::zeros(layer.fan_in(), layer.fan_out());
-                    uniform(m.as_mut_slice(), 1.0 / (layer.fan_out() as f32).sqrt(), rng);
+                    let bound = scale.bound(layer.fan_out(), layer.fan_in());
+                    uniform(m.as_mut_slice(), bound, rng);
                     m
                 }
                 InitScheme::Reference => {

@@ -1,7 +1,7 @@
 //! Learning rules: how the hidden errors `delta_l` are made, and whether the
 //! rule owns feedback weights that learn.
 //!
-//! Every rule ends the same way (DESIGN.md section 2): from the hidden errors
+//! Every rule ends the same way (docs/rules.md): from the hidden errors
 //! the trainer forms `dW_l = delta_l^T h_{l-1} / B` and steps the optimizer.
 //! A rule is one type implementing [`LearningRule`], one file each.
 //!
@@ -86,10 +86,59 @@ pub enum InitScheme {
     /// being the width of the vector the matrix multiplies.
     #[default]
     Default,
-    /// The published code's scheme (DESIGN.md section 4): FA's B copies the
+    /// The published code's scheme (docs/rules.md): FA's B copies the
     /// initial forward weights and every later forward layer starts at zero;
-    /// DFA starts every forward weight at zero, D from `U(+-1/sqrt(n_l))`.
+    /// DFA and BDFA start every forward weight at zero, D from
+    /// `U(+-1/sqrt(n_l))`. BP's published init is the default one; BFA has
+    /// no published scheme and refuses it.
     Reference,
+}
+
+/// The scale of fixed random feedback matrices (FA's B, DFA's and BDFA's
+/// initial D): the bound `a` of `U(-a, a)`.
+///
+/// The two differ by up to 9x on the paper's shapes (`1/sqrt(10)` against
+/// `1/sqrt(800)` for D), enough to change FA's and DFA's test error by more
+/// than a point, so the setting is recorded with every run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedbackScale {
+    /// `a = 1/sqrt(n)`, n the width of the vector the matrix multiplies (the
+    /// error it carries): `1/sqrt(C)` for D and for the top B.
+    Sender,
+    /// `a = 1/sqrt(n)`, n the width of the layer that receives the error: the
+    /// scale of the forward weight that B replaces, and the published code's
+    /// D. The paper's numbers were made at this scale.
+    Receiver,
+}
+
+impl FeedbackScale {
+    /// The scale `init` implies when none is asked for: the published
+    /// code's scheme draws at the receiver's scale.
+    pub fn implied_by(init: InitScheme) -> Self {
+        match init {
+            InitScheme::Default => FeedbackScale::Sender,
+            InitScheme::Reference => FeedbackScale::Receiver,
+        }
+    }
+
+    /// The bound for a matrix carrying a `sender`-wide error to a
+    /// `receiver`-wide layer.
+    pub fn bound(self, sender: usize, receiver: usize) -> f32 {
+        let n = match self {
+            FeedbackScale::Sender => sender,
+            FeedbackScale::Receiver => receiver,
+        };
+        1.0 / (n as f32).sqrt()
+    }
+
+    /// The setting's name in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedbackScale::Sender => "sender",
+            FeedbackScale::Receiver => "receiver",
+        }
+    }
 }
 
 /// A named tensor of a network's or a rule's weights, as stored in checkpoints.
@@ -178,6 +227,8 @@ pub trait LearningRule: Send {
 pub struct RuleOptions {
     /// How weights start.
     pub init: InitScheme,
+    /// The scale of fixed random feedback matrices.
+    pub feedback_scale: FeedbackScale,
     /// The largest batch (feedback phases allocate their buffers once).
     pub max_rows: usize,
     /// The optimizer of learning feedback weights (BFA, BDFA).
@@ -196,6 +247,7 @@ impl Default for RuleOptions {
     fn default() -> Self {
         Self {
             init: InitScheme::Default,
+            feedback_scale: FeedbackScale::Sender,
             max_rows: 128,
             feedback_opt: OptimConfig::default(),
             bfa_output: Output::SigmoidBce,
@@ -215,8 +267,8 @@ pub fn build(
 ) -> Box<dyn LearningRule> {
     match kind {
         RuleKind::Bp => Box::new(Bp),
-        RuleKind::Fa => Box::new(Fa::new(net, opts.init, rng)),
-        RuleKind::Dfa => Box::new(Dfa::new(net, opts.init, rng)),
+        RuleKind::Fa => Box::new(Fa::new(net, opts.init, opts.feedback_scale, rng)),
+        RuleKind::Dfa => Box::new(Dfa::new(net, opts.init, opts.feedback_scale, rng)),
         RuleKind::Bfa => Box::new(Bfa::new(
             net,
             opts.bfa_output,
@@ -225,7 +277,7 @@ pub fn build(
             rng,
         )),
         RuleKind::Bdfa => Box::new(Bdfa::new(
-            Dfa::new(net, opts.init, rng),
+            Dfa::new(net, opts.init, opts.feedback_scale, rng),
             opts.bdfa_update,
             opts.bdfa_target,
             opts.bdfa_alpha,

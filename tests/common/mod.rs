@@ -49,3 +49,35 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub fn max_abs(a: &[f32]) -> f32 {
     a.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
+
+/// A learnable IDX data set of `n` 8x8 images with 4 classes.
+pub fn write_idx(dir: &std::path::Path, n: usize, n_test: usize) {
+    let ds = synthetic(n + n_test, 64, 4, 9);
+    let bytes: Vec<u8> = ds
+        .inputs
+        .as_slice()
+        .iter()
+        .map(|v| (v * 255.0) as u8)
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("train-images-idx3-ubyte"),
+        biprop::data::idx::encode_idx(&[n, 8, 8], &bytes[..n * 64]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("train-labels-idx1-ubyte"),
+        biprop::data::idx::encode_idx(&[n], &ds.labels[..n]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("t10k-images-idx3-ubyte"),
+        biprop::data::idx::encode_idx(&[n_test, 8, 8], &bytes[n * 64..]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("t10k-labels-idx1-ubyte"),
+        biprop::data::idx::encode_idx(&[n_test], &ds.labels[n..]),
+    )
+    .unwrap();
+}

@@ -1,0 +1,204 @@
+//! Every training setting reaches the run: set away from its default, each
+//! changes the trained weights (or, for the settings promised not to, leaves
+//! them bitwise alone), and a diverging sweep cell is recorded, not fatal.
+
+mod common;
+
+use biprop::config::RunConfig;
+use biprop::data::Splits;
+use biprop::run::{self, RunOptions};
+use common::synthetic;
+
+fn splits() -> Splits {
+    Splits::new(synthetic(300, 16, 4, 1), synthetic(60, 16, 4, 2), 40).unwrap()
+}
+
+/// Every weight a run ends with, forward and feedback, by name.
+fn trained(settings: &str) -> Vec<(String, Vec<f32>)> {
+    let base = "hidden = [12, 10]\nepochs = 2\nbatch_size = 32\nlr = 0.3\nthreads = 1\nalignment = false\n";
+    let layers = [base.parse().unwrap(), settings.parse().unwrap()];
+    let cfg = RunConfig::from_layers(&layers).unwrap_or_else(|e| panic!("{settings}: {e}"));
+    let s = run::run(&cfg, &splits(), &RunOptions::default()).unwrap();
+    let t = &s.trainer;
+    t.net
+        .named_tensors("forward")
+        .into_iter()
+        .chain(t.rule.feedback_tensors())
+        .map(|t| (t.name, t.data.to_vec()))
+        .collect()
+}
+
+/// (context, setting): the setting, added to its context, must change what is
+/// trained. The context selects the rule (and optimizer) that uses it.
+const CHANGES: &[(&str, &str)] = &[
+    ("", "rule = \"fa\""),
+    ("", "hidden = [12]"),
+    ("", "activation = \"relu\""),
+    ("", "output = \"softmax-ce\""),
+    ("", "batch_size = 20"),
+    ("", "lr = 0.1"),
+    ("", "momentum = 0.5"),
+    ("", "weight_decay = 0.01"),
+    ("", "seed = 2"),
+    ("", "shuffle = false"),
+    ("optimizer = \"adam\"\nlr = 0.01\n", "beta1 = 0.5"),
+    ("optimizer = \"adam\"\nlr = 0.01\n", "beta2 = 0.9"),
+    ("optimizer = \"adam\"\nlr = 0.01\n", "eps = 0.01"),
+    ("", "optimizer = \"adam\""),
+    ("rule = \"fa\"\n", "init = \"reference\""),
+    ("rule = \"fa\"\n", "feedback_scale = \"receiver\""),
+    ("rule = \"dfa\"\n", "init = \"reference\""),
+    ("rule = \"dfa\"\n", "feedback_scale = \"receiver\""),
+    ("rule = \"bdfa\"\n", "feedback_scale = \"receiver\""),
+    ("rule = \"bdfa\"\n", "init = \"reference\""),
+    ("rule = \"bfa\"\n", "feedback_lr = 0.05"),
+    ("rule = \"bfa\"\n", "feedback_optimizer = \"adam\""),
+    (
+        "rule = \"bfa\"\nmomentum = 0.5\n",
+        "feedback_momentum = 0.0",
+    ),
+    ("rule = \"bfa\"\n", "bfa_output = \"identity\""),
+    ("rule = \"bdfa\"\n", "feedback_lr = 0.05"),
+    ("rule = \"bdfa\"\n", "feedback_optimizer = \"adam\""),
+    (
+        "rule = \"bdfa\"\nmomentum = 0.5\n",
+        "feedback_momentum = 0.0",
+    ),
+    ("rule = \"bdfa\"\n", "bdfa_update = \"reference\""),
+    ("rule = \"bdfa\"\n", "bdfa_target = \"mixed\""),
+    (
+        "rule = \"bdfa\"\nbdfa_target = \"mixed\"\n",
+        "bdfa_alpha = 0.5",
+    ),
+    (
+        "rule = \"bdfa\"\nbdfa_target = \"reference\"\n",
+        "bdfa_alpha = 0.5",
+    ),
+];
+
+#[test]
+fn every_training_setting_changes_the_trained_weights() {
+    for (context, setting) in CHANGES {
+        let before = trained(context);
+        let after = trained(&format!("{context}{setting}\n"));
+        assert_ne!(
+            before, after,
+            "{setting} (after {context:?}) changed nothing"
+        );
+    }
+}
+
+/// The settings that must not change the weights: threads (bitwise the same
+/// for every count) and the alignment probe (it measures, never trains).
+#[test]
+fn threads_and_alignment_leave_the_weights_alone() {
+    for rule in ["bp", "bfa", "bdfa"] {
+        let base = format!("rule = \"{rule}\"\n");
+        let before = trained(&base);
+        assert_eq!(before, trained(&format!("{base}threads = 2\n")), "{rule}");
+        assert_eq!(
+            before,
+            trained(&format!("{base}alignment = true\n")),
+            "{rule}"
+        );
+    }
+}
+
+/// The data settings reach the data the run trains on.
+#[test]
+fn data_settings_shape_the_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_idx(dir.path(), 300, 50);
+    let base: toml::Table = format!(
+        "dataset = \"idx\"\nclasses = 4\ndata_dir = {:?}\n",
+        dir.path().to_str().unwrap()
+    )
+    .parse()
+    .unwrap();
+    let load = |extra: &str| {
+        let cfg = RunConfig::from_layers(&[base.clone(), extra.parse().unwrap()]).unwrap();
+        run::load_data(&cfg)
+    };
+    let s = load("val_size = 100").unwrap();
+    assert_eq!((s.train.len(), s.val.len(), s.test.len()), (200, 100, 50));
+    let s = load("val_size = 100\ntrain_limit = 120").unwrap();
+    assert_eq!((s.train.len(), s.val.len()), (120, 100));
+    // classes bounds the labels: 4-class labels do not fit 3 classes.
+    assert!(load("classes = 3").is_err());
+    // data_dir is where the files are read.
+    let empty = tempfile::tempdir().unwrap();
+    let e = load(&format!("data_dir = {:?}", empty.path().to_str().unwrap()));
+    assert!(e.is_err());
+}
+
+/// A sweep whose grid holds one learning rate that diverges finishes: the
+/// cell is recorded as diverged (epoch and loss), the others train, and the
+/// report marks it.
+#[test]
+fn a_diverging_cell_does_not_stop_the_sweep() {
+    use biprop::experiment::{report, sweep};
+    let dir = tempfile::tempdir().unwrap();
+    // An idx data set on disk, as a sweep loads its data from files.
+    let data = dir.path().join("data");
+    common::write_idx(&data, 200, 50);
+    let text = format!(
+        "[base]\ndataset = \"idx\"\nclasses = 4\ndata_dir = {:?}\nval_size = 40\nepochs = 3\n\
+         hidden = [8]\nalignment = false\noutput = \"identity\"\n[grid]\nlr = [0.1, 1e30]\n",
+        data.to_str().unwrap()
+    );
+    let text_of_sweep = text;
+    let s = sweep::Sweep::from_toml_str(&text_of_sweep, dir.path().join("out")).unwrap();
+    let opts = sweep::SweepOptions {
+        jobs: 2,
+        task: None,
+        progress: false,
+    };
+    assert_eq!(sweep::run_sweep(&s, &opts).unwrap(), 2);
+    let cells = s.cells().unwrap();
+    assert_eq!(
+        s.status(&cells[0]).unwrap(),
+        Some(sweep::CellStatus::Finished)
+    );
+    match s.status(&cells[1]).unwrap() {
+        Some(sweep::CellStatus::Diverged { epoch, loss }) => {
+            assert!((1..=3).contains(&epoch), "{epoch}");
+            assert!(loss.parse::<f64>().is_ok_and(|l| !l.is_finite()), "{loss}");
+        }
+        other => panic!("cell 1: {other:?}"),
+    }
+    assert!(
+        s.pending(None).unwrap().is_empty(),
+        "both cells are finished"
+    );
+    assert_eq!(sweep::run_sweep(&s, &opts).unwrap(), 0, "nothing reruns");
+    let runs = report::collect(&s.out).unwrap();
+    let groups = report::group(&runs);
+    let text = report::markdown(&groups);
+    assert!(text.contains("1 diverged"), "report:\n{text}");
+    assert!(text.contains("(n=1, 1 diverged)"), "{text}");
+
+    // Its results, exported without checkpoints, seed a fresh sweep folder:
+    // nothing runs twice, and a saved run of other settings is refused.
+    let saved = dir.path().join("saved");
+    assert_eq!(s.export_finished(&saved).unwrap(), 2);
+    let files: Vec<_> = std::fs::read_dir(saved.join(&cells[0].id))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(!files.iter().any(|f| f.contains("checkpoint")), "{files:?}");
+    let fresh = sweep::Sweep::from_toml_str(&text_of_sweep, dir.path().join("fresh")).unwrap();
+    assert_eq!(fresh.pending(None).unwrap().len(), 2);
+    assert_eq!(fresh.import_finished(&saved).unwrap(), 2);
+    assert!(fresh.pending(None).unwrap().is_empty());
+    assert_eq!(
+        fresh.status(&cells[1]).unwrap(),
+        s.status(&cells[1]).unwrap()
+    );
+    let longer = text_of_sweep.replace("epochs = 3", "epochs = 4");
+    let other = sweep::Sweep::from_toml_str(&longer, dir.path().join("other")).unwrap();
+    let e = other.import_finished(&saved).unwrap_err().to_string();
+    assert!(
+        e.contains("settings differ") && e.contains("config.toml"),
+        "{e}"
+    );
+}
