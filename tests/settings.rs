@@ -174,8 +174,12 @@ fn a_diverging_cell_does_not_stop_the_sweep() {
     let runs = report::collect(&s.out).unwrap();
     let groups = report::group(&runs);
     let text = report::markdown(&groups);
-    assert!(text.contains("1 diverged"), "report:\n{text}");
-    assert!(text.contains("(n=1, 1 diverged)"), "{text}");
+    // Each learning rate is its own table (a variant), never averaged with
+    // the other; the diverged cell is marked, not missing.
+    assert!(text.contains("### IDX (lr=0.1)"), "report:\n{text}");
+    assert!(text.contains("(n=1) |"), "report:\n{text}");
+    assert!(text.contains("### IDX (lr=1e30)"), "report:\n{text}");
+    assert!(text.contains("diverged (all 1)"), "report:\n{text}");
 
     // Its results, exported without checkpoints, seed a fresh sweep folder:
     // nothing runs twice, and a saved run of other settings is refused.

@@ -142,16 +142,60 @@ pub struct Group {
     pub seeds: Vec<u64>,
     /// The seeds whose runs diverged (not in the means).
     pub diverged: Vec<u64>,
+    /// The settings in which this group's runs differ from other runs of the
+    /// folder (`feedback_scale=receiver`), empty when none do.
+    pub variant: String,
 }
 
-/// Groups runs by data set, architecture and rule (over seeds).
-///
-/// Nothing else is compared: runs under `dir` that differ in another setting
-/// (learning rate, epochs, BDFA options) are averaged as if they were seeds,
-/// so report one sweep (or one setting) per folder.
+/// Keys that never split a group: what a table's rows and columns already
+/// say, what seeds average over, and what does not change results.
+const NOT_VARIANTS: [&str; 6] = ["dataset", "hidden", "rule", "seed", "threads", "data_dir"];
+
+/// For each run, the settings (beyond [`NOT_VARIANTS`] and those without
+/// effect on its rule) in which the runs differ: `key=value, ...`.
+fn variants(runs: &[RunResult]) -> Vec<String> {
+    let tables: Vec<toml::Table> = runs
+        .iter()
+        .map(|r| r.config.to_toml().parse().expect("a config's TOML parses"))
+        .collect();
+    let mut differing: Vec<&String> = Vec::new();
+    for t in &tables {
+        for (k, v) in t {
+            if !NOT_VARIANTS.contains(&k.as_str())
+                && !differing.contains(&k)
+                && tables.iter().any(|o| o.get(k) != Some(v))
+            {
+                differing.push(k);
+            }
+        }
+    }
+    differing.sort();
+    runs.iter()
+        .zip(&tables)
+        .map(|(r, t)| {
+            let unused: Vec<&str> = r.config.unused_settings().iter().map(|(k, _)| *k).collect();
+            differing
+                .iter()
+                .filter(|k| !unused.contains(&k.as_str()))
+                .map(|k| match t.get(*k) {
+                    Some(toml::Value::String(v)) => format!("{k}={v}"),
+                    // Debug keeps 1e30 short where Display writes 31 digits.
+                    Some(toml::Value::Float(v)) => format!("{k}={v:?}"),
+                    Some(v) => format!("{k}={v}"),
+                    None => format!("{k}=unset"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect()
+}
+
+/// Groups runs by data set, architecture, rule and variant (over seeds): runs
+/// that differ in any other setting (learning rate, feedback scale, epochs)
+/// are never averaged together, but reported as variants side by side.
 pub fn group(runs: &[RunResult]) -> Vec<Group> {
-    let mut groups: BTreeMap<(String, usize, String, usize), Group> = BTreeMap::new();
-    for r in runs {
+    let mut groups: BTreeMap<(String, String, usize, String, usize), Group> = BTreeMap::new();
+    for (r, variant) in runs.iter().zip(variants(runs)) {
         let c = &r.config;
         let hidden = format_hidden(&c.hidden);
         let rule_pos = RuleKind::ALL
@@ -160,6 +204,7 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
             .unwrap_or(99);
         let key = (
             format!("{:?}", c.dataset),
+            variant.clone(),
             c.hidden.len() * 100_000 + c.hidden.iter().sum::<usize>(),
             hidden.clone(),
             rule_pos,
@@ -173,6 +218,7 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
             best_val: Vec::new(),
             seeds: Vec::new(),
             diverged: Vec::new(),
+            variant,
         });
         if r.diverged() {
             g.diverged.push(c.seed);
@@ -193,7 +239,7 @@ fn cell(v: &[f64], diverged: usize) -> String {
         d => format!(", {d} diverged"),
     };
     if v.is_empty() {
-        return format!("diverged (n=0{div})");
+        return format!("diverged (all {diverged})");
     }
     let (m, s) = mean_std(v);
     if m.is_nan() {
@@ -207,13 +253,24 @@ fn cell(v: &[f64], diverged: usize) -> String {
 /// error and one at the best validation epoch, with the paper's numbers.
 pub fn markdown(groups: &[Group]) -> String {
     let mut out = String::new();
-    let datasets: Vec<DatasetKind> = {
-        let mut d: Vec<_> = groups.iter().map(|g| g.dataset).collect();
+    let tables: Vec<(DatasetKind, &str)> = {
+        let mut d: Vec<_> = groups
+            .iter()
+            .map(|g| (g.dataset, g.variant.as_str()))
+            .collect();
         d.dedup();
         d
     };
-    for ds in datasets {
-        let gs: Vec<&Group> = groups.iter().filter(|g| g.dataset == ds).collect();
+    for (ds, variant) in tables {
+        let gs: Vec<&Group> = groups
+            .iter()
+            .filter(|g| g.dataset == ds && g.variant == variant)
+            .collect();
+        let variant = if variant.is_empty() {
+            String::new()
+        } else {
+            format!(" ({variant})")
+        };
         let rules: Vec<RuleKind> = RuleKind::ALL
             .into_iter()
             .filter(|r| gs.iter().any(|g| g.rule == *r))
@@ -246,7 +303,7 @@ pub fn markdown(groups: &[Group]) -> String {
                 None => "(no paper value for this data set)".into(),
             };
             out.push_str(&format!(
-                "### {} — {title}\n\nmean ± std over {seeds} seed(s), {epochs} epochs; {paper}\n\n",
+                "### {}{variant} — {title}\n\nmean ± std over {seeds} seed(s) (n per cell), {epochs} epochs; {paper}\n\n",
                 ds.name().to_uppercase(),
             ));
             out.push_str("| model |");
@@ -283,7 +340,7 @@ pub fn markdown(groups: &[Group]) -> String {
 /// The groups as CSV: one row per data set, architecture and rule.
 pub fn csv_text(groups: &[Group]) -> String {
     let mut out = String::from(
-        "dataset,hidden,rule,runs,diverged,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper\n",
+        "dataset,variant,hidden,rule,runs,diverged,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper\n",
     );
     for g in groups {
         let (lm, ls) = mean_std(&g.last);
@@ -291,8 +348,9 @@ pub fn csv_text(groups: &[Group]) -> String {
         let p =
             paper::published(g.dataset, &g.hidden, g.rule).map_or(String::new(), |p| p.to_string());
         out.push_str(&format!(
-            "{:?},{},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
+            "{:?},\"{}\",{},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
             g.dataset,
+            g.variant,
             g.hidden,
             g.rule,
             g.last.len(),
