@@ -42,6 +42,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Every rule side by side in a few minutes: a quick protocol, one table of test error and alignment, plots.
+    Compare(Box<CompareArgs>),
     /// Train one network (defaults: BP, 784-800-10 tanh, sigmoid-BCE, SGD lr 0.0128, batch 128, 20 epochs, MNIST).
     Train(Box<TrainArgs>),
     /// Render what a trained BFA feedback network generates from labels (the paper's Figure 6).
@@ -72,6 +74,29 @@ enum Command {
         #[arg(long)]
         cache: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Rules to compare, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    rules: Vec<RuleKind>,
+    /// Runs at once (default: one per core, each on one thread).
+    #[arg(long, short = 'J')]
+    jobs: Option<usize>,
+    /// Output folder (a sweep folder: `biprop report` and `plot` read it).
+    #[arg(long, short = 'o', default_value = "runs/compare")]
+    out: PathBuf,
+    /// Delete an earlier comparison in --out first.
+    #[arg(long)]
+    force: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Any run setting, over the quick protocol (784-800-10 tanh,
+    /// sigmoid-BCE, SGD momentum 0.9, lr 0.05, batch 128, 5 epochs).
+    #[command(flatten)]
+    settings: SettingsArgs,
 }
 
 #[derive(Args)]
@@ -431,6 +456,15 @@ fn train(args: TrainArgs) -> Result<()> {
             run::resolve_threads(cfg.threads),
             out.display()
         );
+        eprintln!("protocol: {}, {} epochs", protocol_line(&cfg), cfg.epochs);
+        let paper_like =
+            cfg.optimizer == OptimizerKind::Sgd && cfg.momentum == 0.0 && cfg.lr <= 0.0128;
+        if paper_like && cfg.epochs < 300 {
+            eprintln!(
+                "note: the paper trains this protocol for 300 epochs (biprop sweep experiments/table1.toml); \
+                 at 15 it still ranks BP last (docs/results.md). For every rule side by side in minutes: biprop compare"
+            );
+        }
     }
     let opts = RunOptions {
         out_dir: Some(out.clone()),
@@ -462,6 +496,90 @@ fn train(args: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn compare(args: CompareArgs) -> Result<()> {
+    use biprop::experiment::compare;
+    let settings = args.settings.overrides()?;
+    if settings.contains_key("rule") {
+        bail!("compare runs several rules: choose them with --rules bp,fa,...");
+    }
+    let rules = if args.rules.is_empty() {
+        RuleKind::ALL.to_vec()
+    } else {
+        args.rules.clone()
+    };
+    if args.force && args.out.exists() {
+        std::fs::remove_dir_all(&args.out)
+            .with_context(|| format!("removing {}", args.out.display()))?;
+    }
+    let mut protocol = compare::quick_protocol();
+    biprop::config::merge_into(&mut protocol, &settings);
+    let shown = RunConfig::from_layers(&[protocol])?;
+    if !args.quiet {
+        eprintln!(
+            "comparing {} on {}: {}, {} epochs -> {}",
+            rules
+                .iter()
+                .map(|r| r.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            shown.dataset.name(),
+            protocol_line(&shown),
+            shown.epochs,
+            args.out.display()
+        );
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(biprop::experiment::sweep::default_jobs);
+    let rows = compare::run(
+        &rules,
+        &settings,
+        &args.out,
+        jobs,
+        !args.quiet && std::io::stderr().is_terminal(),
+    )
+    .map_err(|e| match e.root() {
+        biprop::Error::Config(m) if m.contains("another configuration") => anyhow::anyhow!(
+            "{e}\n(an earlier comparison with other settings is in {}: pass --force to replace it, or --out)",
+            args.out.display()
+        ),
+        _ => anyhow::anyhow!(e),
+    })?;
+    say!("{}", compare::markdown(&rows).trim_end());
+    compare::plot(&args.out)?;
+    say!(
+        "plots: {} (test error and alignment curves); runs: {}",
+        compare::plots_dir(&args.out).display(),
+        args.out.display()
+    );
+    say!(
+        "This is a quick protocol, not the paper's: the paper trains plain SGD for 300 epochs \
+         (biprop sweep experiments/table1.toml; docs/experiments.md)."
+    );
+    Ok(())
+}
+
+/// A setting's name as the command line writes it.
+fn value_name<T: clap::ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+/// The settings that define a protocol, in one line.
+fn protocol_line(c: &RunConfig) -> String {
+    let mut optim = format!("{} lr {}", value_name(&c.optimizer), c.lr);
+    if c.optimizer == OptimizerKind::Sgd && c.momentum > 0.0 {
+        optim.push_str(&format!(" momentum {}", c.momentum));
+    }
+    format!(
+        "hidden {} {}, {} outputs, {optim}, batch {}",
+        biprop::config::format_hidden(&c.hidden),
+        value_name(&c.activation),
+        value_name(&c.output),
+        c.batch_size
+    )
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
@@ -692,6 +810,7 @@ fn report(dir: PathBuf, csv: Option<PathBuf>) -> Result<()> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Compare(args) => compare(*args),
         Command::Train(args) => train(*args),
         Command::Generate(args) => generate(args),
         Command::Sweep(args) => sweep(args),

@@ -1,52 +1,87 @@
-//! Real learning on the real MNIST (needs `$BIPROP_DATA`): every rule must
-//! reach an error bound that a broken rule does not.
+//! Real learning on real MNIST: every rule must reach an error bound that a
+//! broken rule does not. With `$BIPROP_DATA` (as CI sets it) on all of MNIST;
+//! without it, on the committed subset in tests/data/mnist-subset (6,000
+//! training and 1,000 test images), so that a fresh clone tests real learning.
 
 mod common;
 
 use biprop::config::RunConfig;
+use biprop::data::DatasetKind;
 use biprop::model::Mlp;
 use biprop::rules::{FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind};
 use biprop::run::{self, RunOptions};
 use biprop::tensor::Matrix;
 use biprop::train::Trainer;
 
-/// 1x400, the first 30k training images, 2 epochs of SGD with momentum:
-/// about 2 s a rule on 2 cores.
-fn quick(rule: RuleKind) -> RunConfig {
-    RunConfig {
+/// The protocol, the expected split sizes and the error bound for the data at hand.
+struct Quick {
+    cfg: RunConfig,
+    sizes: (usize, usize, usize),
+    bound: f64,
+}
+
+/// 1x400, SGD with momentum. All of MNIST: the first 30k training images, 2
+/// epochs, about 2 s a rule on 2 cores. Measured 6.8% (BP), 7.0% (FA, DFA),
+/// 6.5% (BFA) and 6.8% (BDFA) with `biprop train --hidden 400 --train-limit
+/// 30000 --epochs 2 --momentum 0.9 --lr 0.05 --rule R`; a network whose
+/// hidden layer does not learn ends at 11.9% (the second test).
+///
+/// The subset: 5,000 training images, 8 epochs. Measured 9.7% (BP), 10.1%
+/// (FA, DFA, BFA) and 9.9% (BDFA) with `biprop train --dataset idx --classes
+/// 10 --data-dir tests/data/mnist-subset --val-size 1000 --hidden 400 --epochs
+/// 8 --lr 0.05 --momentum 0.9 --rule R` (its first 1,000 test images are
+/// harder than the average); with the hidden layer frozen it ends at 16.3%.
+fn quick(rule: RuleKind) -> Quick {
+    let base = RunConfig {
         rule,
         hidden: vec![400],
-        train_limit: Some(30_000),
-        epochs: 2,
         lr: 0.05,
         momentum: 0.9,
-        data_dir: Some(common::data_dir()),
         ..Default::default()
+    };
+    match common::full_mnist() {
+        Some(dir) => Quick {
+            cfg: RunConfig {
+                train_limit: Some(30_000),
+                epochs: 2,
+                data_dir: Some(dir),
+                ..base
+            },
+            sizes: (30_000, 10_000, 10_000),
+            bound: 0.08,
+        },
+        None => Quick {
+            cfg: RunConfig {
+                dataset: DatasetKind::Idx,
+                classes: 10,
+                data_dir: Some(common::mnist_subset()),
+                val_size: 1_000,
+                epochs: 8,
+                ..base
+            },
+            sizes: (5_000, 1_000, 1_000),
+            bound: 0.115,
+        },
     }
 }
 
-/// Measured 6.8% (BP), 7.0% (FA, DFA), 6.5% (BFA) and 6.8% (BDFA) with
-/// `biprop train --hidden 400 --train-limit 30000 --epochs 2 --momentum 0.9
-/// --lr 0.05 --rule R`; a network whose hidden layer does not learn ends at
-/// 11.9% (below).
-const BOUND: f64 = 0.08;
-
 #[test]
 fn every_rule_learns_mnist() {
-    let splits = run::load_data(&quick(RuleKind::Bp)).expect("MNIST in $BIPROP_DATA");
+    let q = quick(RuleKind::Bp);
+    let splits = run::load_data(&q.cfg).expect("MNIST");
     assert_eq!(
         (splits.train.len(), splits.val.len(), splits.test.len()),
-        (30_000, 10_000, 10_000)
+        q.sizes
     );
     for rule in RuleKind::ALL {
-        let out = run::run(&quick(rule), &splits, &RunOptions::default()).unwrap();
+        let out = run::run(&quick(rule).cfg, &splits, &RunOptions::default()).unwrap();
         let err = out.records.last().unwrap().test_error;
         eprintln!("{rule}: test error {:.2}%", 100.0 * err);
         assert!(
-            err < BOUND,
-            "{rule}: test error {:.2}% is above {:.0}%",
+            err < q.bound,
+            "{rule}: test error {:.2}% is above {:.1}%",
             100.0 * err,
-            100.0 * BOUND
+            100.0 * q.bound
         );
     }
 }
@@ -74,7 +109,8 @@ impl LearningRule for OutputOnly {
 /// The bound above is only worth something if a broken rule misses it.
 #[test]
 fn the_bound_catches_a_rule_that_does_not_train_hidden_layers() {
-    let cfg = quick(RuleKind::Bp);
+    let q = quick(RuleKind::Bp);
+    let cfg = q.cfg;
     let splits = run::load_data(&cfg).unwrap();
     let base = run::build_trainer(&cfg, &splits, None).unwrap();
     let mut t = Trainer::new(base.net, Box::new(OutputOnly), cfg.optim(), cfg.batch_size);
@@ -85,7 +121,7 @@ fn the_bound_catches_a_rule_that_does_not_train_hidden_layers() {
     let err = t.evaluate(&splits.test).error_rate();
     eprintln!("output layer only: test error {:.2}%", 100.0 * err);
     assert!(
-        err > BOUND + 0.005,
+        err > q.bound + 0.005,
         "a frozen hidden layer reached {:.2}%",
         100.0 * err
     );

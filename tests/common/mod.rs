@@ -28,12 +28,19 @@ pub fn synthetic(n: usize, d: usize, c: usize, seed: u64) -> Dataset {
     }
 }
 
-/// The folder of real data sets (`$BIPROP_DATA`); tests that train on real
-/// data need it and say so.
-pub fn data_dir() -> PathBuf {
-    std::env::var_os("BIPROP_DATA")
-        .map(PathBuf::from)
-        .expect("set BIPROP_DATA to the folder holding mnist/ (CI: ../shared/data)")
+/// The folder of all of MNIST (`$BIPROP_DATA`, as CI sets it), if given;
+/// tests that fall back to the subset say so on stderr.
+pub fn full_mnist() -> Option<PathBuf> {
+    let dir = std::env::var_os("BIPROP_DATA").map(PathBuf::from);
+    if dir.is_none() {
+        eprintln!("BIPROP_DATA is not set: using the MNIST subset in tests/data/mnist-subset");
+    }
+    dir
+}
+
+/// The committed MNIST subset (tests/data/README.md).
+pub fn mnist_subset() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-subset")
 }
 
 /// Largest absolute difference between two slices.
