@@ -157,6 +157,35 @@ struct SweepArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Write an sbatch script (OUT/slurm/array.sbatch) whose job array has one
+    /// task per unfinished cell, each running `biprop sweep FILE --task ID`.
+    #[arg(long, conflicts_with_all = ["list", "task", "export"])]
+    slurm: bool,
+    /// With --slurm: submit the script with sbatch and print the job id.
+    #[arg(long, requires = "slurm")]
+    submit: bool,
+    /// With --slurm: the partition.
+    #[arg(long, requires = "slurm")]
+    partition: Option<String>,
+    /// With --slurm: each task's time limit (default: the largest unfinished
+    /// cell's estimate from its FLOPs, generously).
+    #[arg(long, requires = "slurm", value_name = "TIME")]
+    time: Option<String>,
+    /// With --slurm: CPUs per task.
+    #[arg(long, requires = "slurm", value_name = "N")]
+    cpus_per_task: Option<u32>,
+    /// With --slurm: memory per task (default 2G, 4G for CIFAR-10).
+    #[arg(long, requires = "slurm", value_name = "MEM")]
+    mem: Option<String>,
+    /// With --slurm: at most N tasks at once (--array=...%N).
+    #[arg(long, requires = "slurm", value_name = "N")]
+    array_throttle: Option<u32>,
+    /// With --slurm: the job name (default biprop-<file stem>).
+    #[arg(long, requires = "slurm")]
+    job_name: Option<String>,
+    /// With --slurm: an extra #SBATCH option, verbatim (repeatable), e.g. --sbatch=--account=lab.
+    #[arg(long, requires = "slurm", value_name = "OPTION")]
+    sbatch: Vec<String>,
 }
 
 #[derive(Args)]
@@ -668,6 +697,41 @@ fn sweep(args: SweepArgs) -> Result<()> {
     if let Some(dir) = &args.import {
         let n = s.import_finished(dir)?;
         eprintln!("marked {n} cell(s) finished from {}", dir.display());
+    }
+    if args.slurm {
+        use biprop::experiment::slurm;
+        let opts = slurm::SlurmOptions {
+            partition: args.partition.clone(),
+            time: args.time.clone(),
+            cpus: args.cpus_per_task,
+            mem: args.mem.clone(),
+            throttle: args.array_throttle,
+            job_name: args.job_name.clone(),
+            extra: args.sbatch.clone(),
+        };
+        let exe = std::env::current_exe().context("locating the biprop binary")?;
+        let Some(array) = slurm::job_array(&s, &args.file, &exe, &opts)? else {
+            say!(
+                "nothing to submit: every cell of {} is finished or running",
+                args.file.display()
+            );
+            return Ok(());
+        };
+        let path = slurm::write(&s, &array)?;
+        say!(
+            "wrote {} ({} task(s): cells {})",
+            path.display(),
+            array.tasks.len(),
+            slurm::index_ranges(&array.tasks)
+        );
+        if args.submit {
+            let id = slurm::submit(&path)?;
+            say!(
+                "submitted job {id}; biprop report {} shows the cells as they finish",
+                s.out.display()
+            );
+        }
+        return Ok(());
     }
     if args.list {
         for c in &cells {

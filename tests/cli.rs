@@ -348,3 +348,59 @@ fn divergence_is_an_error_and_flags_reach_config_toml() {
         assert!(cfg.contains(line), "{line} not in config.toml:\n{cfg}");
     }
 }
+
+/// `compare` trains every rule, prints one row each, writes its plots, reuses
+/// a finished comparison, and refuses to mix settings without --force.
+#[test]
+fn compare_prints_every_rule_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::mnist_subset();
+    let args = [
+        "compare",
+        "--dataset",
+        "idx",
+        "--classes",
+        "10",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--val-size",
+        "1000",
+        "--train-limit",
+        "1000",
+        "--hidden",
+        "32",
+        "--epochs",
+        "1",
+        "-q",
+    ];
+    let o = biprop(&args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    for rule in ["BP", "FA", "DFA", "BFA", "BDFA"] {
+        assert!(
+            out.contains(&format!("| {rule} |")),
+            "{rule} missing:\n{out}"
+        );
+    }
+    assert!(dir
+        .path()
+        .join("runs/compare/plots/test_error_idx_1x32.png")
+        .is_file());
+    let again = biprop(&args, dir.path());
+    assert!(again.status.success(), "{}", stderr(&again));
+    // More epochs continue the finished runs; they are not reported as done.
+    let mut longer = args.to_vec();
+    let at = longer.len() - 2;
+    longer[at] = "2";
+    assert!(biprop(&longer, dir.path()).status.success());
+    let csv =
+        std::fs::read_to_string(dir.path().join("runs/compare/runs/rule-bfa/metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    // Other settings are refused until --force.
+    let mut other = longer.clone();
+    other.extend(["--lr", "0.2"]);
+    assert_clean_failure(&biprop(&other, dir.path()), "--force");
+    other.push("--force");
+    assert!(biprop(&other, dir.path()).status.success());
+    assert_clean_failure(&biprop(&["compare", "--rule", "fa"], dir.path()), "--rules");
+}

@@ -5,4 +5,5 @@ pub mod compare;
 pub mod paper;
 pub mod plot;
 pub mod report;
+pub mod slurm;
 pub mod sweep;

@@ -142,6 +142,9 @@ pub struct Group {
     pub seeds: Vec<u64>,
     /// The seeds whose runs diverged (not in the means).
     pub diverged: Vec<u64>,
+    /// The seeds whose runs have not trained all their epochs yet (a sweep
+    /// still running; not in the means).
+    pub unfinished: Vec<u64>,
     /// The settings in which this group's runs differ from other runs of the
     /// folder (`feedback_scale=receiver`), empty when none do.
     pub variant: String,
@@ -218,10 +221,15 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
             best_val: Vec::new(),
             seeds: Vec::new(),
             diverged: Vec::new(),
+            unfinished: Vec::new(),
             variant,
         });
         if r.diverged() {
             g.diverged.push(c.seed);
+            continue;
+        }
+        if r.epochs.len() < c.epochs {
+            g.unfinished.push(c.seed);
             continue;
         }
         g.epochs = g.epochs.min(r.epochs.len());
@@ -232,14 +240,21 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
     groups.into_values().collect()
 }
 
-/// `mean ± std (n=N)`, and how many runs diverged.
-fn cell(v: &[f64], diverged: usize) -> String {
-    let div = match diverged {
-        0 => String::new(),
-        d => format!(", {d} diverged"),
-    };
+/// `mean ± std (n=N)`, and how many runs diverged or are unfinished.
+fn cell(v: &[f64], diverged: usize, unfinished: usize) -> String {
+    let mut div = String::new();
+    if diverged > 0 {
+        div.push_str(&format!(", {diverged} diverged"));
+    }
+    if unfinished > 0 {
+        div.push_str(&format!(", {unfinished} unfinished"));
+    }
     if v.is_empty() {
-        return format!("diverged (all {diverged})");
+        return match (diverged, unfinished) {
+            (d, 0) => format!("diverged (all {d})"),
+            (0, u) => format!("unfinished ({u})"),
+            (d, u) => format!("none finished ({d} diverged, {u} unfinished)"),
+        };
     }
     let (m, s) = mean_std(v);
     if m.is_nan() {
@@ -319,7 +334,7 @@ pub fn markdown(groups: &[Group]) -> String {
                     let text = match gs.iter().find(|g| g.hidden == *a && g.rule == *r) {
                         Some(g) => {
                             let v = if pick == 0 { &g.last } else { &g.best_val };
-                            let ours = cell(v, g.diverged.len());
+                            let ours = cell(v, g.diverged.len(), g.unfinished.len());
                             match paper::published(ds, a, *r) {
                                 Some(p) => format!("{ours} ({p:.2})"),
                                 None => ours,
@@ -340,7 +355,7 @@ pub fn markdown(groups: &[Group]) -> String {
 /// The groups as CSV: one row per data set, architecture and rule.
 pub fn csv_text(groups: &[Group]) -> String {
     let mut out = String::from(
-        "dataset,variant,hidden,rule,runs,diverged,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper\n",
+        "dataset,variant,hidden,rule,runs,diverged,unfinished,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper\n",
     );
     for g in groups {
         let (lm, ls) = mean_std(&g.last);
@@ -348,13 +363,14 @@ pub fn csv_text(groups: &[Group]) -> String {
         let p =
             paper::published(g.dataset, &g.hidden, g.rule).map_or(String::new(), |p| p.to_string());
         out.push_str(&format!(
-            "{:?},\"{}\",{},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
+            "{:?},\"{}\",{},{},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
             g.dataset,
             g.variant,
             g.hidden,
             g.rule,
             g.last.len(),
             g.diverged.len(),
+            g.unfinished.len(),
             if g.epochs == usize::MAX { 0 } else { g.epochs }
         ));
     }

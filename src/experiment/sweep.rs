@@ -38,6 +38,10 @@ use std::sync::{Arc, Mutex};
 /// The file a finished cell leaves in its directory.
 pub const DONE_FILE: &str = "done";
 
+/// The file a cell's process holds locked while it trains the cell, so that
+/// two processes (two sweeps on one folder, Slurm tasks) never train one cell.
+pub const LOCK_FILE: &str = "lock";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SweepFile {
@@ -239,9 +243,41 @@ impl Sweep {
         self.out.join("runs").join(&cell.id)
     }
 
-    /// True when the cell has finished or diverged (its `done` file exists).
+    /// True when the cell has finished or diverged with exactly its
+    /// settings: its `done` file exists and its `config.toml` is the cell's
+    /// (the thread count aside; for a diverged cell, the epoch count too, as
+    /// more epochs would diverge the same way). A cell whose file now asks
+    /// for more epochs, or anything else, is pending again: run, it
+    /// continues or is refused with the difference named, never reported as
+    /// what it is not.
     pub fn is_done(&self, cell: &Cell) -> bool {
-        self.run_dir(cell).join(DONE_FILE).is_file()
+        let dir = self.run_dir(cell);
+        let Ok(Some(status)) = CellStatus::read(&dir) else {
+            return false;
+        };
+        let Ok(saved) = RunConfig::from_toml_file(&dir.join("config.toml")) else {
+            return false;
+        };
+        let diverged = matches!(status, CellStatus::Diverged { .. });
+        let key = |c: &RunConfig| {
+            RunConfig {
+                threads: 0,
+                epochs: if diverged { 0 } else { c.epochs },
+                ..c.clone()
+            }
+            .to_toml()
+        };
+        key(&saved) == key(&cell.config)
+    }
+
+    /// True while another process trains the cell (it holds the cell's lock):
+    /// a second sweep on the same folder, or another Slurm task.
+    pub fn is_running(&self, cell: &Cell) -> bool {
+        let path = self.run_dir(cell).join(LOCK_FILE);
+        let Ok(file) = std::fs::File::open(&path) else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
     }
 
     /// How the cell ended, `None` while unfinished.
@@ -440,6 +476,28 @@ fn run_cell(
         }
     };
     let dir = sweep.run_dir(cell);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Ok(format!(
+                "[{}] {}: skipped, another process is training it",
+                cell.index, cell.id
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+    }
+    // Another process may have finished it while this one waited.
+    if sweep.is_done(cell) {
+        return Ok(format!("[{}] {}: finished elsewhere", cell.index, cell.id));
+    }
+    // A finished cell asked for more epochs continues: it is unfinished again.
+    let done = dir.join(DONE_FILE);
+    if done.is_file() {
+        std::fs::remove_file(&done).map_err(|e| Error::io(&done, e))?;
+    }
     let bar2 = bar.clone();
     let opts = RunOptions {
         out_dir: Some(dir.clone()),
