@@ -375,9 +375,8 @@ impl RunConfig {
                 );
             }
         }
-        if !(self.beta1.is_finite() && (0.0..1.0).contains(&self.beta1))
-            || !(self.beta2.is_finite() && (0.0..1.0).contains(&self.beta2))
-        {
+        let beta_ok = |b: f32| b.is_finite() && (0.0..1.0).contains(&b);
+        if !(beta_ok(self.beta1) && beta_ok(self.beta2)) {
             return bad(format!(
                 "beta1 and beta2 must be in [0, 1), got {} and {}",
                 self.beta1, self.beta2
