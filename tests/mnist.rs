@@ -4,8 +4,7 @@
 mod common;
 
 use biprop::config::RunConfig;
-use biprop::model::Mlp;
-use biprop::rules::{FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind};
+use biprop::rules::{ErrorStep, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind};
 use biprop::run::{self, RunOptions};
 use biprop::tensor::Matrix;
 use biprop::train::Trainer;
@@ -58,8 +57,8 @@ impl LearningRule for OutputOnly {
     fn kind(&self) -> RuleKind {
         RuleKind::Bp
     }
-    fn hidden_errors(&self, net: &Mlp, _: &[Matrix], deltas: &mut [Matrix], _: usize) {
-        for d in &mut deltas[..net.hidden_layers()] {
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
+        for d in &mut deltas[..step.net.hidden_layers()] {
             d.fill(0.0);
         }
     }

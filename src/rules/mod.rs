@@ -163,12 +163,27 @@ pub struct FeedbackTensorMut<'a> {
     pub data: &'a mut [f32],
 }
 
+/// What a rule sees when it makes a batch's hidden errors.
+pub struct ErrorStep<'a> {
+    /// The network, before this batch's update.
+    pub net: &'a Mlp,
+    /// This batch's forward activations, see the module docs.
+    pub acts: &'a [Matrix],
+    /// One-hot targets of this batch (DRTP's hidden errors come from them).
+    pub targets: &'a Matrix,
+    /// Rows of the batch in use.
+    pub rows: usize,
+}
+
 /// What a rule may use to train its own feedback weights after the forward update.
 pub struct FeedbackStep<'a> {
     /// The network, after this batch's forward update.
     pub net: &'a Mlp,
     /// This batch's forward activations (before the update), see the module docs.
     pub acts: &'a [Matrix],
+    /// This batch's errors, as the forward update used them: the hidden
+    /// errors `deltas[0..L]`, then the output error `deltas[L]`.
+    pub deltas: &'a [Matrix],
     /// One-hot targets of this batch.
     pub targets: &'a Matrix,
     /// The output pre-activations of this batch's forward pass.
@@ -182,9 +197,11 @@ pub trait LearningRule: Send {
     /// Which rule this is.
     fn kind(&self) -> RuleKind;
 
-    /// Writes `deltas[0..L]` from `deltas[L]` (the output error) and the
-    /// forward activations, for the first `rows` rows.
-    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize);
+    /// Writes `deltas[0..L]` from `deltas[L]` (the output error), the
+    /// forward activations and the targets, for the first `step.rows` rows.
+    /// `&mut self` because some rules make their error path here, from the
+    /// weights as they are before the update (the sign-concordant rules).
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]);
 
     /// Trains the rule's own feedback weights, once per batch, after the
     /// forward update. Rules with fixed feedback do nothing.
