@@ -37,7 +37,10 @@ fn every_rule_learns_mnist() {
         (splits.train.len(), splits.val.len(), splits.test.len()),
         (30_000, 10_000, 10_000)
     );
-    for rule in RuleKind::ALL {
+    // The paper's five; the other rules have their own short runs in
+    // tests/rules_beyond.rs.
+    for rule in &RuleKind::ALL[..5] {
+        let rule = *rule;
         let out = run::run(&quick(rule), &splits, &RunOptions::default()).unwrap();
         let err = out.records.last().unwrap().test_error;
         eprintln!("{rule}: test error {:.2}%", 100.0 * err);
