@@ -563,6 +563,61 @@ fn every_new_rule_has_its_name_in_configs() {
         let t = run::build_trainer_sized(&cfg, 12, 4, None).unwrap();
         assert_eq!(t.rule.kind(), rule);
     }
+    // In a sweep grid.
+    let names: Vec<String> = NEW_RULES.iter().map(|r| format!("\"{r}\"")).collect();
+    let grid = format!("[grid]\nrule = [{}]\n", names.join(", "));
+    let sweep = biprop::experiment::sweep::Sweep::from_toml_str(&grid, "out".into()).unwrap();
+    let rules: Vec<RuleKind> = sweep
+        .cells()
+        .unwrap()
+        .iter()
+        .map(|c| c.config.rule)
+        .collect();
+    assert_eq!(rules, NEW_RULES);
+}
+
+/// A report of runs of every rule has a column for each, with the paper's
+/// number only beside the paper's rules.
+#[test]
+fn reports_have_a_column_for_every_rule() {
+    use biprop::experiment::report::{self, RunResult};
+    let runs: Vec<RunResult> = RuleKind::ALL
+        .iter()
+        .map(|&rule| RunResult {
+            dir: format!("runs/{rule}").into(),
+            config: RunConfig {
+                rule,
+                ..Default::default()
+            },
+            epochs: vec![[
+                ("test_error".to_string(), 0.05),
+                ("val_error".to_string(), 0.04),
+            ]
+            .into_iter()
+            .collect()],
+            status: None,
+        })
+        .collect();
+    let md = report::markdown(&report::group(&runs));
+    let header = md.lines().find(|l| l.starts_with("| model |")).unwrap();
+    for rule in RuleKind::ALL {
+        assert!(
+            header.contains(&format!(" {} |", rule.name().to_uppercase())),
+            "{header}"
+        );
+    }
+    let row = md.lines().find(|l| l.starts_with("| 1x800 |")).unwrap();
+    // BP's cell carries the paper's 1.92; the rules beyond the paper's none.
+    assert!(row.contains("(1.92)"), "{row}");
+    let cells: Vec<&str> = row
+        .split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cells.len(), 1 + RuleKind::ALL.len(), "{row}");
+    for cell in &cells[6..] {
+        assert_eq!(*cell, "5.00 ± 0.00 (n=1)", "{row}");
+    }
 }
 
 /// The settings of the new rules: each applies where it has an effect, and
