@@ -431,41 +431,81 @@ const NEW_RULES: [RuleKind; 6] = [
     RuleKind::Dkp,
 ];
 
-/// 784-256-256-10, the first 10,000 training images, 2 epochs of SGD with
-/// momentum in batches of 32: about a second a rule on 2 cores.
-fn quick(rule: RuleKind) -> RunConfig {
-    RunConfig {
+/// The protocol and error bound of the short MNIST runs: 784-256-256-10,
+/// SGD with momentum in batches of 32, about a second a rule on 2 cores.
+///
+/// With `$BIPROP_DATA` (all of MNIST): the first 10,000 training images, 2
+/// epochs. Measured test errors at the last epoch: KP 10.95%, USF 8.50%,
+/// FRSF 8.95%, BRSF 9.02%, DRTP 9.83%, DKP 9.59% (BP 7.91%, FA 12.09%)
+/// with `biprop train --hidden 2x256 --train-limit 10000 --epochs 2
+/// --batch-size 32 --lr 0.02 --momentum 0.9 --rule R`; frozen hidden layers
+/// end at 20.55% (`the_bound_catches_frozen_hidden_layers`).
+///
+/// Without it, on the committed subset (tests/data/mnist-subset: 5,000
+/// training, 1,000 validation and 1,000 test images), 5 epochs. Measured
+/// KP 11.9%, USF 9.8%, FRSF 10.2%, BRSF 11.0%, DRTP 11.2%, DKP 11.3% (BP
+/// 9.0%) with `biprop train --dataset idx --classes 10 --data-dir
+/// tests/data/mnist-subset --val-size 1000` and the settings above; frozen
+/// hidden layers end at 22.7%.
+/// The bound on the subset (see [`quick`]).
+const SUBSET_BOUND: f64 = 0.14;
+
+struct Quick {
+    cfg: RunConfig,
+    bound: f64,
+}
+
+fn quick(rule: RuleKind) -> Quick {
+    let base = RunConfig {
         rule,
         hidden: vec![256, 256],
-        train_limit: Some(10_000),
-        epochs: 2,
         batch_size: 32,
         lr: 0.02,
         momentum: 0.9,
         threads: 1,
-        data_dir: Some(common::data_dir()),
         ..Default::default()
+    };
+    match std::env::var_os("BIPROP_DATA") {
+        Some(dir) => Quick {
+            cfg: RunConfig {
+                train_limit: Some(10_000),
+                epochs: 2,
+                data_dir: Some(dir.into()),
+                ..base
+            },
+            bound: 0.13,
+        },
+        None => Quick {
+            cfg: RunConfig {
+                dataset: biprop::data::DatasetKind::Idx,
+                classes: 10,
+                data_dir: Some(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("tests/data/mnist-subset"),
+                ),
+                val_size: 1_000,
+                epochs: 5,
+                ..base
+            },
+            bound: SUBSET_BOUND,
+        },
     }
 }
 
 fn mnist() -> &'static Splits {
     static SPLITS: OnceLock<Splits> = OnceLock::new();
-    SPLITS.get_or_init(|| run::load_data(&quick(RuleKind::Bp)).expect("MNIST in $BIPROP_DATA"))
+    SPLITS.get_or_init(|| {
+        run::load_data(&quick(RuleKind::Bp).cfg)
+            .expect("MNIST in $BIPROP_DATA, else the subset in tests/data/mnist-subset")
+    })
 }
 
-/// Error bound of the short MNIST runs. Measured test errors at the last
-/// epoch: KP 10.95%, USF 8.50%, FRSF 8.95%, BRSF 9.02%, DRTP 9.83%, DKP
-/// 9.59% (BP 7.91%, FA 12.09% with `biprop train --hidden 2x256
-/// --train-limit 10000 --epochs 2 --batch-size 32 --lr 0.02 --momentum 0.9
-/// --rule R`); frozen hidden layers end at 20.55%
-/// (`the_bound_catches_frozen_hidden_layers`).
-const BOUND: f64 = 0.13;
-
-/// Trains `rule` briefly; its test error must be under [`BOUND`], and its
+/// Trains `rule` briefly; its test error must be under the bound, and its
 /// hidden errors at the end must be aligned with BP's (under 90 degrees)
 /// without being BP's (above 1 degree).
 fn learns_mnist(rule: RuleKind) {
-    let out = run::run(&quick(rule), mnist(), &RunOptions::default()).unwrap();
+    let Quick { cfg, bound } = quick(rule);
+    let out = run::run(&cfg, mnist(), &RunOptions::default()).unwrap();
     let last = out.records.last().unwrap();
     eprintln!(
         "{rule}: test error {:.2}%, alignment {:?}",
@@ -473,10 +513,10 @@ fn learns_mnist(rule: RuleKind) {
         last.alignment
     );
     assert!(
-        last.test_error < BOUND,
+        last.test_error < bound,
         "{rule}: test error {:.2}% is above {:.0}%",
         100.0 * last.test_error,
-        100.0 * BOUND
+        100.0 * bound
     );
     for i in 0..2 {
         let a = last.alignment[&format!("align_delta_{i}")];
@@ -537,7 +577,7 @@ impl LearningRule for OutputOnly {
 /// The bound is only worth something if frozen hidden layers miss it.
 #[test]
 fn the_bound_catches_frozen_hidden_layers() {
-    let cfg = quick(RuleKind::Bp);
+    let Quick { cfg, bound } = quick(RuleKind::Bp);
     let base = run::build_trainer(&cfg, mnist(), None).unwrap();
     let mut t = Trainer::new(base.net, Box::new(OutputOnly), cfg.optim(), cfg.batch_size);
     let order: Vec<usize> = (0..mnist().train.len()).collect();
@@ -547,7 +587,7 @@ fn the_bound_catches_frozen_hidden_layers() {
     let err = t.evaluate(&mnist().test).error_rate();
     eprintln!("output layer only: test error {:.2}%", 100.0 * err);
     assert!(
-        err > BOUND + 0.005,
+        err > bound + 0.005,
         "frozen hidden layers reached {:.2}%",
         100.0 * err
     );
