@@ -8,10 +8,14 @@
 //!
 //! | rule | FLOPs |
 //! |---|---|
-//! | BP, FA | forward F + weight gradients F + errors `F - 2 n_0 n_1` |
-//! | DFA | `2F + sum_l 2 C n_l` |
+//! | BP, FA, USF, FRSF, BRSF | forward F + weight gradients F + errors `F - 2 n_0 n_1` |
+//! | KP | FA's + feedback update `F - 2 n_0 n_1` |
+//! | DFA, DRTP | `2F + sum_l 2 C n_l` |
+//! | DKP | DFA's + feedback update `sum_l 2 C n_l` |
 //! | BDFA | DFA's + feedback update `sum_l 4 C n_l` |
 //! | BFA | FA's + feedback network forward F + its errors `F - 2 n_L C` + its gradients F |
+//!
+//! The sign-concordant rules' making of B from W is elementwise, left out.
 
 use crate::activation::{vectorized, Kernel};
 use crate::config::{format_hidden, RunConfig};
@@ -36,8 +40,12 @@ pub fn flops_per_sample(rule: RuleKind, sizes: &[usize]) -> f64 {
     let chain = f - first;
     let last_hidden = hidden.last().map_or(0.0, |&n| n as f64);
     match rule {
-        RuleKind::Bp | RuleKind::Fa => 2.0 * f + chain,
-        RuleKind::Dfa => 2.0 * f + direct,
+        RuleKind::Bp | RuleKind::Fa | RuleKind::Usf | RuleKind::Frsf | RuleKind::Brsf => {
+            2.0 * f + chain
+        }
+        RuleKind::Kp => 2.0 * f + 2.0 * chain,
+        RuleKind::Dfa | RuleKind::Drtp => 2.0 * f + direct,
+        RuleKind::Dkp => 2.0 * f + 2.0 * direct,
         RuleKind::Bdfa => 2.0 * f + 3.0 * direct,
         RuleKind::Bfa => 2.0 * f + chain + f + (f - 2.0 * last_hidden * c) + f,
     }
@@ -520,5 +528,29 @@ mod tests {
             fa + fwd + feedback_errors + fwd
         );
         assert_eq!(flops_per_sample(RuleKind::Bfa, &s), 14_032_000.0);
+    }
+
+    /// The rules beyond the paper's on 784-800-800-10, by hand.
+    #[test]
+    fn rules_beyond_the_paper_match_their_hand_count() {
+        let s = [784, 800, 800, 10];
+        let fwd = 2.0 * (784.0 * 800.0 + 800.0 * 800.0 + 800.0 * 10.0);
+        // Errors through the 800x800 and 10x800 paths (none into the input).
+        let chain = 2.0 * (800.0 * 800.0 + 800.0 * 10.0);
+        let direct = 2.0 * 10.0 * (800.0 + 800.0);
+        // Sign-concordant rules: FA's products (B from W is elementwise).
+        for rule in [RuleKind::Usf, RuleKind::Frsf, RuleKind::Brsf] {
+            assert_eq!(flops_per_sample(rule, &s), 2.0 * fwd + chain, "{rule}");
+        }
+        // KP: FA plus dB_j = h_{j-1}^T delta_j for the same two paths.
+        assert_eq!(flops_per_sample(RuleKind::Kp, &s), 2.0 * fwd + 2.0 * chain);
+        assert_eq!(flops_per_sample(RuleKind::Kp, &s), 7_692_800.0);
+        // DRTP: y D^T costs what e D^T does.
+        assert_eq!(flops_per_sample(RuleKind::Drtp, &s), 2.0 * fwd + direct);
+        // DKP: DFA plus dD_l = h_l^T e for each hidden layer.
+        assert_eq!(
+            flops_per_sample(RuleKind::Dkp, &s),
+            2.0 * fwd + 2.0 * direct
+        );
     }
 }

@@ -15,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::loss::Output;
 use crate::optim::{OptimConfig, OptimizerKind};
 use crate::rules::{
-    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, RuleOptions, REFERENCE_FEEDBACK_LR,
+    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, RuleOptions, KP_DEFAULT_DECAY,
+    REFERENCE_FEEDBACK_LR,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -47,7 +48,8 @@ pub struct RunConfig {
     pub output: Output,
     /// Weight initialization.
     pub init: InitScheme,
-    /// Scale of fixed random feedback (FA's B, DFA's and BDFA's initial D);
+    /// Scale of random feedback (FA's and KP's B, DFA's, DRTP's and the
+    /// initial D of BDFA and DKP, FRSF's and BRSF's magnitudes);
     /// when unset, the one `init` implies (`sender`, or `receiver` for
     /// `init = "reference"`). Written out resolved.
     pub feedback_scale: Option<FeedbackScale>,
@@ -61,7 +63,7 @@ pub struct RunConfig {
     pub lr: f32,
     /// SGD momentum.
     pub momentum: f32,
-    /// Coupled L2 weight decay.
+    /// Coupled L2 weight decay (for `kp` and `dkp`, `kp_decay` takes its place).
     pub weight_decay: f32,
     /// Adam's beta1.
     pub beta1: f32,
@@ -75,7 +77,7 @@ pub struct RunConfig {
     pub threads: usize,
     /// Reshuffle the training set every epoch.
     pub shuffle: bool,
-    /// Learning rate of the feedback weights (BFA, BDFA); default: the
+    /// Learning rate of the feedback weights (BFA, BDFA, DKP); default: the
     /// forward `lr`, or 5e-5 on the summed update for `bdfa_update = "reference"`.
     pub feedback_lr: Option<f32>,
     /// Optimizer of the feedback weights (default: the forward `optimizer`).
@@ -92,6 +94,9 @@ pub struct RunConfig {
     pub bdfa_target: BdfaTarget,
     /// `alpha` of BDFA's `mixed` and `reference` targets.
     pub bdfa_alpha: f32,
+    /// The decay `lambda` of the Kolen-Pollack rules (KP, DKP), on the
+    /// forward and the feedback weights alike, in place of `weight_decay`.
+    pub kp_decay: f32,
 }
 
 impl Default for RunConfig {
@@ -129,6 +134,7 @@ impl Default for RunConfig {
             bdfa_update: BdfaUpdate::Paper,
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
+            kp_decay: KP_DEFAULT_DECAY,
         }
     }
 }
@@ -280,8 +286,11 @@ impl RunConfig {
                 out.push((key, why.to_string()));
             }
         };
-        let learns_feedback = matches!(rule, Bfa | Bdfa);
-        let feedback_why = format!("--rule {rule} has no learning feedback weights");
+        let learns_feedback = matches!(rule, Bfa | Bdfa | Dkp);
+        let feedback_why = match rule {
+            Kp => "--rule kp steps its feedback weights with the forward optimizer".to_string(),
+            _ => format!("--rule {rule} has no learning feedback weights"),
+        };
         for key in ["feedback_lr", "feedback_optimizer"] {
             unless(learns_feedback, key, &feedback_why);
         }
@@ -289,7 +298,7 @@ impl RunConfig {
         unless(
             learns_feedback && feedback_opt == crate::optim::OptimizerKind::Sgd,
             "feedback_momentum",
-            "it applies to BFA's and BDFA's feedback weights under sgd",
+            "it applies to BFA's, BDFA's and DKP's feedback weights under sgd",
         );
         unless(rule == Bfa, "bfa_output", "it applies to --rule bfa only");
         for key in ["bdfa_update", "bdfa_target"] {
@@ -301,9 +310,20 @@ impl RunConfig {
             "it applies to --rule bdfa with --bdfa-target mixed or reference",
         );
         unless(
-            matches!(rule, Fa | Dfa | Bdfa),
+            matches!(rule, Fa | Dfa | Bdfa | Kp | Frsf | Brsf | Drtp | Dkp),
             "feedback_scale",
             &format!("--rule {rule} has no fixed random feedback"),
+        );
+        let kolen_pollack = matches!(rule, Kp | Dkp);
+        unless(
+            kolen_pollack,
+            "kp_decay",
+            "it applies to --rule kp and --rule dkp only",
+        );
+        unless(
+            !kolen_pollack,
+            "weight_decay",
+            "--rule kp and dkp decay forward and feedback weights by --kp-decay",
         );
         let adam = self.optimizer == crate::optim::OptimizerKind::Adam
             || (learns_feedback && feedback_opt == crate::optim::OptimizerKind::Adam);
@@ -336,6 +356,7 @@ impl RunConfig {
             ("lr", Some(self.lr)),
             ("feedback-lr", self.feedback_lr),
             ("weight-decay", Some(self.weight_decay)),
+            ("kp-decay", Some(self.kp_decay)),
         ];
         for (name, v) in rates {
             if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
@@ -360,7 +381,21 @@ impl RunConfig {
                 self.dataset.name()
             ));
         }
+        if matches!(self.rule, RuleKind::Kp | RuleKind::Dkp) && self.kp_decay == 0.0 {
+            return bad(format!(
+                "kp-decay = 0 with rule {}: without decay the feedback weights never lose \
+                 their random start and do not come to align (use fa or dfa for fixed feedback)",
+                self.rule
+            ));
+        }
         if self.init == InitScheme::Reference {
+            use RuleKind::*;
+            if matches!(self.rule, Kp | Usf | Frsf | Brsf | Drtp | Dkp) {
+                return bad(format!(
+                    "init = reference: the published code has no {} initialization; use the default",
+                    self.rule
+                ));
+            }
             if self.rule == RuleKind::Bfa {
                 return bad(
                     "init = reference: the published code has no BFA initialization; use the default"
@@ -375,9 +410,8 @@ impl RunConfig {
                 );
             }
         }
-        if !(self.beta1.is_finite() && (0.0..1.0).contains(&self.beta1))
-            || !(self.beta2.is_finite() && (0.0..1.0).contains(&self.beta2))
-        {
+        let beta_ok = |b: f32| b.is_finite() && (0.0..1.0).contains(&b);
+        if !(beta_ok(self.beta1) && beta_ok(self.beta2)) {
             return bad(format!(
                 "beta1 and beta2 must be in [0, 1), got {} and {}",
                 self.beta1, self.beta2
@@ -406,7 +440,10 @@ impl RunConfig {
             kind: self.optimizer,
             lr: self.lr,
             momentum: self.momentum,
-            weight_decay: self.weight_decay,
+            weight_decay: match self.rule {
+                RuleKind::Kp | RuleKind::Dkp => self.kp_decay,
+                _ => self.weight_decay,
+            },
             beta1: self.beta1,
             beta2: self.beta2,
             eps: self.eps,
@@ -419,16 +456,21 @@ impl RunConfig {
             (RuleKind::Bdfa, BdfaUpdate::Reference) => REFERENCE_FEEDBACK_LR,
             _ => self.lr,
         };
-        RuleOptions {
-            init: self.init,
-            feedback_scale: self.feedback_scale(),
-            max_rows: self.batch_size,
-            feedback_opt: OptimConfig {
+        let feedback_opt = match self.rule {
+            // KP's B moves exactly as W^T does: the forward optimizer itself.
+            RuleKind::Kp => self.optim(),
+            _ => OptimConfig {
                 kind: self.feedback_optimizer.unwrap_or(self.optimizer),
                 lr: self.feedback_lr.unwrap_or(default_lr),
                 momentum: self.feedback_momentum.unwrap_or(self.momentum),
                 ..self.optim()
             },
+        };
+        RuleOptions {
+            init: self.init,
+            feedback_scale: self.feedback_scale(),
+            max_rows: self.batch_size,
+            feedback_opt,
             bfa_output: self.bfa_output,
             bdfa_update: self.bdfa_update,
             bdfa_target: self.bdfa_target,

@@ -104,7 +104,7 @@ struct BenchArgs {
     /// Architectures (repeatable).
     #[arg(long, default_values = ["1x800", "2x800"])]
     hidden: Vec<String>,
-    /// Rules (repeatable; default: all five).
+    /// Rules (repeatable; default: every rule).
     #[arg(long, value_enum)]
     rule: Vec<RuleKind>,
     /// Thread counts (repeatable; 0 = every core).
@@ -237,7 +237,7 @@ struct SettingsArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     init: Option<InitScheme>,
-    /// Scale of fixed random feedback (FA, DFA, BDFA): sender = 1/sqrt(width
+    /// Scale of random feedback (every rule with random B, D or M): sender = 1/sqrt(width
     /// of the error carried), receiver = 1/sqrt(width of the layer reached),
     /// the published code's [default: sender, receiver with --init reference].
     #[arg(long, value_enum)]
@@ -307,7 +307,7 @@ struct SettingsArgs {
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     train_limit: Option<usize>,
-    /// Learning rate of learning feedback weights (BFA, BDFA; default: --lr,
+    /// Learning rate of learning feedback weights (BFA, BDFA, DKP; default: --lr,
     /// or 5e-5 on the summed update with --bdfa-update reference).
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -336,6 +336,10 @@ struct SettingsArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     bdfa_alpha: Option<f32>,
+    /// Decay of forward and feedback weights for --rule kp and dkp (in place of --weight-decay).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kp_decay: Option<f32>,
     /// Keep the training order fixed (shuffle = false).
     #[arg(long)]
     #[serde(
@@ -944,6 +948,7 @@ mod tests {
             Some("0.5"),
             &["--rule", "bdfa", "--bdfa-target", "mixed"],
         ),
+        ("kp_decay", Some("0.05"), &["--rule", "kp"]),
         ("no_shuffle", None, &[]),
         ("no_alignment", None, &[]),
     ];

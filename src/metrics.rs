@@ -2,7 +2,7 @@
 //! hidden errors and its feedback matrices are from backpropagation's (the
 //! paper's section 4.3).
 
-use crate::rules::{Bp, LearningRule};
+use crate::rules::{Bp, ErrorStep, LearningRule};
 use crate::tensor::{gemm, Matrix};
 use crate::train::Trainer;
 use serde::Serialize;
@@ -44,7 +44,8 @@ pub struct Alignment {
     /// Angle between the rule's hidden error at layer `i` and BP's.
     pub delta: Vec<f64>,
     /// Angle between the matrix that carries the error into layer `i` and
-    /// `forward.{i+1}.weight` transposed (FA, BFA; NaN for rules without one).
+    /// `forward.{i+1}.weight` transposed (the rules with a
+    /// [`LearningRule::transpose_stand_in`]; NaN for the others).
     pub feedback: Vec<f64>,
 }
 
@@ -103,7 +104,13 @@ impl AlignmentProbe {
         let hidden = net.hidden_layers();
         let (acts, deltas) = (t.activations(), t.deltas());
         self.bp_deltas[hidden].copy_from(&deltas[hidden]);
-        Bp.hidden_errors(net, acts, &mut self.bp_deltas, rows);
+        let step = ErrorStep {
+            net,
+            acts,
+            targets: t.targets(),
+            rows,
+        };
+        Bp.hidden_errors(&step, &mut self.bp_deltas);
         let mut out = Alignment::default();
         for i in 0..hidden {
             let h = acts[i].rows_view(rows);

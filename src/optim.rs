@@ -3,6 +3,8 @@
 //! Gradients are means over the batch. Weight decay is the coupled L2 form
 //! (`g += wd * w`) for both optimizers.
 
+use crate::rules::FeedbackTensorMut;
+use crate::tensor::{gemm, Matrix, View};
 use serde::{Deserialize, Serialize};
 
 /// Which optimizer.
@@ -133,6 +135,115 @@ impl OptimConfig {
     }
 }
 
+/// One optimizer over a group of loose tensors (a network's weights and
+/// biases, or a rule's feedback matrices): per-tensor state, gradient
+/// buffers and the step count, so that every trained tensor in biprop is
+/// stepped by the same code. Tensor `k` is the `k`-th shape given to
+/// [`ParamGroup::new`].
+///
+/// With plain SGD the gradient accumulates straight into the tensor (one
+/// GEMM, no buffer); other optimizers get one buffer per tensor, made once.
+#[derive(Debug)]
+pub struct ParamGroup {
+    /// The optimizer settings.
+    pub opt: OptimConfig,
+    states: Vec<ParamState>,
+    grads: Vec<Matrix>,
+    steps: u64,
+}
+
+impl ParamGroup {
+    /// State (and, unless plain SGD, gradient buffers) for tensors of the
+    /// given `(rows, cols)` shapes.
+    pub fn new(opt: OptimConfig, shapes: impl IntoIterator<Item = (usize, usize)>) -> Self {
+        let shapes: Vec<(usize, usize)> = shapes.into_iter().collect();
+        Self {
+            states: shapes.iter().map(|&(r, c)| opt.state(r * c)).collect(),
+            grads: if opt.is_plain_sgd() {
+                Vec::new()
+            } else {
+                shapes.iter().map(|&(r, c)| Matrix::zeros(r, c)).collect()
+            },
+            opt,
+            steps: 0,
+        }
+    }
+
+    /// Steps begun.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Sets the step count (when resuming from a checkpoint).
+    pub fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
+    /// Starts a step: call once before stepping the group's tensors, since
+    /// Adam's bias correction counts steps, not tensor updates.
+    pub fn begin_step(&mut self) {
+        self.steps += 1;
+    }
+
+    /// Steps tensor `k` by the gradient `alpha * a b`.
+    pub fn step_product(
+        &mut self,
+        k: usize,
+        param: &mut Matrix,
+        alpha: f32,
+        a: View<'_>,
+        b: View<'_>,
+    ) {
+        if self.opt.is_plain_sgd() {
+            gemm(param, true, -self.opt.lr * alpha, a, b);
+        } else {
+            gemm(&mut self.grads[k], false, alpha, a, b);
+            self.finish(k, param.as_mut_slice());
+        }
+    }
+
+    /// Steps tensor `k` by a gradient that `grad(out, scale)` adds, times
+    /// `scale`, into the zeroed `out` (for gradients that are not one
+    /// product, such as a bias's column sums).
+    pub fn step_with(&mut self, k: usize, param: &mut [f32], grad: impl FnOnce(&mut [f32], f32)) {
+        if self.opt.is_plain_sgd() {
+            grad(param, -self.opt.lr);
+        } else {
+            let g = self.grads[k].as_mut_slice();
+            g.fill(0.0);
+            grad(g, 1.0);
+            self.finish(k, param);
+        }
+    }
+
+    fn finish(&mut self, k: usize, param: &mut [f32]) {
+        self.opt.step(
+            self.steps,
+            param,
+            self.grads[k].as_slice(),
+            &mut self.states[k],
+        );
+    }
+
+    /// The state tensors, `{name(k)}.{m|v}`, for checkpoints that resume exactly.
+    pub fn state_tensors_mut(
+        &mut self,
+        name: impl Fn(usize) -> String,
+    ) -> Vec<FeedbackTensorMut<'_>> {
+        let mut out = Vec::new();
+        for (k, st) in self.states.iter_mut().enumerate() {
+            for (part, data) in st.buffers_mut() {
+                out.push(FeedbackTensorMut {
+                    name: format!("{}.{part}", name(k)),
+                    shape: vec![data.len()],
+                    data,
+                });
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +273,50 @@ mod tests {
                 assert!((p - t).abs() < 1e-3, "{kind:?}: {p} vs {t}");
             }
         }
+    }
+
+    /// The fused plain-SGD path and the buffered one take the same step,
+    /// and the state is named per tensor.
+    #[test]
+    fn param_group_fused_and_buffered_agree() {
+        let a = Matrix::from_vec(3, 2, vec![0.5, -1.0, 2.0, 0.25, -0.75, 1.5]).unwrap();
+        let b = Matrix::from_vec(3, 2, vec![1.0, 2.0, -0.5, 0.5, 0.0, -1.0]).unwrap();
+        let start = Matrix::from_vec(2, 2, vec![0.1, 0.2, 0.3, 0.4]).unwrap();
+        let step = |opt: OptimConfig| {
+            let mut g = ParamGroup::new(opt, [(2, 2), (1, 2)]);
+            let (mut w, mut bias) = (start.clone(), vec![1.0f32, -1.0]);
+            g.begin_step();
+            g.step_product(0, &mut w, 0.5, a.view().t(), b.view());
+            g.step_with(1, &mut bias, |out, s| {
+                out.iter_mut().for_each(|v| *v += s * 2.0)
+            });
+            let names: Vec<String> = g
+                .state_tensors_mut(|k| format!("t{k}"))
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+            (w, bias, names)
+        };
+        let plain = OptimConfig {
+            lr: 0.1,
+            ..Default::default()
+        };
+        // Momentum's first step is plain SGD's, through the buffers.
+        let (w0, b0, n0) = step(plain);
+        let (w1, b1, n1) = step(OptimConfig {
+            momentum: 0.9,
+            ..plain
+        });
+        for (x, y) in w0.as_slice().iter().zip(w1.as_slice()) {
+            assert!((x - y).abs() < 1e-7, "{x} vs {y}");
+        }
+        assert_eq!(b0, b1);
+        assert_eq!(b0, vec![0.8, -1.2]);
+        assert!(n0.is_empty());
+        assert_eq!(n1, ["t0.m", "t1.m"]);
+        // w -= 0.1 * 0.5 * a^T b.
+        let want = 0.1 - 0.05 * (0.5 * 1.0 + 2.0 * -0.5 + -0.75 * 0.0);
+        assert!((w0.get(0, 0) - want).abs() < 1e-7);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::data::Dataset;
 use crate::model::{argmax_rows, Mlp};
 use crate::optim::OptimConfig;
-use crate::rules::{FeedbackStep, LearningRule};
+use crate::rules::{ErrorStep, FeedbackStep, LearningRule};
 use crate::tensor::Matrix;
 use crate::update::NetUpdater;
 
@@ -113,6 +113,11 @@ impl Trainer {
         &self.acts
     }
 
+    /// One-hot targets of the loaded batch.
+    pub fn targets(&self) -> &Matrix {
+        &self.targets
+    }
+
     /// Output pre-activations of the last step.
     pub fn logits(&self) -> &Matrix {
         &self.logits
@@ -161,8 +166,13 @@ impl Trainer {
             .rows_slice_mut(rows)
             .copy_from_slice(out.rows_slice(rows));
         let tally = score(&self.net, out, &self.targets, &mut self.deltas[l], rows);
-        self.rule
-            .hidden_errors(&self.net, &self.acts, &mut self.deltas, rows);
+        let step = ErrorStep {
+            net: &self.net,
+            acts: &self.acts,
+            targets: &self.targets,
+            rows,
+        };
+        self.rule.hidden_errors(&step, &mut self.deltas);
         tally
     }
 
@@ -174,6 +184,7 @@ impl Trainer {
         self.rule.train_feedback(&FeedbackStep {
             net: &self.net,
             acts: &self.acts,
+            deltas: &self.deltas,
             targets: &self.targets,
             logits: &self.logits,
             rows,

@@ -6,102 +6,65 @@
 //! written; other optimizers get buffers allocated once.
 
 use crate::model::Mlp;
-use crate::optim::{OptimConfig, ParamState};
-use crate::tensor::{gemm, Matrix};
+use crate::optim::{OptimConfig, ParamGroup};
+use crate::tensor::Matrix;
 
-/// Optimizer state and gradient buffers for every layer of one network.
+/// Optimizer state and gradient buffers for every layer of one network: a
+/// [`ParamGroup`] whose tensor `2i` is layer `i`'s weight and `2i + 1` its bias.
 #[derive(Debug)]
 pub struct NetUpdater {
-    /// The optimizer settings.
-    pub opt: OptimConfig,
-    states: Vec<(ParamState, ParamState)>,
-    grads: Vec<(Matrix, Vec<f32>)>,
-    steps: u64,
+    group: ParamGroup,
 }
 
 impl NetUpdater {
     /// State and buffers for `net` under `opt`.
     pub fn new(net: &Mlp, opt: OptimConfig) -> Self {
-        let states = net
+        let shapes = net
             .layers
             .iter()
-            .map(|l| {
-                (
-                    opt.state(l.weight.as_slice().len()),
-                    opt.state(l.bias.len()),
-                )
-            })
-            .collect();
-        let grads = if opt.is_plain_sgd() {
-            Vec::new()
-        } else {
-            net.layers
-                .iter()
-                .map(|l| {
-                    (
-                        Matrix::zeros(l.fan_out(), l.fan_in()),
-                        vec![0.0; l.fan_out()],
-                    )
-                })
-                .collect()
-        };
+            .flat_map(|l| [(l.fan_out(), l.fan_in()), (1, l.fan_out())]);
         Self {
-            opt,
-            states,
-            grads,
-            steps: 0,
+            group: ParamGroup::new(opt, shapes),
         }
+    }
+
+    /// The optimizer settings.
+    pub fn opt(&self) -> &OptimConfig {
+        &self.group.opt
     }
 
     /// Steps taken.
     pub fn steps(&self) -> u64 {
-        self.steps
+        self.group.steps()
     }
 
     /// Sets the step count (when resuming from a checkpoint).
     pub fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
+        self.group.set_steps(steps);
     }
 
     /// The optimizer state as named tensors `{prefix}.{i}.{weight|bias}.{m|v}`.
     pub fn state_tensors_mut(&mut self, prefix: &str) -> Vec<crate::rules::FeedbackTensorMut<'_>> {
-        let mut out = Vec::new();
-        for (i, (w, b)) in self.states.iter_mut().enumerate() {
-            for (part, st) in [("weight", w), ("bias", b)] {
-                for (k, data) in st.buffers_mut() {
-                    out.push(crate::rules::FeedbackTensorMut {
-                        name: format!("{prefix}.{i}.{part}.{k}"),
-                        shape: vec![data.len()],
-                        data,
-                    });
-                }
-            }
-        }
-        out
+        self.group.state_tensors_mut(|k| {
+            let part = if k % 2 == 0 { "weight" } else { "bias" };
+            format!("{prefix}.{}.{part}", k / 2)
+        })
     }
 
     /// Updates every layer `i` of `net` from `deltas[i]` (its pre-activation
     /// errors) and `acts[i]` (its inputs), over the first `rows` rows.
     pub fn apply(&mut self, net: &mut Mlp, acts: &[Matrix], deltas: &[Matrix], rows: usize) {
-        self.steps += 1;
+        self.group.begin_step();
         let scale = 1.0 / rows as f32;
         for (i, layer) in net.layers.iter_mut().enumerate() {
             let delta = deltas[i].rows_view(rows).t();
             let input = acts[i].rows_view(rows);
-            if self.opt.is_plain_sgd() {
-                let step = -self.opt.lr * scale;
-                gemm(&mut layer.weight, true, step, delta, input);
-                column_sums_into(&mut layer.bias, deltas[i].rows_slice(rows), step);
-            } else {
-                let (gw, gb) = &mut self.grads[i];
-                gemm(gw, false, scale, delta, input);
-                gb.fill(0.0);
-                column_sums_into(gb, deltas[i].rows_slice(rows), scale);
-                let (sw, sb) = &mut self.states[i];
-                self.opt
-                    .step(self.steps, layer.weight.as_mut_slice(), gw.as_slice(), sw);
-                self.opt.step(self.steps, &mut layer.bias, gb, sb);
-            }
+            self.group
+                .step_product(2 * i, &mut layer.weight, scale, delta, input);
+            let d = deltas[i].rows_slice(rows);
+            self.group.step_with(2 * i + 1, &mut layer.bias, |out, s| {
+                column_sums_into(out, d, s * scale)
+            });
         }
     }
 }

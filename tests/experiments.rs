@@ -51,7 +51,14 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     common::write_idx(&data, 600, 100);
-    for rule in [RuleKind::Fa, RuleKind::Bfa, RuleKind::Bdfa] {
+    for rule in [
+        RuleKind::Fa,
+        RuleKind::Bfa,
+        RuleKind::Bdfa,
+        RuleKind::Kp,
+        RuleKind::Brsf,
+        RuleKind::Dkp,
+    ] {
         let c = cfg(&data, rule, 5);
         let splits = run::load_data(&c).unwrap();
         let a = tmp.path().join(format!("{rule}-a"));

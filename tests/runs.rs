@@ -126,7 +126,8 @@ fn checkpoint_round_trips() {
         };
         assert_eq!(names(&fresh), names(&trained));
         let expected_feedback = match rule {
-            RuleKind::Bp => 0,
+            // USF's path is the forward weights' signs; BRSF's draws come from its seed.
+            RuleKind::Bp | RuleKind::Usf | RuleKind::Brsf => 0,
             RuleKind::Bfa => 6, // weight and bias of 3 feedback layers
             _ => 2,
         };

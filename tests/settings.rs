@@ -74,6 +74,19 @@ const CHANGES: &[(&str, &str)] = &[
         "rule = \"bdfa\"\nbdfa_target = \"reference\"\n",
         "bdfa_alpha = 0.5",
     ),
+    ("rule = \"kp\"\n", "kp_decay = 0.05"),
+    ("rule = \"dkp\"\n", "kp_decay = 0.05"),
+    ("rule = \"dkp\"\n", "feedback_lr = 0.05"),
+    ("rule = \"dkp\"\n", "feedback_optimizer = \"adam\""),
+    (
+        "rule = \"dkp\"\nmomentum = 0.5\n",
+        "feedback_momentum = 0.0",
+    ),
+    ("rule = \"kp\"\n", "feedback_scale = \"receiver\""),
+    ("rule = \"frsf\"\n", "feedback_scale = \"receiver\""),
+    ("rule = \"brsf\"\n", "feedback_scale = \"receiver\""),
+    ("rule = \"drtp\"\n", "feedback_scale = \"receiver\""),
+    ("rule = \"dkp\"\n", "feedback_scale = \"receiver\""),
 ];
 
 #[test]

@@ -21,14 +21,21 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64, f64)>,
 }
 
+/// One color per rule of [`RuleKind::ALL`] (the tab10 colors, then black),
+/// so that no two rules of a plot share one.
 fn palette(i: usize) -> RGBColor {
-    const C: [RGBColor; 6] = [
+    const C: [RGBColor; RuleKind::ALL.len()] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
         RGBColor(214, 39, 40),
         RGBColor(148, 103, 189),
         RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+        RGBColor(0, 0, 0),
     ];
     C[i % C.len()]
 }

@@ -21,10 +21,10 @@
 
 use super::dfa::Dfa;
 use super::{
-    named, named_mut, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind,
+    named, named_mut, ErrorStep, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule,
+    RuleKind,
 };
-use crate::model::Mlp;
-use crate::optim::{OptimConfig, ParamState};
+use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::{gemm, Matrix};
 use serde::{Deserialize, Serialize};
 
@@ -64,10 +64,7 @@ pub struct Bdfa {
     update: BdfaUpdate,
     target: BdfaTarget,
     alpha: f32,
-    opt: OptimConfig,
-    states: Vec<ParamState>,
-    grads: Vec<Matrix>,
-    steps: u64,
+    group: ParamGroup,
     y_prime: Matrix,
     proj: Vec<Matrix>,
     loss_sum: Vec<f64>,
@@ -86,18 +83,8 @@ impl Bdfa {
         max_rows: usize,
     ) -> Self {
         let c = dfa.d.first().map_or(0, Matrix::cols);
-        let fused = update == BdfaUpdate::Reference || opt.is_plain_sgd();
         Self {
-            states: dfa
-                .d
-                .iter()
-                .map(|m| opt.state(m.as_slice().len()))
-                .collect(),
-            grads: if fused {
-                Vec::new()
-            } else {
-                dfa.d.iter().map(|m| Matrix::zeros(m.rows(), c)).collect()
-            },
+            group: ParamGroup::new(opt, dfa.d.iter().map(Matrix::shape)),
             proj: dfa
                 .d
                 .iter()
@@ -109,8 +96,6 @@ impl Bdfa {
             update,
             target,
             alpha,
-            opt,
-            steps: 0,
             samples: 0,
         }
     }
@@ -144,7 +129,8 @@ impl LearningRule for Bdfa {
         RuleKind::Bdfa
     }
 
-    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
+        let (net, acts, rows) = (step.net, step.acts, step.rows);
         Dfa::direct_errors(&self.d, net, acts, deltas, rows);
     }
 
@@ -152,7 +138,7 @@ impl LearningRule for Bdfa {
         let rows = step.rows;
         let layers = self.d.len();
         let c = step.targets.cols();
-        self.steps += 1;
+        self.group.begin_step();
         for l in 0..layers {
             self.make_target(step, l, layers);
             let h = &step.acts[l + 1];
@@ -185,18 +171,10 @@ impl LearningRule for Bdfa {
             let hv = h.rows_view(rows).t();
             let ypv = self.y_prime.rows_view(rows);
             match self.update {
-                BdfaUpdate::Reference => gemm(&mut self.d[l], true, self.opt.lr, hv, ypv),
-                BdfaUpdate::Paper if self.opt.is_plain_sgd() => {
-                    gemm(&mut self.d[l], true, self.opt.lr / rows as f32, hv, ypv)
-                }
+                BdfaUpdate::Reference => gemm(&mut self.d[l], true, self.group.opt.lr, hv, ypv),
                 BdfaUpdate::Paper => {
-                    gemm(&mut self.grads[l], false, -1.0 / rows as f32, hv, ypv);
-                    self.opt.step(
-                        self.steps,
-                        self.d[l].as_mut_slice(),
-                        self.grads[l].as_slice(),
-                        &mut self.states[l],
-                    );
+                    self.group
+                        .step_product(l, &mut self.d[l], -1.0 / rows as f32, hv, ypv)
                 }
             }
         }
@@ -217,21 +195,12 @@ impl LearningRule for Bdfa {
     }
 
     fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        let mut out = Vec::new();
-        for (l, st) in self.states.iter_mut().enumerate() {
-            for (k, data) in st.buffers_mut() {
-                out.push(FeedbackTensorMut {
-                    name: format!("optim.feedback.{l}.weight.{k}"),
-                    shape: vec![data.len()],
-                    data,
-                });
-            }
-        }
-        out
+        self.group
+            .state_tensors_mut(|l| format!("optim.feedback.{l}.weight"))
     }
 
     fn set_steps(&mut self, steps: u64) {
-        self.steps = steps;
+        self.group.set_steps(steps);
     }
 
     fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {

@@ -18,7 +18,8 @@
 //! (input side).
 
 use super::{
-    chain_errors, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind,
+    chain_errors, ErrorStep, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule,
+    RuleKind,
 };
 use crate::loss::Output;
 use crate::model::Mlp;
@@ -81,7 +82,8 @@ impl LearningRule for Bfa {
         RuleKind::Bfa
     }
 
-    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
+        let (net, acts, rows) = (step.net, step.acts, step.rows);
         let l = net.hidden_layers();
         chain_errors(net, acts, deltas, rows, |j| {
             &self.feedback.layers[l - j].weight

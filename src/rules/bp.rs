@@ -1,7 +1,6 @@
 //! Backpropagation: `delta_l = (delta_{l+1} W_{l+1}) .* f'(a_l)`.
 
-use super::{propagate, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind};
-use crate::model::Mlp;
+use super::{propagate, ErrorStep, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind};
 use crate::tensor::Matrix;
 
 /// Backpropagation: the forward weights carry the errors back.
@@ -13,7 +12,8 @@ impl LearningRule for Bp {
         RuleKind::Bp
     }
 
-    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
+        let (net, acts, rows) = (step.net, step.acts, step.rows);
         for i in (0..net.hidden_layers()).rev() {
             let (lo, hi) = deltas.split_at_mut(i + 1);
             let path = net.layers[i + 1].weight.view();

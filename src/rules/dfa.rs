@@ -5,8 +5,8 @@
 //! to the output of `forward.{i}`, for i = 0..L-1.
 
 use super::{
-    named, named_mut, propagate, FeedbackScale, FeedbackTensor, FeedbackTensorMut, InitScheme,
-    LearningRule, RuleKind,
+    named, named_mut, propagate, ErrorStep, FeedbackScale, FeedbackTensor, FeedbackTensorMut,
+    InitScheme, LearningRule, RuleKind,
 };
 use crate::model::{uniform, Mlp};
 use crate::tensor::Matrix;
@@ -72,7 +72,8 @@ impl LearningRule for Dfa {
         RuleKind::Dfa
     }
 
-    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
+        let (net, acts, rows) = (step.net, step.acts, step.rows);
         Self::direct_errors(&self.d, net, acts, deltas, rows);
     }
 

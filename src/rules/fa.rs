@@ -5,8 +5,8 @@
 //! of `forward.{i}.weight` transposed), for i = 1..=L.
 
 use super::{
-    chain_errors, named, named_mut, FeedbackScale, FeedbackTensor, FeedbackTensorMut, InitScheme,
-    LearningRule, RuleKind,
+    chain_errors, named, named_mut, ErrorStep, FeedbackScale, FeedbackTensor, FeedbackTensorMut,
+    InitScheme, LearningRule, RuleKind,
 };
 use crate::model::{uniform, Mlp};
 use crate::tensor::Matrix;
@@ -53,7 +53,8 @@ impl LearningRule for Fa {
         RuleKind::Fa
     }
 
-    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize) {
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
+        let (net, acts, rows) = (step.net, step.acts, step.rows);
         chain_errors(net, acts, deltas, rows, |j| &self.b[j - 1]);
     }
 

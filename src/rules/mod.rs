@@ -14,14 +14,26 @@
 mod bdfa;
 mod bfa;
 mod bp;
+mod brsf;
 mod dfa;
+mod dkp;
+mod drtp;
 mod fa;
+mod frsf;
+mod kp;
+mod usf;
 
 pub use bdfa::{Bdfa, BdfaTarget, BdfaUpdate, REFERENCE_FEEDBACK_LR};
 pub use bfa::Bfa;
 pub use bp::Bp;
+pub use brsf::Brsf;
 pub use dfa::Dfa;
+pub use dkp::Dkp;
+pub use drtp::Drtp;
 pub use fa::Fa;
+pub use frsf::Frsf;
+pub use kp::{Kp, KP_DEFAULT_DECAY};
+pub use usf::Usf;
 
 use crate::activation::Activation;
 use crate::loss::Output;
@@ -48,6 +60,18 @@ pub enum RuleKind {
     Bfa,
     /// Bidirectional DFA (the paper): DFA whose feedback matrices learn.
     Bdfa,
+    /// Kolen-Pollack (Akrout et al. 2019): FA whose B gets W^T's gradient and decay.
+    Kp,
+    /// Uniform sign-concordant feedback: B = sign(W)^T / sqrt(fan_in), every step.
+    Usf,
+    /// Fixed random-magnitude sign-concordant feedback: B = |M| .* sign(W)^T, M fixed.
+    Frsf,
+    /// Batchwise random-magnitude sign-concordant feedback: FRSF with M redrawn every batch.
+    Brsf,
+    /// Direct random target projection (Frenkel et al. 2021): fixed random D from the target.
+    Drtp,
+    /// Direct Kolen-Pollack (Webster et al. 2020): DFA whose D learns from h^T e.
+    Dkp,
 }
 
 impl RuleKind {
@@ -59,16 +83,29 @@ impl RuleKind {
             RuleKind::Dfa => "dfa",
             RuleKind::Bfa => "bfa",
             RuleKind::Bdfa => "bdfa",
+            RuleKind::Kp => "kp",
+            RuleKind::Usf => "usf",
+            RuleKind::Frsf => "frsf",
+            RuleKind::Brsf => "brsf",
+            RuleKind::Drtp => "drtp",
+            RuleKind::Dkp => "dkp",
         }
     }
 
-    /// Every rule, in the paper's column order.
-    pub const ALL: [RuleKind; 5] = [
+    /// Every rule: the paper's five in its column order, then the others
+    /// (the order of reports and plots).
+    pub const ALL: [RuleKind; 11] = [
         RuleKind::Bp,
         RuleKind::Fa,
         RuleKind::Dfa,
         RuleKind::Bfa,
         RuleKind::Bdfa,
+        RuleKind::Kp,
+        RuleKind::Usf,
+        RuleKind::Frsf,
+        RuleKind::Brsf,
+        RuleKind::Drtp,
+        RuleKind::Dkp,
     ];
 }
 
@@ -89,8 +126,9 @@ pub enum InitScheme {
     /// The published code's scheme (docs/rules.md): FA's B copies the
     /// initial forward weights and every later forward layer starts at zero;
     /// DFA and BDFA start every forward weight at zero, D from
-    /// `U(+-1/sqrt(n_l))`. BP's published init is the default one; BFA has
-    /// no published scheme and refuses it.
+    /// `U(+-1/sqrt(n_l))`. BP's published init is the default one; BFA and
+    /// the rules beyond the paper's have no published scheme and the config
+    /// refuses it for them.
     Reference,
 }
 
@@ -163,12 +201,27 @@ pub struct FeedbackTensorMut<'a> {
     pub data: &'a mut [f32],
 }
 
+/// What a rule sees when it makes a batch's hidden errors.
+pub struct ErrorStep<'a> {
+    /// The network, before this batch's update.
+    pub net: &'a Mlp,
+    /// This batch's forward activations, see the module docs.
+    pub acts: &'a [Matrix],
+    /// One-hot targets of this batch (DRTP's hidden errors come from them).
+    pub targets: &'a Matrix,
+    /// Rows of the batch in use.
+    pub rows: usize,
+}
+
 /// What a rule may use to train its own feedback weights after the forward update.
 pub struct FeedbackStep<'a> {
     /// The network, after this batch's forward update.
     pub net: &'a Mlp,
     /// This batch's forward activations (before the update), see the module docs.
     pub acts: &'a [Matrix],
+    /// This batch's errors, as the forward update used them: the hidden
+    /// errors `deltas[0..L]`, then the output error `deltas[L]`.
+    pub deltas: &'a [Matrix],
     /// One-hot targets of this batch.
     pub targets: &'a Matrix,
     /// The output pre-activations of this batch's forward pass.
@@ -182,9 +235,11 @@ pub trait LearningRule: Send {
     /// Which rule this is.
     fn kind(&self) -> RuleKind;
 
-    /// Writes `deltas[0..L]` from `deltas[L]` (the output error) and the
-    /// forward activations, for the first `rows` rows.
-    fn hidden_errors(&self, net: &Mlp, acts: &[Matrix], deltas: &mut [Matrix], rows: usize);
+    /// Writes `deltas[0..L]` from `deltas[L]` (the output error), the
+    /// forward activations and the targets, for the first `step.rows` rows.
+    /// `&mut self` because some rules make their error path here, from the
+    /// weights as they are before the update (USF, FRSF, BRSF).
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]);
 
     /// Trains the rule's own feedback weights, once per batch, after the
     /// forward update. Rules with fixed feedback do nothing.
@@ -211,7 +266,9 @@ pub trait LearningRule: Send {
     fn set_steps(&mut self, _steps: u64) {}
 
     /// The `[in_j, out_j]` matrix that stands in for `forward.{j}.weight`^T
-    /// as an error path, for rules that have one (FA, BFA).
+    /// as an error path, for rules that have one (FA, BFA, KP, and the
+    /// sign-concordant rules, whose path is the one their last
+    /// [`LearningRule::hidden_errors`] made).
     fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, _j: usize) -> Option<&'a Matrix> {
         None
     }
@@ -231,7 +288,9 @@ pub struct RuleOptions {
     pub feedback_scale: FeedbackScale,
     /// The largest batch (feedback phases allocate their buffers once).
     pub max_rows: usize,
-    /// The optimizer of learning feedback weights (BFA, BDFA).
+    /// The optimizer of learning feedback weights (BFA, BDFA, DKP; for KP
+    /// the forward optimizer itself, which [`crate::config::RunConfig::rule_options`]
+    /// makes it, since KP's identity needs the same steps on both sides).
     pub feedback_opt: OptimConfig,
     /// BFA's reconstruction output: `SigmoidBce` or `Identity`.
     pub bfa_output: Output,
@@ -284,6 +343,69 @@ pub fn build(
             opts.feedback_opt,
             opts.max_rows,
         )),
+        RuleKind::Kp => Box::new(Kp::new(
+            net,
+            opts.init,
+            opts.feedback_scale,
+            opts.feedback_opt,
+            rng,
+        )),
+        RuleKind::Usf => Box::new(Usf::new(net)),
+        RuleKind::Frsf => Box::new(Frsf::new(net, opts.feedback_scale, rng)),
+        RuleKind::Brsf => Box::new(Brsf::new(net, opts.feedback_scale, rng)),
+        RuleKind::Drtp => Box::new(Drtp::new(Dfa::new(
+            net,
+            opts.init,
+            opts.feedback_scale,
+            rng,
+        ))),
+        RuleKind::Dkp => Box::new(Dkp::new(
+            Dfa::new(net, opts.init, opts.feedback_scale, rng),
+            opts.feedback_opt,
+        )),
+    }
+}
+
+/// Zero `[in_j, out_j]` matrices for `forward.{j}`, j = 1..=L: the shape of
+/// the paths that stand in for the transposed forward weights.
+pub(crate) fn transposed_buffers(net: &Mlp) -> Vec<Matrix> {
+    net.layers[1..]
+        .iter()
+        .map(|l| Matrix::zeros(l.fan_in(), l.fan_out()))
+        .collect()
+}
+
+/// `dst = sign(w)^T .* magnitude`: `dst[i][o] = sign(w[o][i]) * magnitude(k)`
+/// with `k = i * out + o` the flat index into `dst`, and `sign(0) = 0`
+/// (`f32::signum` would give a zero weight a path). The sign-concordant
+/// rules' path. Written in tiles, as a plain transpose reads `w` a column
+/// at a time.
+pub(crate) fn sign_concordant(dst: &mut Matrix, w: &Matrix, magnitude: impl Fn(usize) -> f32) {
+    const TILE: usize = 32;
+    let (out, inp) = w.shape();
+    assert_eq!(
+        dst.shape(),
+        (inp, out),
+        "path shaped as the weight transposed"
+    );
+    let (d, ws) = (dst.as_mut_slice(), w.as_slice());
+    for i0 in (0..inp).step_by(TILE) {
+        for o0 in (0..out).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(inp) {
+                for o in o0..(o0 + TILE).min(out) {
+                    let v = ws[o * inp + i];
+                    let sign = if v > 0.0 {
+                        1.0
+                    } else if v < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    };
+                    let k = i * out + o;
+                    d[k] = sign * magnitude(k);
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,94 @@
+//! Batchwise random-magnitude sign-concordant feedback (Xiao et al. 2018):
+//! FRSF whose magnitudes `M_j` are drawn anew for every batch, from FA's
+//! distribution (at the feedback scale).
+//!
+//! The draw of step `t` (counting completed training steps from 0) comes
+//! from a ChaCha8 generator seeded once, when the rule is built, and set to
+//! stream `t`: the same seed gives the same draws, and a resumed run, whose
+//! step count the checkpoint restores, draws what the uninterrupted one did
+//! with no state stored. Measuring alignment between steps redraws the
+//! coming step's `M`, the one training then uses.
+//!
+//! Checkpoint tensors: none.
+
+use super::{
+    chain_errors, sign_concordant, ErrorStep, FeedbackScale, FeedbackStep, FeedbackTensor,
+    FeedbackTensorMut, LearningRule, RuleKind,
+};
+use crate::model::{uniform, Mlp};
+use crate::tensor::Matrix;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Batchwise random-magnitude sign-concordant feedback.
+#[derive(Clone, Debug)]
+pub struct Brsf {
+    /// `m[k]`, `[in, out]`: the magnitudes of the last draw for `forward.{k+1}`.
+    pub m: Vec<Matrix>,
+    /// `b[k]`, the path of the last [`LearningRule::hidden_errors`].
+    pub b: Vec<Matrix>,
+    scale: FeedbackScale,
+    seed: u64,
+    steps: u64,
+}
+
+impl Brsf {
+    /// Draws the rule's seed from `rng`; magnitudes at `scale`.
+    pub fn new(net: &Mlp, scale: FeedbackScale, rng: &mut impl Rng) -> Self {
+        Self::with_seed(net, scale, rng.random())
+    }
+
+    /// BRSF whose draws come from `seed`.
+    pub fn with_seed(net: &Mlp, scale: FeedbackScale, seed: u64) -> Self {
+        Self {
+            m: super::transposed_buffers(net),
+            b: super::transposed_buffers(net),
+            scale,
+            seed,
+            steps: 0,
+        }
+    }
+}
+
+impl LearningRule for Brsf {
+    fn kind(&self) -> RuleKind {
+        RuleKind::Brsf
+    }
+
+    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(self.steps);
+        for ((b, m), layer) in self
+            .b
+            .iter_mut()
+            .zip(&mut self.m)
+            .zip(&step.net.layers[1..])
+        {
+            let bound = self.scale.bound(layer.fan_out(), layer.fan_in());
+            uniform(m.as_mut_slice(), bound, &mut rng);
+            let m = m.as_slice();
+            sign_concordant(b, &layer.weight, |k| m[k].abs());
+        }
+        chain_errors(step.net, step.acts, deltas, step.rows, |j| &self.b[j - 1]);
+    }
+
+    fn train_feedback(&mut self, _step: &FeedbackStep<'_>) {
+        self.steps += 1;
+    }
+
+    fn set_steps(&mut self, steps: u64) {
+        self.steps = steps;
+    }
+
+    fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
+        j.checked_sub(1).and_then(|k| self.b.get(k))
+    }
+
+    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
+        Vec::new()
+    }
+
+    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        Vec::new()
+    }
+}
