@@ -7,9 +7,8 @@ mod common;
 
 use biprop::config::RunConfig;
 use biprop::data::DatasetKind;
-use biprop::rules::{ErrorStep, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind};
+use biprop::rules::RuleKind;
 use biprop::run::{self, RunOptions};
-use biprop::tensor::Matrix;
 use biprop::train::Trainer;
 
 /// The protocol, the expected split sizes and the error bound for the data at hand.
@@ -88,26 +87,6 @@ fn every_rule_learns_mnist() {
     }
 }
 
-/// A rule that sends no error to the hidden layers: only the output layer learns.
-struct OutputOnly;
-
-impl LearningRule for OutputOnly {
-    fn kind(&self) -> RuleKind {
-        RuleKind::Bp
-    }
-    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
-        for d in &mut deltas[..step.net.hidden_layers()] {
-            d.fill(0.0);
-        }
-    }
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        Vec::new()
-    }
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        Vec::new()
-    }
-}
-
 /// The bound above is only worth something if a broken rule misses it.
 #[test]
 fn the_bound_catches_a_rule_that_does_not_train_hidden_layers() {
@@ -115,7 +94,12 @@ fn the_bound_catches_a_rule_that_does_not_train_hidden_layers() {
     let cfg = q.cfg;
     let splits = run::load_data(&cfg).unwrap();
     let base = run::build_trainer(&cfg, &splits, None).unwrap();
-    let mut t = Trainer::new(base.net, Box::new(OutputOnly), cfg.optim(), cfg.batch_size);
+    let mut t = Trainer::new(
+        base.net,
+        Box::new(common::OutputOnly),
+        cfg.optim(),
+        cfg.batch_size,
+    );
     let order: Vec<usize> = (0..splits.train.len()).collect();
     for _ in 0..cfg.epochs {
         t.train_epoch(&splits.train, &order, cfg.batch_size, |_| {});

@@ -11,8 +11,7 @@ use biprop::loss::Output;
 use biprop::model::Mlp;
 use biprop::optim::OptimConfig;
 use biprop::rules::{
-    Bp, Brsf, Dfa, Dkp, Drtp, ErrorStep, FeedbackScale, FeedbackTensor, FeedbackTensorMut, Frsf,
-    InitScheme, Kp, LearningRule, RuleKind, Usf,
+    Bp, Brsf, Dfa, Dkp, Drtp, FeedbackScale, Frsf, InitScheme, Kp, LearningRule, RuleKind, Usf,
 };
 use biprop::run::{self, RunOptions};
 use biprop::tensor::Matrix;
@@ -554,32 +553,17 @@ fn dkp_learns_mnist() {
     learns_mnist(RuleKind::Dkp);
 }
 
-/// A rule that sends no error to the hidden layers: only the output layer learns.
-struct OutputOnly;
-
-impl LearningRule for OutputOnly {
-    fn kind(&self) -> RuleKind {
-        RuleKind::Bp
-    }
-    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
-        for d in &mut deltas[..step.net.hidden_layers()] {
-            d.fill(0.0);
-        }
-    }
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        Vec::new()
-    }
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        Vec::new()
-    }
-}
-
 /// The bound is only worth something if frozen hidden layers miss it.
 #[test]
 fn the_bound_catches_frozen_hidden_layers() {
     let Quick { cfg, bound } = quick(RuleKind::Bp);
     let base = run::build_trainer(&cfg, mnist(), None).unwrap();
-    let mut t = Trainer::new(base.net, Box::new(OutputOnly), cfg.optim(), cfg.batch_size);
+    let mut t = Trainer::new(
+        base.net,
+        Box::new(common::OutputOnly),
+        cfg.optim(),
+        cfg.batch_size,
+    );
     let order: Vec<usize> = (0..mnist().train.len()).collect();
     for _ in 0..cfg.epochs {
         t.train_epoch(&mnist().train, &order, cfg.batch_size, |_| {});
@@ -627,6 +611,8 @@ fn reports_have_a_column_for_every_rule() {
             dir: format!("runs/{rule}").into(),
             config: RunConfig {
                 rule,
+                // One epoch, as the metrics below hold: a finished run.
+                epochs: 1,
                 ..Default::default()
             },
             epochs: vec![[

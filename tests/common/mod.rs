@@ -88,3 +88,25 @@ pub fn write_idx(dir: &std::path::Path, n: usize, n_test: usize) {
     )
     .unwrap();
 }
+
+/// A rule that sends no error to the hidden layers: only the output layer
+/// learns. Error bounds of real-data tests are worth something only if this
+/// misses them.
+pub struct OutputOnly;
+
+impl biprop::rules::LearningRule for OutputOnly {
+    fn kind(&self) -> biprop::rules::RuleKind {
+        biprop::rules::RuleKind::Bp
+    }
+    fn hidden_errors(&mut self, step: &biprop::rules::ErrorStep<'_>, deltas: &mut [Matrix]) {
+        for d in &mut deltas[..step.net.hidden_layers()] {
+            d.fill(0.0);
+        }
+    }
+    fn feedback_tensors(&self) -> Vec<biprop::rules::FeedbackTensor<'_>> {
+        Vec::new()
+    }
+    fn feedback_tensors_mut(&mut self) -> Vec<biprop::rules::FeedbackTensorMut<'_>> {
+        Vec::new()
+    }
+}
