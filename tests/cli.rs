@@ -404,3 +404,54 @@ fn compare_prints_every_rule_and_plots() {
     assert!(biprop(&other, dir.path()).status.success());
     assert_clean_failure(&biprop(&["compare", "--rule", "fa"], dir.path()), "--rules");
 }
+
+/// Every --slurm option lands in the script, which lists the unfinished cells.
+#[test]
+fn sweep_slurm_options_reach_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(
+        &file,
+        "[base]\nepochs = 2\n[grid]\nrule = [\"bp\", \"fa\"]\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let o = biprop(
+        &[
+            "sweep",
+            f,
+            "--slurm",
+            "--partition",
+            "p1",
+            "--time",
+            "1:30:00",
+            "--cpus-per-task",
+            "2",
+            "--mem",
+            "3G",
+            "--array-throttle",
+            "4",
+            "--job-name",
+            "jn",
+            "--sbatch=--account=lab",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = std::fs::read_to_string(dir.path().join("sweeps/s/slurm/array.sbatch")).unwrap();
+    for want in [
+        "--partition=p1",
+        "--time=1:30:00",
+        "--cpus-per-task=2",
+        "--mem=3G",
+        "--array=0-1%4",
+        "--job-name=jn",
+        "#SBATCH --account=lab",
+    ] {
+        assert!(script.contains(want), "{want} not in\n{script}");
+    }
+    assert_clean_failure(
+        &biprop(&["sweep", f, "--partition", "p"], dir.path()),
+        "--slurm",
+    );
+}

@@ -119,8 +119,8 @@ impl std::fmt::Display for RuleKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum InitScheme {
-    /// Every forward and feedback matrix from `U(+-1/sqrt(fan_in))`, fan_in
-    /// being the width of the vector the matrix multiplies.
+    /// Every forward weight and bias from `U(+-1/sqrt(fan_in))`; fixed random
+    /// feedback at the feedback scale (`--feedback-scale`).
     #[default]
     Default,
     /// The published code's scheme (docs/rules.md): FA's B copies the
