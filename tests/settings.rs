@@ -194,6 +194,14 @@ fn a_diverging_cell_does_not_stop_the_sweep() {
     assert!(text.contains("### IDX (lr=1e30)"), "report:\n{text}");
     assert!(text.contains("diverged (all 1)"), "report:\n{text}");
 
+    // Plots keep the variants apart too.
+    let plots = biprop::experiment::plot::plot_dir(&s.out, &dir.path().join("plots")).unwrap();
+    let names: Vec<String> = plots
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"test_error_idx_1x8_lr-0.1.png".to_string()), "{names:?}");
+
     // Its results, exported without checkpoints, seed a fresh sweep folder:
     // nothing runs twice, and a saved run of other settings is refused.
     let saved = dir.path().join("saved");

@@ -123,8 +123,13 @@ pub fn write_chart(
     series: &[Series],
 ) -> Result<Vec<PathBuf>> {
     crate::images::register_fonts();
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
+    // Appended, not `with_extension`: a stem may hold a dot (`lr-0.1`).
+    let with = |ext: &str| {
+        let mut name = stem.as_os_str().to_owned();
+        name.push(ext);
+        PathBuf::from(name)
+    };
+    let (png, svg) = (with(".png"), with(".svg"));
     draw(
         BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
         title,
@@ -166,26 +171,53 @@ fn curve(runs: &[&RunResult], column: &str, scale: f64) -> Vec<(f64, f64, f64, f
 pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let runs = super::report::collect(dir)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let mut keys: Vec<(String, String)> = Vec::new();
-    for r in &runs {
-        let k = (
+    // Runs that differ in a setting are plotted apart, as the report tables them.
+    let variants = super::report::variants(&runs);
+    let key_of = |i: usize| {
+        let r = &runs[i];
+        (
             r.config.dataset.name().to_string(),
             format_hidden(&r.config.hidden),
-        );
+            variants[i].clone(),
+        )
+    };
+    let mut keys: Vec<(String, String, String)> = Vec::new();
+    for i in 0..runs.len() {
+        let k = key_of(i);
         if !keys.contains(&k) {
             keys.push(k);
         }
     }
     let mut files = Vec::new();
-    for (ds, hidden) in keys {
+    for (ds, hidden, variant) in keys {
         let of = |rule: RuleKind| -> Vec<&RunResult> {
-            runs.iter()
-                .filter(|r| {
-                    r.config.dataset.name() == ds
-                        && format_hidden(&r.config.hidden) == hidden
-                        && r.config.rule == rule
-                })
+            (0..runs.len())
+                .filter(|&i| key_of(i) == (ds.clone(), hidden.clone(), variant.clone()))
+                .map(|i| &runs[i])
+                .filter(|r| r.config.rule == rule)
                 .collect()
+        };
+        // File names and titles carry the variant: `_feedback_scale-sender`.
+        let suffix: String = variant
+            .split(", ")
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                format!("_{}", v.replace('=', "-"))
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect::<String>()
+            })
+            .collect();
+        let title_variant = if variant.is_empty() {
+            String::new()
+        } else {
+            format!(" ({variant})")
         };
         let mut series = Vec::new();
         for (ci, rule) in RuleKind::ALL.into_iter().enumerate() {
@@ -198,10 +230,10 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 });
             }
         }
-        let stem = out.join(format!("test_error_{ds}_{hidden}"));
+        let stem = out.join(format!("test_error_{ds}_{hidden}{suffix}"));
         files.extend(write_chart(
             &stem,
-            &format!("{ds} {hidden}: test error"),
+            &format!("{ds} {hidden}{title_variant}: test error"),
             "test error (%)",
             &series,
         )?);
@@ -225,9 +257,9 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 }
             }
             if !series.is_empty() {
-                let stem = out.join(format!("alignment_{ds}_{hidden}_layer{i}"));
+                let stem = out.join(format!("alignment_{ds}_{hidden}{suffix}_layer{i}"));
                 let title = format!(
-                    "{ds} {hidden}: angle between update and BP gradient, hidden layer {}",
+                    "{ds} {hidden}{title_variant}: angle between update and BP gradient, hidden layer {}",
                     i + 1
                 );
                 files.extend(write_chart(&stem, &title, "angle (degrees)", &series)?);

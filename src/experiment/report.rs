@@ -156,7 +156,7 @@ const NOT_VARIANTS: [&str; 6] = ["dataset", "hidden", "rule", "seed", "threads",
 
 /// For each run, the settings (beyond [`NOT_VARIANTS`] and those without
 /// effect on its rule) in which the runs differ: `key=value, ...`.
-fn variants(runs: &[RunResult]) -> Vec<String> {
+pub(crate) fn variants(runs: &[RunResult]) -> Vec<String> {
     let tables: Vec<toml::Table> = runs
         .iter()
         .map(|r| r.config.to_toml().parse().expect("a config's TOML parses"))
