@@ -330,8 +330,12 @@ impl RunConfig {
         for key in ["beta1", "beta2", "eps"] {
             unless(adam, key, "it applies to --optimizer adam only");
         }
+        // Momentum is also the feedback momentum's default.
+        let feedback_takes_momentum = learns_feedback
+            && feedback_opt == crate::optim::OptimizerKind::Sgd
+            && self.feedback_momentum.is_none();
         unless(
-            self.optimizer == crate::optim::OptimizerKind::Sgd,
+            self.optimizer == crate::optim::OptimizerKind::Sgd || feedback_takes_momentum,
             "momentum",
             "it applies to --optimizer sgd only",
         );

@@ -1063,6 +1063,19 @@ mod tests {
                 &["--optimizer", "adam", "--momentum", "0.9"][..],
                 "sgd only",
             ),
+            (
+                &[
+                    "--rule",
+                    "bfa",
+                    "--optimizer",
+                    "adam",
+                    "--feedback-optimizer",
+                    "adam",
+                    "--momentum",
+                    "0.9",
+                ][..],
+                "sgd only",
+            ),
             (&["--classes", "5"][..], "10 classes"),
             (
                 &["--init", "reference"][..],
@@ -1091,6 +1104,21 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{words:?}: {err}");
         }
+        // Momentum still reaches BFA's feedback under sgd when the forward optimizer is adam.
+        let cfg = train_args(&[
+            "--rule",
+            "bfa",
+            "--optimizer",
+            "adam",
+            "--feedback-optimizer",
+            "sgd",
+            "--momentum",
+            "0.9",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(cfg.rule_options().feedback_opt.momentum, 0.9);
         // The same keys in a TOML file (a sweep's base serves every rule) are fine.
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");

@@ -200,7 +200,10 @@ fn a_diverging_cell_does_not_stop_the_sweep() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert!(names.contains(&"test_error_idx_1x8_lr-0.1.png".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"test_error_idx_1x8_lr-0.1.png".to_string()),
+        "{names:?}"
+    );
 
     // Its results, exported without checkpoints, seed a fresh sweep folder:
     // nothing runs twice, and a saved run of other settings is refused.
