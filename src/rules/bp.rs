@@ -1,6 +1,6 @@
 //! Backpropagation: `delta_l = (delta_{l+1} W_{l+1}) .* f'(a_l)`.
 
-use super::{propagate, ErrorStep, FeedbackTensor, FeedbackTensorMut, LearningRule, RuleKind};
+use super::{propagate, ErrorStep, LearningRule, RuleKind};
 use crate::tensor::Matrix;
 
 /// Backpropagation: the forward weights carry the errors back.
@@ -26,13 +26,5 @@ impl LearningRule for Bp {
                 rows,
             );
         }
-    }
-
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        Vec::new()
-    }
-
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        Vec::new()
     }
 }

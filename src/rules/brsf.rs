@@ -12,8 +12,7 @@
 //! Checkpoint tensors: none.
 
 use super::{
-    chain_errors, sign_concordant, ErrorStep, FeedbackScale, FeedbackStep, FeedbackTensor,
-    FeedbackTensorMut, LearningRule, RuleKind,
+    chain_errors, sign_concordant, ErrorStep, FeedbackScale, FeedbackStep, LearningRule, RuleKind,
 };
 use crate::model::{uniform, Mlp};
 use crate::tensor::Matrix;
@@ -82,13 +81,5 @@ impl LearningRule for Brsf {
 
     fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
         j.checked_sub(1).and_then(|k| self.b.get(k))
-    }
-
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        Vec::new()
-    }
-
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        Vec::new()
     }
 }

@@ -250,11 +250,15 @@ pub trait LearningRule: Send {
         Vec::new()
     }
 
-    /// The rule's feedback tensors, for checkpoints and diagnostics.
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>>;
+    /// The rule's feedback tensors, for checkpoints and diagnostics (none by default).
+    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
+        Vec::new()
+    }
 
     /// The rule's feedback tensors, mutable, for loading checkpoints.
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>>;
+    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+        Vec::new()
+    }
 
     /// The state of the feedback optimizer (momentum, Adam moments), for
     /// checkpoints that resume exactly. Names start with `optim.feedback.`.

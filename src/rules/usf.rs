@@ -7,10 +7,7 @@
 //!
 //! Checkpoint tensors: none (the path is a function of the forward weights).
 
-use super::{
-    chain_errors, sign_concordant, ErrorStep, FeedbackTensor, FeedbackTensorMut, LearningRule,
-    RuleKind,
-};
+use super::{chain_errors, sign_concordant, ErrorStep, LearningRule, RuleKind};
 use crate::model::Mlp;
 use crate::tensor::Matrix;
 
@@ -46,13 +43,5 @@ impl LearningRule for Usf {
 
     fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
         j.checked_sub(1).and_then(|k| self.b.get(k))
-    }
-
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        Vec::new()
-    }
-
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        Vec::new()
     }
 }

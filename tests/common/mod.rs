@@ -103,10 +103,4 @@ impl biprop::rules::LearningRule for OutputOnly {
             d.fill(0.0);
         }
     }
-    fn feedback_tensors(&self) -> Vec<biprop::rules::FeedbackTensor<'_>> {
-        Vec::new()
-    }
-    fn feedback_tensors_mut(&mut self) -> Vec<biprop::rules::FeedbackTensorMut<'_>> {
-        Vec::new()
-    }
 }
