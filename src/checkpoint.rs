@@ -293,19 +293,20 @@ impl Checkpoint {
     /// Copies only the forward weights into `net`, from a checkpoint of any
     /// rule (its feedback and optimizer state are left out on purpose).
     pub fn restore_forward(&self, net: &mut Mlp) -> Result<()> {
-        self.restore_net(net, "forward")?;
+        self.restore_net(net)?;
         Ok(())
     }
 
-    fn restore_net(&self, net: &mut Mlp, prefix: &str) -> Result<BTreeSet<String>> {
-        let mut used = BTreeSet::new();
+    /// Copies `forward.*` into `net`, after checking the layer count (a
+    /// deeper or shallower network would otherwise fail on one tensor name).
+    fn restore_net(&self, net: &mut Mlp) -> Result<BTreeSet<String>> {
         let layers = net.layers.len();
         let stored = self
             .tensors
             .keys()
-            .filter(|k| k.starts_with(&format!("{prefix}.")) && k.ends_with(".weight"))
+            .filter(|k| k.starts_with("forward.") && k.ends_with(".weight"))
             .count();
-        if prefix == "forward" && stored != layers {
+        if stored != layers {
             return Err(Error::Checkpoint {
                 path: self.path.clone(),
                 msg: format!(
@@ -314,7 +315,8 @@ impl Checkpoint {
                 ),
             });
         }
-        for t in net.named_tensors_mut(prefix) {
+        let mut used = BTreeSet::new();
+        for t in net.named_tensors_mut("forward") {
             self.take(&t.name, &t.shape, t.data)?;
             used.insert(t.name);
         }
@@ -337,7 +339,7 @@ impl Checkpoint {
                 ),
             });
         }
-        let mut used = self.restore_net(net, "forward")?;
+        let mut used = self.restore_net(net)?;
         for t in rule.feedback_tensors_mut() {
             self.take(&t.name, &t.shape, t.data)?;
             used.insert(t.name);

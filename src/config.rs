@@ -340,6 +340,11 @@ impl RunConfig {
             "it applies to --optimizer sgd only",
         );
         unless(
+            !(rule == Bp && self.init == InitScheme::Reference),
+            "init",
+            "the published code initializes BP as the default does",
+        );
+        unless(
             self.dataset == DatasetKind::Idx,
             "classes",
             "mnist and cifar10 have 10 classes; it applies to --dataset idx",

@@ -436,12 +436,6 @@ impl TrainArgs {
                 bail!("{} has no effect on this run: {why}", flag_of(key));
             }
         }
-        if flags.contains_key("init")
-            && cfg.rule == RuleKind::Bp
-            && cfg.init == InitScheme::Reference
-        {
-            bail!("--init reference has no effect with --rule bp: the published code initializes BP as the default does");
-        }
         Ok(cfg)
     }
 }
@@ -495,7 +489,7 @@ fn train(args: TrainArgs) -> Result<()> {
         if paper_like && cfg.epochs < 300 {
             eprintln!(
                 "note: the paper trains this protocol for 300 epochs (biprop sweep experiments/table1.toml); \
-                 at 15 it still ranks BP last (docs/results.md). For every rule side by side in minutes: biprop compare"
+                 at 15 BP still trails the other rules on most architectures (docs/results/table1-short.md). For every rule side by side in minutes: biprop compare"
             );
         }
     }
@@ -546,9 +540,7 @@ fn compare(args: CompareArgs) -> Result<()> {
         std::fs::remove_dir_all(&args.out)
             .with_context(|| format!("removing {}", args.out.display()))?;
     }
-    let mut protocol = compare::quick_protocol();
-    biprop::config::merge_into(&mut protocol, &settings);
-    let shown = RunConfig::from_layers(&[protocol])?;
+    let (_, shown) = compare::protocol(&settings)?;
     if !args.quiet {
         eprintln!(
             "comparing {} on {}: {}, {} epochs -> {}",

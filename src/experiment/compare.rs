@@ -24,6 +24,15 @@ pub fn quick_protocol() -> toml::Table {
     }
 }
 
+/// The quick protocol with `settings` merged over it, as a sweep base and
+/// as the run configuration it gives (checked).
+pub fn protocol(settings: &toml::Table) -> Result<(toml::Table, RunConfig)> {
+    let mut base = quick_protocol();
+    crate::config::merge_into(&mut base, settings);
+    let cfg = RunConfig::from_layers(std::slice::from_ref(&base))?;
+    Ok((base, cfg))
+}
+
 /// One line of the comparison.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -50,9 +59,7 @@ pub fn run(
     jobs: usize,
     progress: bool,
 ) -> Result<Vec<Row>> {
-    let mut base = quick_protocol();
-    crate::config::merge_into(&mut base, settings);
-    RunConfig::from_layers(&[base.clone()])?;
+    let (base, _) = protocol(settings)?;
     let s = Sweep {
         out: out.to_path_buf(),
         base,

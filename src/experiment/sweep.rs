@@ -251,23 +251,7 @@ impl Sweep {
     /// continues or is refused with the difference named, never reported as
     /// what it is not.
     pub fn is_done(&self, cell: &Cell) -> bool {
-        let dir = self.run_dir(cell);
-        let Ok(Some(status)) = CellStatus::read(&dir) else {
-            return false;
-        };
-        let Ok(saved) = RunConfig::from_toml_file(&dir.join("config.toml")) else {
-            return false;
-        };
-        let diverged = matches!(status, CellStatus::Diverged { .. });
-        let key = |c: &RunConfig| {
-            RunConfig {
-                threads: 0,
-                epochs: if diverged { 0 } else { c.epochs },
-                ..c.clone()
-            }
-            .to_toml()
-        };
-        key(&saved) == key(&cell.config)
+        matches!(finished_run_of(&self.run_dir(cell), cell), Ok(Some(true)))
     }
 
     /// True while another process trains the cell (it holds the cell's lock):
@@ -326,28 +310,24 @@ impl Sweep {
     /// A saved run of other settings is an error naming it, as it would be
     /// silently reported as this cell. Returns how many cells it seeded.
     pub fn import_finished(&self, src: &Path) -> Result<usize> {
-        let key = |c: &RunConfig| {
-            RunConfig {
-                threads: 0,
-                ..c.clone()
-            }
-            .to_toml()
-        };
         let mut n = 0;
         for cell in self.cells()? {
             let from = src.join(&cell.id);
-            if self.is_done(&cell) || !from.join(DONE_FILE).is_file() {
+            if self.is_done(&cell) {
                 continue;
             }
-            let saved = RunConfig::from_toml_file(&from.join("config.toml"))?;
-            if key(&saved) != key(&cell.config) {
-                return Err(Error::format(
-                    from.join("config.toml"),
-                    format!(
-                        "is not a run of cell {} ({}) of this sweep: its settings differ",
-                        cell.index, cell.id
-                    ),
-                ));
+            match finished_run_of(&from, &cell)? {
+                None => continue,
+                Some(true) => {}
+                Some(false) => {
+                    return Err(Error::format(
+                        from.join("config.toml"),
+                        format!(
+                            "is not a run of cell {} ({}) of this sweep: its settings differ",
+                            cell.index, cell.id
+                        ),
+                    ))
+                }
             }
             let to = self.run_dir(&cell);
             std::fs::create_dir_all(&to).map_err(|e| Error::io(&to, e))?;
@@ -360,6 +340,28 @@ impl Sweep {
         }
         Ok(n)
     }
+}
+
+/// Whether `dir` holds a finished run of `cell`: `None` without a `done`
+/// file, else whether its `config.toml` has the cell's settings, the thread
+/// count aside (and for a diverged run the epoch count too, as more epochs
+/// would diverge the same way). The one test of "finished" for running a
+/// sweep and for importing saved runs.
+fn finished_run_of(dir: &Path, cell: &Cell) -> Result<Option<bool>> {
+    let Some(status) = CellStatus::read(dir)? else {
+        return Ok(None);
+    };
+    let saved = RunConfig::from_toml_file(&dir.join("config.toml"))?;
+    let diverged = matches!(status, CellStatus::Diverged { .. });
+    let key = |c: &RunConfig| {
+        RunConfig {
+            threads: 0,
+            epochs: if diverged { 0 } else { c.epochs },
+            ..c.clone()
+        }
+        .to_toml()
+    };
+    Ok(Some(key(&saved) == key(&cell.config)))
 }
 
 /// How to run a sweep.

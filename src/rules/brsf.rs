@@ -80,6 +80,6 @@ impl LearningRule for Brsf {
     }
 
     fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
-        j.checked_sub(1).and_then(|k| self.b.get(k))
+        super::chain_stand_in(&self.b, j)
     }
 }

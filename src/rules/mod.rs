@@ -459,6 +459,12 @@ pub(crate) fn chain_errors<'m>(
     }
 }
 
+/// The stand-in for `forward.{j}.weight`^T in a chain of B matrices where
+/// `b[k]` stands for `forward.{k+1}` (FA and the rules built on its path).
+pub(crate) fn chain_stand_in(b: &[Matrix], j: usize) -> Option<&Matrix> {
+    j.checked_sub(1).and_then(|k| b.get(k))
+}
+
 /// Feedback matrices named `feedback.{first + k}.weight`.
 pub(crate) fn named<'a>(mats: &'a [Matrix], first: usize) -> Vec<FeedbackTensor<'a>> {
     mats.iter()
