@@ -230,3 +230,46 @@ fn a_diverging_cell_does_not_stop_the_sweep() {
         "{e}"
     );
 }
+
+/// A cell another process holds (its lock) is left alone: a sweep does not
+/// train it and a Slurm array does not list it.
+#[test]
+fn a_locked_cell_is_left_to_its_holder() {
+    use biprop::experiment::{slurm, sweep};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::write_idx(&data, 200, 50);
+    let text = format!(
+        "[base]\ndataset = \"idx\"\nclasses = 4\ndata_dir = {:?}\nval_size = 40\nepochs = 1\n\
+         hidden = [8]\nalignment = false\n[grid]\nseed = [1, 2]\n",
+        data.to_str().unwrap()
+    );
+    let s = sweep::Sweep::from_toml_str(&text, dir.path().join("out")).unwrap();
+    let cells = s.cells().unwrap();
+    let held = s.run_dir(&cells[1]);
+    std::fs::create_dir_all(&held).unwrap();
+    let lock = std::fs::File::create(held.join(sweep::LOCK_FILE)).unwrap();
+    lock.lock().unwrap();
+    assert!(s.is_running(&cells[1]) && !s.is_running(&cells[0]));
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, &text).unwrap();
+    let array = slurm::job_array(
+        &s,
+        &file,
+        std::path::Path::new("/bin/true"),
+        &Default::default(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(array.tasks, vec![0]);
+    let opts = sweep::SweepOptions {
+        jobs: 1,
+        task: None,
+        progress: false,
+    };
+    sweep::run_sweep(&s, &opts).unwrap();
+    assert!(s.is_done(&cells[0]));
+    assert!(!s.is_done(&cells[1]), "the held cell was trained");
+    drop(lock);
+    assert!(!s.is_running(&cells[1]));
+}
