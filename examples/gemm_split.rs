@@ -9,7 +9,7 @@
 //! Prints GFLOP/s per product and way, the median over PASSES interleaved
 //! passes (default 5), each the best of 5 rounds of 50 products.
 
-use biprop::tensor::{gemm, set_gemm_threads, Matrix, View};
+use biprop::tensor::{gemm, Matrix, Parallelism, View};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use std::time::Instant;
@@ -49,8 +49,11 @@ fn ways(
     acc: bool,
     (a, b): (View<'_>, View<'_>),
     (fa, fb): (MatRef<'_, f32>, MatRef<'_, f32>),
-    pool: &rayon::ThreadPool,
+    par: &Parallelism,
 ) -> [f64; 5] {
+    let Parallelism::Pool(pool) = par else {
+        panic!("a two-thread pool")
+    };
     let alpha = if acc { 1e-9 } else { 1.0 };
     let beta = if acc { Accum::Add } else { Accum::Replace };
     let one = gflops(|| gemm(dst, acc, alpha, a, b));
@@ -61,12 +64,7 @@ fn ways(
             matmul(c, beta, fa, fb, alpha, Par::rayon(2))
         })
     });
-    let split2 = pool.install(|| {
-        set_gemm_threads(2);
-        let g = gflops(|| gemm(dst, acc, alpha, a, b));
-        set_gemm_threads(1);
-        g
-    });
+    let split2 = par.install(|| gflops(|| gemm(dst, acc, alpha, a, b)));
     let mut cut = |by_cols: bool| {
         pool.install(|| {
             gflops(|| {
@@ -107,10 +105,7 @@ fn main() {
     let mut out = Matrix::zeros(BATCH, FAN_OUT);
     let mut igrad = Matrix::zeros(BATCH, FAN_IN);
     let mut wgrad = Matrix::zeros(FAN_OUT, FAN_IN);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .expect("pool");
+    let pool = Parallelism::threads(2).expect("two threads");
     let names = [
         "forward X W^T",
         "input gradient D W",

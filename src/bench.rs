@@ -21,7 +21,7 @@ use crate::activation::{vectorized, Kernel};
 use crate::config::{format_hidden, RunConfig};
 use crate::data::Dataset;
 use crate::rules::RuleKind;
-use crate::tensor::{gemm, set_gemm_threads, Matrix};
+use crate::tensor::{gemm, set_gemm_threads, Matrix, Parallelism};
 use crate::train::Trainer;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -195,25 +195,24 @@ pub struct StepBench {
 }
 
 /// Times training steps of `cfg.rule` on `data` (batch `cfg.batch_size`)
-/// on `pool` for about `seconds`, after a warm-up. Reuse one pool per thread
+/// with `par` for about `seconds`, after a warm-up. Reuse one pool per thread
 /// count across calls: a new pool per call leaves the old one's threads
 /// competing for the cores.
-pub fn bench_steps(
-    cfg: &RunConfig,
-    data: &Dataset,
-    pool: &rayon::ThreadPool,
-    seconds: f64,
-) -> StepBench {
-    let threads = pool.current_num_threads();
-    pool.install(|| {
-        set_gemm_threads(threads);
+pub fn bench_steps(cfg: &RunConfig, data: &Dataset, par: &Parallelism, seconds: f64) -> StepBench {
+    let threads = par.count();
+    par.install(|| {
         let splits = crate::data::Splits {
             train: data.clone(),
             val: data.slice(0..0),
             test: data.slice(0..0),
         };
+        let one_thread = RunConfig {
+            threads: 1,
+            ..cfg.clone()
+        };
         let mut t: Trainer =
-            crate::run::build_trainer(cfg, &splits, None).expect("valid benchmark config");
+            crate::run::build_trainer(&one_thread, &splits, None).expect("valid benchmark config");
+        t.set_parallelism(par.clone());
         let b = cfg.batch_size;
         let batches = (data.len() / b).max(1);
         let order: Vec<usize> = (0..data.len()).collect();
@@ -251,20 +250,13 @@ pub fn bench_steps(
     })
 }
 
-/// Times one-thread trainings of `cfg` running at once, one on each of
-/// `pools` (one-thread pools), as the runs of a sweep do (`biprop sweep
-/// --jobs`). The result sums their throughput; its `threads` is the number
-/// of runs.
-pub fn bench_jobs(
-    cfg: &RunConfig,
-    data: &Dataset,
-    pools: &[rayon::ThreadPool],
-    seconds: f64,
-) -> StepBench {
+/// Times `jobs` one-thread trainings of `cfg` running at once, each on its
+/// own thread, as the runs of a sweep do (`biprop sweep --jobs`). The result
+/// sums their throughput; its `threads` is the number of runs.
+pub fn bench_jobs(cfg: &RunConfig, data: &Dataset, jobs: usize, seconds: f64) -> StepBench {
     let results: Vec<StepBench> = std::thread::scope(|s| {
-        let handles: Vec<_> = pools
-            .iter()
-            .map(|pool| s.spawn(move || bench_steps(cfg, data, pool, seconds)))
+        let handles: Vec<_> = (0..jobs)
+            .map(|_| s.spawn(move || bench_steps(cfg, data, &Parallelism::Seq, seconds)))
             .collect();
         handles
             .into_iter()
@@ -272,7 +264,7 @@ pub fn bench_jobs(
             .collect()
     });
     StepBench {
-        threads: pools.len(),
+        threads: jobs,
         samples_per_s: results.iter().map(|r| r.samples_per_s).sum(),
         gflops: results.iter().map(|r| r.gflops).sum(),
         ..results[0].clone()
@@ -372,26 +364,14 @@ pub fn run_table(
     passes: usize,
     mut progress: impl FnMut(Progress),
 ) -> Vec<Row> {
-    let new_pool = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool")
-    };
-    // One pool per thread count, and one-thread pools for the jobs, made
-    // once: pools made per cell would leave idle threads competing.
-    let mut pools: BTreeMap<usize, rayon::ThreadPool> = BTreeMap::new();
-    let mut job_pools: Vec<rayon::ThreadPool> = Vec::new();
+    // One pool per thread count, made once: pools made per cell would
+    // leave idle threads competing.
+    let mut pools: BTreeMap<usize, Parallelism> = BTreeMap::new();
     for (_, mode) in cells {
-        match *mode {
-            Mode::Threads(t) => {
-                pools.entry(t).or_insert_with(|| new_pool(t));
-            }
-            Mode::Jobs(j) => {
-                while job_pools.len() < j {
-                    job_pools.push(new_pool(1));
-                }
-            }
+        if let Mode::Threads(t) = *mode {
+            pools
+                .entry(t)
+                .or_insert_with(|| Parallelism::threads(t).expect("a thread pool"));
         }
     }
     let batch = cells.first().map_or(128, |(c, _)| c.batch_size);
@@ -413,10 +393,8 @@ pub fn run_table(
             let fma_parts = fma_peaks(mode.cores());
             let fma = fma_parts.0.max(fma_parts.1.unwrap_or(0.0));
             let gemm = match mode {
-                Mode::Threads(t) => pools[&t].install(|| {
-                    set_gemm_threads(t);
-                    gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))
-                }),
+                Mode::Threads(t) => pools[&t]
+                    .install(|| gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))),
                 Mode::Jobs(j) => concurrent_gemm_gflops(j, batch),
             };
             match peaks.iter_mut().find(|(m, _)| *m == mode) {
@@ -449,7 +427,7 @@ pub fn run_table(
             )));
             let r = match *mode {
                 Mode::Threads(t) => bench_steps(cfg, data, &pools[&t], seconds),
-                Mode::Jobs(j) => bench_jobs(cfg, data, &job_pools[..j], seconds),
+                Mode::Jobs(j) => bench_jobs(cfg, data, j, seconds),
             };
             samples[k].push(r);
         }

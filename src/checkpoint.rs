@@ -156,6 +156,23 @@ impl Checkpoint {
         })
     }
 
+    /// A checkpoint held in memory (a state dict from Python), checked as
+    /// one read from disk; `label` stands for the path in error messages.
+    pub fn from_tensors(
+        tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+        rule: RuleKind,
+        label: &str,
+    ) -> Self {
+        Self {
+            tensors,
+            metadata: HashMap::from([
+                ("format".to_string(), FORMAT.to_string()),
+                ("rule".to_string(), rule.to_string()),
+            ]),
+            path: label.into(),
+        }
+    }
+
     /// The rule the checkpoint was trained with (metadata `rule`).
     pub fn rule(&self) -> Result<RuleKind> {
         let name = self.metadata.get("rule").ok_or_else(|| Error::Checkpoint {

@@ -50,6 +50,12 @@ pub enum Error {
         /// That loss.
         loss: f64,
     },
+    /// A run stopped on request between two batches (Ctrl-C in Python).
+    #[error("interrupted in epoch {epoch}; the checkpoint holds the epochs before it")]
+    Interrupted {
+        /// The 1-based epoch that was stopped.
+        epoch: usize,
+    },
     /// Inputs whose sizes do not fit together (images and a network, tiles and a grid).
     #[error("size mismatch: {0}")]
     Mismatch(String),

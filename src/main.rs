@@ -57,6 +57,9 @@ enum Command {
         /// Also write one CSV row per data set, architecture and rule here.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+        /// Choose this setting's value (e.g. lr) for each data set, architecture and rule on the validation split, and report only the chosen runs.
+        #[arg(long, value_name = "KEY")]
+        select: Option<String>,
     },
     /// Plot learning curves and alignment angles of the runs in a folder (PNG and SVG).
     Plot {
@@ -440,18 +443,6 @@ impl TrainArgs {
     }
 }
 
-/// `runs/NAME`, or `runs/NAME-2`, `-3` ... if taken.
-fn fresh_run_dir(name: &str) -> PathBuf {
-    let base = Path::new("runs");
-    let mut dir = base.join(name);
-    let mut k = 2;
-    while dir.exists() {
-        dir = base.join(format!("{name}-{k}"));
-        k += 1;
-    }
-    dir
-}
-
 fn train(args: TrainArgs) -> Result<()> {
     let cfg = args.resolve()?;
     let out = match &args.out {
@@ -467,7 +458,7 @@ fn train(args: TrainArgs) -> Result<()> {
             }
             dir.clone()
         }
-        None => fresh_run_dir(&cfg.run_name()),
+        None => run::fresh_run_dir(&cfg.run_name()),
     };
     let splits = run::load_data(&cfg).context("loading the data")?;
     let interactive = std::io::stderr().is_terminal();
@@ -504,6 +495,7 @@ fn train(args: TrainArgs) -> Result<()> {
         echo: !args.quiet,
         resume: args.resume,
         on_epoch: None,
+        on_batch: None,
     };
     let summary = run::run(&cfg, &splits, &opts)?;
     if summary.records.is_empty() {
@@ -855,10 +847,17 @@ fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn report(dir: PathBuf, csv: Option<PathBuf>) -> Result<()> {
+fn report(dir: PathBuf, csv: Option<PathBuf>, select: Option<String>) -> Result<()> {
     use biprop::experiment::report;
-    let runs = report::collect(&dir)?;
-    let groups = report::group(&runs);
+    let mut runs = report::collect(&dir)?;
+    let mut ignore = Vec::new();
+    if let Some(key) = &select {
+        let (kept, choices) = report::select(&runs, key)?;
+        say!("{}", report::choices_markdown(key, &choices));
+        runs = kept;
+        ignore.push(key.as_str());
+    }
+    let groups = report::group_ignoring(&runs, &ignore);
     say!("{}", report::markdown(&groups).trim_end());
     if let Some(path) = csv {
         biprop::fsutil::write_atomic(&path, report::csv_text(&groups).as_bytes())?;
@@ -875,7 +874,7 @@ fn main() {
         Command::Generate(args) => generate(args),
         Command::Sweep(args) => sweep(args),
         Command::Bench(args) => bench(args),
-        Command::Report { dir, csv } => report(dir, csv),
+        Command::Report { dir, csv, select } => report(dir, csv, select),
         Command::Plot { dir, out } => (|| {
             let out = out.unwrap_or_else(|| dir.join("plots"));
             for f in biprop::experiment::plot::plot_dir(&dir, &out)? {

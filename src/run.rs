@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::metrics::AlignmentProbe;
 use crate::model::Mlp;
 use crate::rules;
-use crate::tensor::set_gemm_threads;
+use crate::tensor::Parallelism;
 use crate::train::{Tally, Trainer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -31,6 +31,19 @@ pub fn load_data(cfg: &RunConfig) -> Result<Splits> {
         }
     }
     Ok(splits)
+}
+
+/// `runs/NAME`, or `runs/NAME-2`, `-3` ... if taken: where a run goes when
+/// its caller names no folder.
+pub fn fresh_run_dir(name: &str) -> PathBuf {
+    let base = Path::new("runs");
+    let mut dir = base.join(name);
+    let mut k = 2;
+    while dir.exists() {
+        dir = base.join(format!("{name}-{k}"));
+        k += 1;
+    }
+    dir
 }
 
 /// The number of threads a configuration asks for (0 = every core).
@@ -87,7 +100,9 @@ pub fn build_trainer_sized(
         Some(InitFrom::ForwardOnly(path)) => Checkpoint::load(path)?.restore_forward(&mut net)?,
         None => {}
     }
-    Ok(Trainer::new(net, rule, cfg.optim(), cfg.batch_size))
+    let mut trainer = Trainer::new(net, rule, cfg.optim(), cfg.batch_size);
+    trainer.set_parallelism(Parallelism::threads(cfg.threads)?);
+    Ok(trainer)
 }
 
 /// The metrics of one epoch.
@@ -157,7 +172,14 @@ pub struct RunOptions {
     pub resume: bool,
     /// Called after every epoch.
     pub on_epoch: Option<EpochCallback>,
+    /// Called after every batch with the samples done in the epoch; the run
+    /// stops with [`Error::Interrupted`] when it returns false (Ctrl-C in
+    /// the Python package). The checkpoint keeps the last whole epoch.
+    pub on_batch: Option<BatchCallback>,
 }
+
+/// Called after every batch; false stops the run.
+pub type BatchCallback = std::sync::Arc<dyn Fn(usize) -> bool + Send + Sync>;
 
 /// The outcome of a run.
 pub struct RunSummary {
@@ -260,14 +282,11 @@ pub fn run(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSum
     let threads = resolve_threads(cfg.threads);
     let mut cfg = cfg.clone();
     cfg.threads = threads;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Threads(format!("cannot start {threads} threads: {e}")))?;
-    pool.install(|| {
-        set_gemm_threads(threads);
-        run_in_pool(&cfg, splits, opts)
-    })
+    let mut trainer = build_trainer(&cfg, splits, opts.init_from.as_ref())?;
+    let par = trainer.parallelism().clone();
+    // The whole run (evaluation and alignment probes too) on the trainer's threads.
+    let records = par.install(|| run_epochs(&cfg, splits, opts, &mut trainer))?;
+    Ok(RunSummary { records, trainer })
 }
 
 /// `cfg` with the settings that may change between a run and its resumption
@@ -328,14 +347,18 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
     Ok((epoch, kept))
 }
 
-fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSummary> {
-    let mut trainer = build_trainer(cfg, splits, opts.init_from.as_ref())?;
+fn run_epochs(
+    cfg: &RunConfig,
+    splits: &Splits,
+    opts: &RunOptions,
+    trainer: &mut Trainer,
+) -> Result<Vec<EpochRecord>> {
     let mut done = 0;
     let mut files = match &opts.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             let (epoch, kept) = if opts.resume {
-                try_resume(dir, cfg, &mut trainer)?
+                try_resume(dir, cfg, trainer)?
             } else {
                 (0, Kept::default())
             };
@@ -355,7 +378,7 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
         &splits.val
     };
     let probe_idx: Vec<usize> = (0..cfg.batch_size.min(probe_set.len())).collect();
-    let mut probe = cfg.alignment.then(|| AlignmentProbe::new(&trainer));
+    let mut probe = cfg.alignment.then(|| AlignmentProbe::new(trainer));
     for epoch in done + 1..=cfg.epochs {
         if cfg.shuffle {
             // The order of epoch e depends on (seed, e) alone, so a resumed
@@ -380,11 +403,17 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
             indicatif::ProgressBar::hidden()
         };
         let t0 = Instant::now();
-        let train = trainer.train_epoch(&splits.train, &order, cfg.batch_size, |done| {
-            bar.set_position(done as u64)
+        let mut interrupted = false;
+        let train = trainer.train_epoch_until(&splits.train, &order, cfg.batch_size, |done| {
+            bar.set_position(done as u64);
+            interrupted = opts.on_batch.as_ref().is_some_and(|f| !f(done));
+            !interrupted
         });
         let train_seconds = t0.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        if interrupted {
+            return Err(Error::Interrupted { epoch });
+        }
         if !train.loss.is_finite() {
             return Err(Error::Diverged {
                 epoch,
@@ -405,7 +434,7 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
         let alignment = match probe.as_mut() {
             Some(p) => {
                 trainer.load_batch(probe_set, &probe_idx);
-                p.measure(&mut trainer, probe_idx.len())
+                p.measure(trainer, probe_idx.len())
                     .named()
                     .into_iter()
                     .collect()
@@ -436,7 +465,7 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
             f.append(&record)?;
             checkpoint::save_trainer(
                 &dir.join("checkpoint.safetensors"),
-                &mut trainer,
+                trainer,
                 cfg,
                 epoch,
                 splits.train.image,
@@ -447,5 +476,5 @@ fn run_in_pool(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<Ru
         }
         records.push(record);
     }
-    Ok(RunSummary { records, trainer })
+    Ok(records)
 }

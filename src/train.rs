@@ -8,7 +8,7 @@ use crate::data::Dataset;
 use crate::model::{argmax_rows, Mlp};
 use crate::optim::OptimConfig;
 use crate::rules::{ErrorStep, FeedbackStep, LearningRule};
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, Parallelism};
 use crate::update::NetUpdater;
 
 /// Rows evaluated at once.
@@ -50,6 +50,7 @@ pub struct Trainer {
     /// The learning rule.
     pub rule: Box<dyn LearningRule>,
     updater: NetUpdater,
+    par: Parallelism,
     max_rows: usize,
     acts: Vec<Matrix>,
     deltas: Vec<Matrix>,
@@ -61,7 +62,10 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Allocates every buffer for batches of up to `max_rows` samples.
+    /// Allocates every buffer for batches of up to `max_rows` samples. The
+    /// trainer computes on the calling thread until given more
+    /// ([`Trainer::set_parallelism`]; `run::build_trainer` gives it the
+    /// configuration's `threads`).
     pub fn new(net: Mlp, rule: Box<dyn LearningRule>, opt: OptimConfig, max_rows: usize) -> Self {
         let acts = net.activation_buffers(max_rows);
         let deltas = net.sizes[1..]
@@ -76,12 +80,29 @@ impl Trainer {
             eval_err: Matrix::zeros(EVAL_ROWS, c),
             logits: Matrix::zeros(max_rows, c),
             updater: NetUpdater::new(&net, opt),
+            par: Parallelism::Seq,
             net,
             rule,
             max_rows,
             acts,
             deltas,
         }
+    }
+
+    /// Where this trainer's products run, from now on.
+    pub fn set_parallelism(&mut self, par: Parallelism) {
+        self.par = par;
+    }
+
+    /// Where this trainer's products run.
+    pub fn parallelism(&self) -> &Parallelism {
+        &self.par
+    }
+
+    /// Runs `f` with this trainer's parallelism: for work beside the
+    /// trainer's own methods that computes products (alignment probes).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.par.install(f)
     }
 
     /// The largest batch the buffers hold.
@@ -159,6 +180,11 @@ impl Trainer {
     /// Forward pass, output error and the rule's hidden errors for the loaded
     /// batch of `rows` samples, without updating anything.
     pub fn compute_errors(&mut self, rows: usize) -> Tally {
+        let par = self.par.clone();
+        par.install(|| self.compute_errors_here(rows))
+    }
+
+    fn compute_errors_here(&mut self, rows: usize) -> Tally {
         self.net.forward(&mut self.acts, rows);
         let l = self.net.hidden_layers();
         let out = self.acts.last_mut().expect("output buffer");
@@ -178,7 +204,12 @@ impl Trainer {
 
     /// One training step on the loaded batch of `rows` samples.
     pub fn step(&mut self, rows: usize) -> Tally {
-        let tally = self.compute_errors(rows);
+        let par = self.par.clone();
+        par.install(|| self.step_here(rows))
+    }
+
+    fn step_here(&mut self, rows: usize) -> Tally {
+        let tally = self.compute_errors_here(rows);
         self.updater
             .apply(&mut self.net, &self.acts, &self.deltas, rows);
         self.rule.train_feedback(&FeedbackStep {
@@ -194,18 +225,85 @@ impl Trainer {
 
     /// Loss and error of the network on `ds`, in chunks, without training.
     pub fn evaluate(&mut self, ds: &Dataset) -> Tally {
-        let c = self.net.outputs();
+        let par = self.par.clone();
+        par.install(|| self.evaluate_here(ds))
+    }
+
+    fn evaluate_here(&mut self, ds: &Dataset) -> Tally {
+        self.evaluate_slices_here(ds.inputs.as_slice(), &ds.labels)
+    }
+
+    /// Loss and error on samples given as row-major `inputs` (one row per
+    /// label) and their class `labels`, in chunks, without training.
+    ///
+    /// # Panics
+    /// When `inputs` does not hold one row of the network's input width per
+    /// label, or a label is not below the network's output width.
+    pub fn evaluate_slices(&mut self, inputs: &[f32], labels: &[u8]) -> Tally {
+        let par = self.par.clone();
+        par.install(|| self.evaluate_slices_here(inputs, labels))
+    }
+
+    /// The network's outputs (after the output function: probabilities for
+    /// sigmoid and softmax outputs) for row-major `inputs`, into `out`
+    /// (`rows x classes`), in chunks.
+    ///
+    /// # Panics
+    /// When `inputs` or `out` are not whole rows of the network's widths,
+    /// or hold different numbers of rows.
+    pub fn predict_into(&mut self, inputs: &[f32], out: &mut [f32]) {
+        let (d, c) = (self.net.inputs(), self.net.outputs());
+        assert_eq!(inputs.len() % d, 0, "predict: inputs are not whole rows");
+        let n = inputs.len() / d;
+        assert_eq!(out.len(), n * c, "predict: output is not {n} x {c}");
+        let par = self.par.clone();
+        par.install(|| {
+            let mut start = 0;
+            while start < n {
+                let rows = EVAL_ROWS.min(n - start);
+                self.eval_acts[0]
+                    .rows_slice_mut(rows)
+                    .copy_from_slice(&inputs[start * d..(start + rows) * d]);
+                self.net.forward(&mut self.eval_acts, rows);
+                let o = self.eval_acts.last_mut().expect("output buffer");
+                // The output function, as scoring applies it (its error is not used).
+                let t = self.eval_targets.rows_slice_mut(rows);
+                t.fill(0.0);
+                self.net.output.forward_error_with(
+                    o.rows_slice_mut(rows),
+                    self.eval_targets.rows_slice(rows),
+                    self.eval_err.rows_slice_mut(rows),
+                    c,
+                    false,
+                );
+                out[start * c..(start + rows) * c].copy_from_slice(o.rows_slice(rows));
+                start += rows;
+            }
+        })
+    }
+
+    fn evaluate_slices_here(&mut self, inputs: &[f32], labels: &[u8]) -> Tally {
+        let (d, c) = (self.net.inputs(), self.net.outputs());
+        assert_eq!(
+            inputs.len(),
+            labels.len() * d,
+            "evaluate: expected {} x {d} inputs",
+            labels.len()
+        );
+        assert!(
+            labels.iter().all(|&l| (l as usize) < c),
+            "evaluate: a label is not below {c}"
+        );
         let mut total = Tally::default();
         let mut start = 0;
-        while start < ds.len() {
-            let rows = EVAL_ROWS.min(ds.len() - start);
-            let d = ds.features();
+        while start < labels.len() {
+            let rows = EVAL_ROWS.min(labels.len() - start);
             self.eval_acts[0]
                 .rows_slice_mut(rows)
-                .copy_from_slice(&ds.inputs.as_slice()[start * d..(start + rows) * d]);
+                .copy_from_slice(&inputs[start * d..(start + rows) * d]);
             let t = self.eval_targets.rows_slice_mut(rows);
             t.fill(0.0);
-            for (r, &label) in ds.labels[start..start + rows].iter().enumerate() {
+            for (r, &label) in labels[start..start + rows].iter().enumerate() {
                 t[r * c + label as usize] = 1.0;
             }
             self.net.forward(&mut self.eval_acts, rows);
@@ -229,15 +327,36 @@ impl Trainer {
         ds: &Dataset,
         order: &[usize],
         batch: usize,
-        mut on_batch: impl FnMut(usize),
+        mut on_batch: impl FnMut(usize) + Send,
     ) -> Tally {
-        let mut total = Tally::default();
-        for chunk in order.chunks(batch) {
-            self.load_batch(ds, chunk);
-            total.add(self.step(chunk.len()));
-            on_batch(total.samples);
-        }
-        total
+        self.train_epoch_until(ds, order, batch, |n| {
+            on_batch(n);
+            true
+        })
+    }
+
+    /// [`Trainer::train_epoch`], stopped between batches as soon as
+    /// `on_batch` returns false (an interrupt); the tally covers the batches
+    /// trained.
+    pub fn train_epoch_until(
+        &mut self,
+        ds: &Dataset,
+        order: &[usize],
+        batch: usize,
+        mut on_batch: impl FnMut(usize) -> bool + Send,
+    ) -> Tally {
+        let par = self.par.clone();
+        par.install(|| {
+            let mut total = Tally::default();
+            for chunk in order.chunks(batch) {
+                self.load_batch(ds, chunk);
+                total.add(self.step_here(chunk.len()));
+                if !on_batch(total.samples) {
+                    break;
+                }
+            }
+            total
+        })
     }
 }
 

@@ -272,3 +272,115 @@ fn a_killed_sweep_resumes_to_the_same_results() {
         .to_string();
     assert!(e.contains("no runs"), "{e}");
 }
+
+/// `report --select lr` keeps, for each rule, the learning rate of lowest
+/// mean best validation error on the seeds every rate ran with (here seed 1:
+/// seed 2 exists only at the chosen rate, added by a second sweep of grid
+/// tables into the same folder); a diverging rate is never chosen.
+#[test]
+fn select_chooses_each_rules_rate_on_the_validation_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_idx(&data, 1000, 200);
+    let base = format!(
+        "out = \"s\"\n[base]\ndataset = \"idx\"\ndata_dir = \"{}\"\nclasses = 4\nval_size = 200\n\
+         epochs = 3\nbatch_size = 20\nmomentum = 0.5\nhidden = \"1x32\"\nthreads = 1\noutput = \"identity\"\n",
+        data.display()
+    );
+    let stage1 =
+        format!("{base}[grid]\nrule = [\"bp\", \"fa\"]\nlr = [0.003, 0.03, 1e30]\nseed = [1]\n");
+    std::fs::write(tmp.path().join("one.toml"), stage1).unwrap();
+    let status = biprop(&["sweep", "one.toml"], tmp.path()).wait().unwrap();
+    assert!(status.success());
+    let runs = report::collect(&tmp.path().join("s")).unwrap();
+    let (kept, choices) = report::select(&runs, "lr").unwrap();
+    assert_eq!(choices.len(), 2);
+    let mut chosen = Vec::new();
+    for c in &choices {
+        // The test's own argmin over the runs' metrics.
+        let rule = c.group.split(' ').nth(2).unwrap();
+        let best_of = |lr: &str| -> f64 {
+            let dir = tmp
+                .path()
+                .join(format!("s/runs/lr-{lr}_rule-{rule}_seed-1"));
+            if dir.join("done").is_file()
+                && std::fs::read_to_string(dir.join("done"))
+                    .unwrap()
+                    .contains("diverged")
+            {
+                return f64::INFINITY;
+            }
+            let rows = metrics_without_times(&dir);
+            let col = rows[0].iter().position(|h| h == "val_error").unwrap();
+            rows[1..]
+                .iter()
+                .map(|r| r[col].parse::<f64>().unwrap())
+                .fold(f64::INFINITY, f64::min)
+        };
+        let (a, b) = (best_of("0.003"), best_of("0.03"));
+        assert!(
+            best_of("1000000000000000000000000000000.0").is_infinite(),
+            "1e30 should diverge"
+        );
+        assert_ne!(a, b, "the rates should differ in validation error");
+        let want = if a < b { "0.003" } else { "0.03" };
+        assert_eq!(c.chosen.as_deref(), Some(want), "{c:?}");
+        assert_eq!(c.seeds, [1]);
+        chosen.push((rule.to_string(), want));
+    }
+    assert_eq!(kept.len(), 2);
+    // A rule still missing a rate that the other has is not decided yet.
+    let partial: Vec<_> = runs
+        .iter()
+        .filter(|r| !r.dir.ends_with("lr-0.003_rule-fa_seed-1"))
+        .cloned()
+        .collect();
+    let (_, waiting) = report::select(&partial, "lr").unwrap();
+    let fa = waiting.iter().find(|c| c.group.ends_with(" fa")).unwrap();
+    assert_eq!(fa.chosen, None, "{fa:?}");
+    assert!(report::choices_markdown("lr", &waiting).contains("not run"));
+    // Stage 2: seed 2 at the chosen rates only, as grid tables.
+    let cases: Vec<String> = chosen
+        .iter()
+        .map(|(r, lr)| format!("{{ rule = \"{r}\", lr = {lr} }}"))
+        .collect();
+    let stage2 = format!("{base}[grid]\ntuned = [{}]\nseed = [2]\n", cases.join(", "));
+    std::fs::write(tmp.path().join("two.toml"), stage2).unwrap();
+    let status = biprop(&["sweep", "two.toml"], tmp.path()).wait().unwrap();
+    assert!(status.success());
+    let runs = report::collect(&tmp.path().join("s")).unwrap();
+    assert_eq!(runs.len(), 8);
+    let (kept, again) = report::select(&runs, "lr").unwrap();
+    assert_eq!(kept.len(), 4, "both seeds of each chosen rate");
+    for (c, (_, lr)) in again.iter().zip(&chosen) {
+        assert_eq!(
+            c.chosen.as_deref(),
+            Some(*lr),
+            "seed 2 does not move the choice"
+        );
+    }
+    // One table per data set: lr does not split the kept runs into variants.
+    let groups = report::group_ignoring(&kept, &["lr"]);
+    assert_eq!(groups.len(), 2);
+    assert!(groups
+        .iter()
+        .all(|g| g.seeds.len() == 2 && g.variant.is_empty()));
+    let out = Command::new(env!("CARGO_BIN_EXE_biprop"))
+        .args(["report", "s", "--select", "lr"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("lr chosen on the validation split"), "{text}");
+    assert!(text.contains("diverged"), "{text}");
+    assert!(text.contains("(n=2)"), "{text}");
+    assert!(text.contains("alignment and time"), "{text}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_biprop"))
+        .args(["report", "s", "--select", "lrr"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("lrr"));
+}

@@ -324,3 +324,53 @@ fn write_checkpoint(ck: &Checkpoint, path: &std::path::Path) {
     let out = safetensors::tensor::serialize(views, Some(ck.metadata.clone())).unwrap();
     std::fs::write(path, out).unwrap();
 }
+
+/// A trainer owns its threads: one built for 3 threads runs its products on
+/// a pool of 3 whoever calls `step` (not rayon's global pool, one thread a
+/// core), and gives bitwise the weights of one built for 1 (products large
+/// enough to be cut in parts).
+#[test]
+fn a_trainer_owns_its_threads() {
+    let s = Splits::new(synthetic(512, 256, 4, 1), synthetic(64, 256, 4, 2), 0).unwrap();
+    let mut c = cfg(RuleKind::Bfa, 3);
+    c.hidden = vec![256];
+    c.batch_size = 128;
+    let mut two = run::build_trainer(&c, &s, None).unwrap();
+    c.threads = 1;
+    let mut one = run::build_trainer(&c, &s, None).unwrap();
+    assert_eq!(two.parallelism().count(), 3);
+    assert_eq!(one.parallelism().count(), 1);
+    assert_eq!(two.install(rayon::current_num_threads), 3);
+    let order: Vec<usize> = (0..s.train.len()).collect();
+    // Called from a thread of its own, as a library user would.
+    std::thread::scope(|sc| {
+        sc.spawn(|| two.train_epoch(&s.train, &order, 128, |_| {}));
+    });
+    one.train_epoch(&s.train, &order, 128, |_| {});
+    assert_eq!(one.net.layers[0].weight, two.net.layers[0].weight);
+    assert_ne!(
+        one.net.layers[0].weight,
+        run::build_trainer(&c, &s, None).unwrap().net.layers[0].weight,
+        "the epoch trained"
+    );
+}
+
+/// `on_batch` returning false stops a run between batches.
+#[test]
+fn on_batch_interrupts_a_run() {
+    let s = splits();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    let opts = RunOptions {
+        on_batch: Some(std::sync::Arc::new(move |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+        })),
+        ..Default::default()
+    };
+    match run::run(&cfg(RuleKind::Fa, 1), &s, &opts) {
+        Err(biprop::Error::Interrupted { epoch: 1 }) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("not interrupted"),
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

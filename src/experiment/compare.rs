@@ -88,26 +88,12 @@ pub fn run(
 }
 
 fn row(r: &RunResult) -> Row {
-    let layers = r.config.hidden.len();
-    let angles: Vec<f64> = (0..layers)
-        .map(|i| r.last(&format!("align_update_{i}")))
-        .filter(|a| a.is_finite())
-        .collect();
-    let seconds = r
-        .epochs
-        .iter()
-        .filter_map(|e| e.get("seconds").copied())
-        .sum();
     Row {
         rule: r.config.rule,
         test_error: 100.0 * r.last("test_error"),
         test_at_best_val: 100.0 * r.test_at_best_val(),
-        angle: if angles.is_empty() {
-            f64::NAN
-        } else {
-            angles.iter().sum::<f64>() / angles.len() as f64
-        },
-        seconds,
+        angle: r.mean_update_angle(),
+        seconds: r.seconds(),
     }
 }
 

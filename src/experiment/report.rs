@@ -85,6 +85,39 @@ impl RunResult {
     }
 }
 
+impl RunResult {
+    /// Lowest validation error (fraction) over the epochs, NaN without a
+    /// validation set.
+    pub fn best_val_error(&self) -> f64 {
+        self.epochs
+            .iter()
+            .filter_map(|r| r.get("val_error").copied())
+            .filter(|v| !v.is_nan())
+            .fold(f64::NAN, f64::min)
+    }
+
+    /// Mean over hidden layers of the angle (degrees) between the rule's
+    /// update and BP's gradient at the last epoch; NaN without alignment.
+    pub fn mean_update_angle(&self) -> f64 {
+        let angles: Vec<f64> = (0..self.config.hidden.len())
+            .map(|i| self.last(&format!("align_update_{i}")))
+            .filter(|a| a.is_finite())
+            .collect();
+        if angles.is_empty() {
+            return f64::NAN;
+        }
+        angles.iter().sum::<f64>() / angles.len() as f64
+    }
+
+    /// Wall seconds of training and evaluation, every epoch.
+    pub fn seconds(&self) -> f64 {
+        self.epochs
+            .iter()
+            .filter_map(|e| e.get("seconds").copied())
+            .sum()
+    }
+}
+
 /// Every run under `dir` (any depth) that has a `config.toml` and a
 /// `metrics.csv`; an error when there is none.
 pub fn collect(dir: &Path) -> Result<Vec<RunResult>> {
@@ -138,7 +171,12 @@ pub struct Group {
     pub last: Vec<f64>,
     /// Test error (%) at the epoch of best validation error, one a run.
     pub best_val: Vec<f64>,
-    /// The seeds of the runs in `last` and `best_val`.
+    /// Mean angle (degrees) between update and BP's gradient, last epoch,
+    /// one a run (see [`RunResult::mean_update_angle`]).
+    pub angle: Vec<f64>,
+    /// Wall seconds, one a run.
+    pub seconds: Vec<f64>,
+    /// The seeds of the runs in `last`, `best_val`, `angle` and `seconds`.
     pub seeds: Vec<u64>,
     /// The seeds whose runs diverged (not in the means).
     pub diverged: Vec<u64>,
@@ -157,6 +195,12 @@ const NOT_VARIANTS: [&str; 6] = ["dataset", "hidden", "rule", "seed", "threads",
 /// For each run, the settings (beyond [`NOT_VARIANTS`] and those without
 /// effect on its rule) in which the runs differ: `key=value, ...`.
 pub(crate) fn variants(runs: &[RunResult]) -> Vec<String> {
+    variants_ignoring(runs, &[])
+}
+
+/// [`variants`], with the keys in `ignore` never splitting a group either
+/// (a key chosen per group by [`select`]).
+fn variants_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<String> {
     let tables: Vec<toml::Table> = runs
         .iter()
         .map(|r| r.config.to_toml().parse().expect("a config's TOML parses"))
@@ -165,6 +209,7 @@ pub(crate) fn variants(runs: &[RunResult]) -> Vec<String> {
     for t in &tables {
         for (k, v) in t {
             if !NOT_VARIANTS.contains(&k.as_str())
+                && !ignore.contains(&k.as_str())
                 && !differing.contains(&k)
                 && tables.iter().any(|o| o.get(k) != Some(v))
             {
@@ -197,8 +242,14 @@ pub(crate) fn variants(runs: &[RunResult]) -> Vec<String> {
 /// that differ in any other setting (learning rate, feedback scale, epochs)
 /// are never averaged together, but reported as variants side by side.
 pub fn group(runs: &[RunResult]) -> Vec<Group> {
+    group_ignoring(runs, &[])
+}
+
+/// [`group`], with the keys in `ignore` never making variants: the runs
+/// that [`select`] kept, whose chosen value differs from group to group.
+pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
     let mut groups: BTreeMap<(String, String, usize, String, usize), Group> = BTreeMap::new();
-    for (r, variant) in runs.iter().zip(variants(runs)) {
+    for (r, variant) in runs.iter().zip(variants_ignoring(runs, ignore)) {
         let c = &r.config;
         let hidden = format_hidden(&c.hidden);
         let rule_pos = RuleKind::ALL
@@ -219,6 +270,8 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
             epochs: usize::MAX,
             last: Vec::new(),
             best_val: Vec::new(),
+            angle: Vec::new(),
+            seconds: Vec::new(),
             seeds: Vec::new(),
             diverged: Vec::new(),
             unfinished: Vec::new(),
@@ -235,6 +288,8 @@ pub fn group(runs: &[RunResult]) -> Vec<Group> {
         g.epochs = g.epochs.min(r.epochs.len());
         g.last.push(100.0 * r.last("test_error"));
         g.best_val.push(100.0 * r.test_at_best_val());
+        g.angle.push(r.mean_update_angle());
+        g.seconds.push(r.seconds());
         g.seeds.push(c.seed);
     }
     groups.into_values().collect()
@@ -264,8 +319,26 @@ fn cell(v: &[f64], diverged: usize, unfinished: usize) -> String {
     format!("{m:.2} ± {s:.2} (n={}{div})", v.len())
 }
 
+/// `12.3° · 4.5 min`: a group's mean update angle and wall time per run.
+fn angle_and_time(g: &Group) -> String {
+    if g.seeds.is_empty() {
+        return "—".into();
+    }
+    let (angle, _) = mean_std(&g.angle);
+    let (secs, _) = mean_std(&g.seconds);
+    let angle = if g.rule == RuleKind::Bp {
+        "0°".to_string()
+    } else if angle.is_finite() {
+        format!("{angle:.1}°")
+    } else {
+        "n/a".into()
+    };
+    format!("{angle} · {:.1} min", secs / 60.0)
+}
+
 /// The Markdown report: for each data set, one table of last-epoch test
-/// error and one at the best validation epoch, with the paper's numbers.
+/// error and one at the best validation epoch, with the paper's numbers,
+/// and one of alignment angles and wall time.
 pub fn markdown(groups: &[Group]) -> String {
     let mut out = String::new();
     let tables: Vec<(DatasetKind, &str)> = {
@@ -312,10 +385,12 @@ pub fn markdown(groups: &[Group]) -> String {
         for (title, pick) in [
             ("test error (%) at the last epoch", 0),
             ("test error (%) at the epoch of best validation error", 1),
+            ("alignment and time", 2),
         ] {
-            let paper = match super::paper::table(ds) {
-                Some(t) => format!("(paper: its Table {t} value, 300 epochs, 5 runs)"),
-                None => "(no paper value for this data set)".into(),
+            let paper = match (pick, super::paper::table(ds)) {
+                (2, _) => "angle (°) between each rule's update and BP's gradient at the last epoch, mean over hidden layers · wall minutes per run".into(),
+                (_, Some(t)) => format!("(paper: its Table {t} value, 300 epochs, 5 runs)"),
+                (_, None) => "(no paper value for this data set)".into(),
             };
             out.push_str(&format!(
                 "### {}{variant} — {title}\n\nmean ± std over {seeds} seed(s) (n per cell), {epochs} epochs; {paper}\n\n",
@@ -332,6 +407,7 @@ pub fn markdown(groups: &[Group]) -> String {
                 out.push_str(&format!("| {a} |"));
                 for r in &rules {
                     let text = match gs.iter().find(|g| g.hidden == *a && g.rule == *r) {
+                        Some(g) if pick == 2 => angle_and_time(g),
                         Some(g) => {
                             let v = if pick == 0 { &g.last } else { &g.best_val };
                             let ours = cell(v, g.diverged.len(), g.unfinished.len());
@@ -372,6 +448,190 @@ pub fn csv_text(groups: &[Group]) -> String {
             g.diverged.len(),
             g.unfinished.len(),
             if g.epochs == usize::MAX { 0 } else { g.epochs }
+        ));
+    }
+    out
+}
+
+/// How [`select`] chose one setting's value for one group of runs.
+#[derive(Clone, Debug)]
+pub struct Choice {
+    /// What the runs share: data set, architecture, rule and any variant.
+    pub group: String,
+    /// The seeds every value was run with: the ones the choice compares on.
+    pub seeds: Vec<u64>,
+    /// Each value, and its mean best validation error (%) over `seeds`
+    /// (infinite where a run diverged, `None` while one is unfinished).
+    pub scores: Vec<(String, Option<f64>)>,
+    /// The value kept; `None` while some run on `seeds` is unfinished.
+    pub chosen: Option<String>,
+}
+
+/// For every group of runs that differ only in `key` and the seed, keeps the
+/// runs of the value of `key` with the lowest mean best validation error,
+/// compared on the seeds that every value was run with (so that a value run
+/// with more seeds is not favoured or penalised); a value with a diverged
+/// run there loses. A group whose comparison is still missing a run (an
+/// unfinished one, or a value that other groups have) keeps no runs.
+/// Tuning on the validation split: test errors play no part.
+pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choice>)> {
+    let mut groups: BTreeMap<String, Vec<(String, &RunResult)>> = BTreeMap::new();
+    for r in runs {
+        let mut t: toml::Table = r.config.to_toml().parse().expect("a config's TOML parses");
+        let Some(value) = t.remove(key) else {
+            return Err(Error::Config(format!(
+                "--select {key}: not a setting of {}",
+                r.dir.display()
+            )));
+        };
+        for k in ["seed", "threads", "data_dir"] {
+            t.remove(k);
+        }
+        let value = match value {
+            toml::Value::String(v) => v,
+            toml::Value::Float(v) => format!("{v:?}"),
+            v => v.to_string(),
+        };
+        groups
+            .entry(toml::to_string(&t).expect("a table serializes"))
+            .or_default()
+            .push((value, r));
+    }
+    let label_of = |r: &RunResult| {
+        format!(
+            "{} {} {}",
+            r.config.dataset.name(),
+            format_hidden(&r.config.hidden),
+            r.config.rule.name()
+        )
+    };
+    // Every value any group was run with: a group still missing one (a
+    // sweep in progress) is not decided yet.
+    let mut all_values: Vec<String> = Vec::new();
+    for (v, _) in groups.values().flatten() {
+        if !all_values.contains(v) {
+            all_values.push(v.clone());
+        }
+    }
+    let mut kept = Vec::new();
+    let mut choices = Vec::new();
+    for members in groups.values() {
+        let mut values: Vec<&String> = Vec::new();
+        for (v, _) in members {
+            if !values.contains(&v) {
+                values.push(v);
+            }
+        }
+        values.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.total_cmp(&y),
+            _ => a.cmp(b),
+        });
+        let seeds_of = |v: &String| -> Vec<u64> {
+            members
+                .iter()
+                .filter(|(w, _)| w == v)
+                .map(|(_, r)| r.config.seed)
+                .collect()
+        };
+        let mut common = seeds_of(values[0]);
+        for v in &values[1..] {
+            let s = seeds_of(v);
+            common.retain(|x| s.contains(x));
+        }
+        common.sort_unstable();
+        let scores: Vec<(String, Option<f64>)> = values
+            .iter()
+            .map(|v| {
+                let on_common = members
+                    .iter()
+                    .filter(|(w, r)| w == *v && common.contains(&r.config.seed));
+                let mut errs = Vec::new();
+                for (_, r) in on_common {
+                    if r.diverged() {
+                        return ((*v).clone(), Some(f64::INFINITY));
+                    }
+                    if r.epochs.len() < r.config.epochs {
+                        return ((*v).clone(), None);
+                    }
+                    errs.push(100.0 * r.best_val_error());
+                }
+                let (m, _) = mean_std(&errs);
+                ((*v).clone(), if errs.is_empty() { None } else { Some(m) })
+            })
+            .collect();
+        let complete = all_values.iter().all(|v| values.contains(&v));
+        let chosen = if !complete || scores.iter().any(|(_, s)| s.is_none()) {
+            None
+        } else {
+            scores
+                .iter()
+                .filter(|(_, s)| !s.is_some_and(f64::is_nan))
+                .min_by(|a, b| a.1.unwrap().total_cmp(&b.1.unwrap()))
+                .map(|(v, _)| v.clone())
+        };
+        if let Some(c) = &chosen {
+            kept.extend(
+                members
+                    .iter()
+                    .filter(|(v, _)| v == c)
+                    .map(|(_, r)| (*r).clone()),
+            );
+        }
+        choices.push(Choice {
+            group: label_of(members[0].1),
+            seeds: common,
+            scores,
+            chosen,
+        });
+    }
+    if choices.iter().all(|c| c.scores.len() < 2) {
+        return Err(Error::Config(format!(
+            "--select {key}: no group of runs differs in {key}"
+        )));
+    }
+    kept.sort_by(|a, b| a.dir.cmp(&b.dir));
+    choices.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok((kept, choices))
+}
+
+/// The choices of [`select`] as a Markdown table.
+pub fn choices_markdown(key: &str, choices: &[Choice]) -> String {
+    let mut out = format!(
+        "### {key} chosen on the validation split\n\nmean best validation error (%) over the seeds that every value was run with\n\n| runs | seeds | "
+    );
+    let values: Vec<&String> = {
+        let mut v: Vec<&String> = choices
+            .iter()
+            .flat_map(|c| c.scores.iter().map(|s| &s.0))
+            .collect();
+        v.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.total_cmp(&y),
+            _ => a.cmp(b),
+        });
+        v.dedup();
+        v
+    };
+    for v in &values {
+        out.push_str(&format!("{key}={v} | "));
+    }
+    out.push_str("chosen |\n|---|---|");
+    out.push_str(&"---|".repeat(values.len() + 1));
+    out.push('\n');
+    for c in choices {
+        let seeds: Vec<String> = c.seeds.iter().map(u64::to_string).collect();
+        out.push_str(&format!("| {} | {} |", c.group, seeds.join(", ")));
+        for v in &values {
+            let text = match c.scores.iter().find(|s| &s.0 == *v) {
+                None => "not run".into(),
+                Some((_, None)) => "unfinished".into(),
+                Some((_, Some(x))) if x.is_infinite() => "diverged".into(),
+                Some((_, Some(x))) => format!("{x:.2}"),
+            };
+            out.push_str(&format!(" {text} |"));
+        }
+        out.push_str(&format!(
+            " {} |\n",
+            c.chosen.as_deref().unwrap_or("(waiting for runs)")
         ));
     }
     out

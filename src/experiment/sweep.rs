@@ -13,6 +13,16 @@
 //! seed = [1, 2]
 //! ```
 //!
+//! A grid value may be a table, which sets several keys of its cell at once,
+//! for settings that go together rather than in every combination (each
+//! rule at its own tuned learning rate):
+//!
+//! ```toml
+//! [grid]
+//! tuned = [{ rule = "bp", lr = 0.03 }, { rule = "fa", lr = 0.1 }]
+//! seed = [2, 3]
+//! ```
+//!
 //! Cells are ordered by the grid keys, the first key varying slowest: the
 //! keys listed in `order = ["seed", ...]` first, in that order, then the
 //! others alphabetically. Seed-major order (`order = ["seed"]`) finishes every
@@ -210,14 +220,29 @@ impl Sweep {
             picks[k] = rest % values.len();
             rest /= values.len();
         }
-        let mut named: Vec<(&String, &toml::Value)> = self
-            .grid
-            .iter()
-            .zip(&picks)
-            .map(|((key, values), &p)| (key, &values[p]))
-            .collect();
+        // A table value sets several keys at once (`case = [{rule = "bp",
+        // lr = 0.03}, ...]`): its keys name the cell, not the grid key, so a
+        // cell has the id a product grid of the same values would give it.
+        let mut named: Vec<(&String, &toml::Value)> = Vec::new();
+        for ((key, values), &p) in self.grid.iter().zip(&picks) {
+            match &values[p] {
+                toml::Value::Table(t) => named.extend(t.iter()),
+                value => named.push((key, value)),
+            }
+        }
         named.sort_by(|a, b| a.0.cmp(b.0));
+        if let Some(w) = named.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::Config(format!(
+                "cell {index} sets {} twice (a grid key and a key of a grid table)",
+                w[0].0
+            )));
+        }
         for (key, value) in named {
+            if self.base.contains_key(key) {
+                return Err(Error::Config(format!(
+                    "{key} is both in [base] and in a [grid] table"
+                )));
+            }
             cell.insert(key.clone(), value.clone());
             id.push(format!(
                 "{}-{}",
@@ -617,5 +642,44 @@ mod tests {
         assert!(err("jobs = 3").contains("jobs"));
         let s = Sweep::from_toml_str("[grid]\nseed = [1, 2]", "o".into()).unwrap();
         assert!(s.cell(2).unwrap_err().to_string().contains("2 cells"));
+    }
+
+    /// A table value sets its keys together; the cell has the id and the
+    /// config of the product-grid cell with the same values.
+    #[test]
+    fn grid_tables_set_keys_together() {
+        let text = r#"
+            [base]
+            epochs = 2
+            [grid]
+            tuned = [{ rule = "bp", lr = 0.03 }, { rule = "fa", lr = 0.1 }]
+            seed = [2, 3]
+        "#;
+        let s = Sweep::from_toml_str(text, "o".into()).unwrap();
+        let cells = s.cells().unwrap();
+        let ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                // Grid keys in alphabetical order: seed varies slowest.
+                "lr-0.03_rule-bp_seed-2",
+                "lr-0.1_rule-fa_seed-2",
+                "lr-0.03_rule-bp_seed-3",
+                "lr-0.1_rule-fa_seed-3"
+            ]
+        );
+        assert_eq!(cells[1].config.rule, crate::rules::RuleKind::Fa);
+        assert_eq!(cells[1].config.lr, 0.1);
+        assert_eq!(cells[1].config.epochs, 2);
+        let product = "[base]\nepochs = 2\n[grid]\nlr = [0.1]\nrule = [\"fa\"]\nseed = [2]";
+        let p = Sweep::from_toml_str(product, "o".into()).unwrap();
+        assert_eq!(p.cells().unwrap()[0].id, cells[1].id);
+        assert_eq!(p.cells().unwrap()[0].config, cells[1].config);
+        let err = |t: &str| Sweep::from_toml_str(t, "o".into()).unwrap_err().to_string();
+        let twice = "[grid]\nlr = [0.1]\ncase = [{ lr = 0.2 }]";
+        assert!(err(twice).contains("lr twice"), "{}", err(twice));
+        let in_base = "[base]\nlr = 0.1\n[grid]\ncase = [{ lr = 0.2 }]";
+        assert!(err(in_base).contains("both in [base]"), "{}", err(in_base));
+        assert!(err("[grid]\ncase = [{ lrr = 0.2 }]").contains("lrr"));
     }
 }

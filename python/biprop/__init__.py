@@ -1,0 +1,334 @@
+"""biprop: backpropagation and its biologically plausible alternatives, from Python.
+
+Every rule of the Rust library -- BP, FA, DFA, BFA, BDFA, KP, USF, FRSF, BRSF,
+DRTP, DKP -- with its exact mathematics, bitwise reproducibility and speed,
+on NumPy arrays.
+
+Two ways in:
+
+* :func:`train` runs a whole experiment as ``biprop train`` does (data,
+  epochs, metrics files, checkpoint) and returns a :class:`Run`.
+* :class:`Trainer` is a network, its learning rule and its optimizer for
+  your own data and loop: ``step``, ``fit_epoch``, ``predict``,
+  ``evaluate``, ``alignment``, ``state_dict``, ``save``.
+
+Settings are the keys of ``biprop train`` (``biprop train --help``, or
+:func:`default_config` for every key and its default), given as keyword
+arguments, a dict or a TOML file. A setting that does not exist, has a bad
+value, or would have no effect on the run raises ``ValueError`` with the
+CLI's message; file errors raise ``OSError``; a run whose loss stops being
+finite raises :class:`DivergedError`. Ctrl-C stops training between two
+batches and raises ``KeyboardInterrupt``.
+
+The work runs with the GIL released, on the number of threads the
+``threads`` setting asks for (0, the default, means every core); the
+results are bitwise the same for every thread count on one machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+
+import numpy as np
+
+from . import _native
+from ._native import DivergedError
+
+__all__ = [
+    "DivergedError",
+    "Run",
+    "Trainer",
+    "default_config",
+    "load",
+    "rules",
+    "train",
+]
+
+__version__ = "0.1.0"
+
+Settings = Union[None, str, "os.PathLike[str]", Mapping[str, Any]]
+
+
+def rules() -> List[str]:
+    """The names of every learning rule, e.g. ``["bp", "fa", ...]``."""
+    return list(_native.rules())
+
+
+def default_config() -> str:
+    """Every setting with its default value, as TOML text."""
+    return _native.default_config()
+
+
+def _layers(config: Settings) -> list:
+    if config is None:
+        return []
+    if isinstance(config, Mapping):
+        return [dict(config)]
+    if isinstance(config, (str, os.PathLike)):
+        return [os.fspath(config)]
+    raise TypeError(
+        f"config must be a dict of settings or the path of a TOML file, got {type(config).__name__}"
+    )
+
+
+def _tqdm(progress: bool):
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+class Run:
+    """The outcome of :func:`train`.
+
+    Attributes:
+        records: one dict per epoch (``epoch``, ``train_loss``,
+            ``train_error``, ``val_loss``, ``val_error``, ``test_loss``,
+            ``test_error``, ``train_seconds``, ``seconds``, the rule's
+            feedback losses and the alignment angles ``align_*`` in degrees).
+        metrics: the same as columns: name -> NumPy array, one value an epoch.
+        weights: every tensor of the trained network and rule, named as in
+            checkpoints (``forward.0.weight`` ``[out, in]``, ``feedback.*``).
+        dir: the run directory (``config.toml``, ``metrics.csv``,
+            ``checkpoint.safetensors``).
+        config: the resolved settings, as TOML text.
+    """
+
+    def __init__(self, raw: Dict[str, Any]):
+        self.records: List[Dict[str, float]] = raw["records"]
+        self.weights: Dict[str, np.ndarray] = raw["weights"]
+        self.dir = Path(raw["dir"])
+        self.config: str = raw["config"]
+        names: List[str] = []
+        for r in self.records:
+            names.extend(k for k in r if k not in names)
+        self.metrics: Dict[str, np.ndarray] = {
+            k: np.array([r.get(k, np.nan) for r in self.records], dtype=np.float64)
+            for k in names
+        }
+        if "epoch" in self.metrics:
+            self.metrics["epoch"] = self.metrics["epoch"].astype(np.int64)
+
+    def to_pandas(self):
+        """The metrics as a ``pandas.DataFrame`` indexed by epoch (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.metrics).set_index("epoch")
+
+    def trainer(self) -> "Trainer":
+        """The trained network as a :class:`Trainer`, from the run's checkpoint."""
+        return load(self.dir / "checkpoint.safetensors")
+
+    def __repr__(self) -> str:
+        last = self.records[-1] if self.records else {}
+        err = last.get("test_error", float("nan"))
+        return f"Run(dir={str(self.dir)!r}, epochs={len(self.records)}, test_error={err:.4f})"
+
+
+def train(
+    config: Settings = None,
+    *,
+    out: Union[None, str, "os.PathLike[str]"] = None,
+    resume: bool = False,
+    force: bool = False,
+    init_from: Union[None, str, "os.PathLike[str]"] = None,
+    init_forward_from: Union[None, str, "os.PathLike[str]"] = None,
+    progress: bool = True,
+    on_epoch: Optional[Callable[[Dict[str, float]], None]] = None,
+    **settings: Any,
+) -> Run:
+    """Train one network as ``biprop train`` does and return the :class:`Run`.
+
+    Args:
+        config: settings as a dict or a TOML file's path; keyword settings
+            override it.
+        out: the run directory (default: a fresh ``runs/RULE-HIDDEN-seedS``).
+        resume: continue the run already in ``out`` from its checkpoint.
+        force: overwrite a run already in ``out``.
+        init_from: start from this checkpoint's weights (same rule and shapes).
+        init_forward_from: start from this checkpoint's forward weights only.
+        progress: show a progress bar per epoch (needs ``tqdm``).
+        on_epoch: called with each epoch's record as it finishes.
+        **settings: any setting of ``biprop train`` by its key: ``rule="bfa"``,
+            ``hidden="2x800"`` or ``[800, 800]``, ``epochs=20``, ``lr=0.0128``,
+            ``data_dir=...``, ``seed=1``, ``threads=0`` ...
+
+    Raises:
+        ValueError: an unknown setting, a bad value, or one without effect.
+        OSError: data or files that cannot be read or written.
+        DivergedError: the training loss stopped being finite.
+        KeyboardInterrupt: Ctrl-C; the checkpoint keeps the last whole epoch.
+    """
+    tqdm = _tqdm(progress)
+    bar = {"epoch": 0, "bar": None}
+
+    def on_progress(epoch: int, done: int, total: int) -> None:
+        if tqdm is None:
+            return
+        if bar["epoch"] != epoch:
+            if bar["bar"] is not None:
+                bar["bar"].close()
+            bar["bar"] = tqdm(total=total, desc=f"epoch {epoch}", unit="sample", leave=False)
+            bar["epoch"] = epoch
+        b = bar["bar"]
+        b.update(done - b.n)
+
+    try:
+        raw = _native.train(
+            _layers(config),
+            settings,
+            out=None if out is None else os.fspath(out),
+            resume=resume,
+            force=force,
+            init_from=None if init_from is None else os.fspath(init_from),
+            init_forward_from=None if init_forward_from is None else os.fspath(init_forward_from),
+            on_progress=on_progress if tqdm is not None else None,
+            on_epoch=on_epoch,
+        )
+    finally:
+        if bar["bar"] is not None:
+            bar["bar"].close()
+    return Run(raw)
+
+
+def _labels(y: Any) -> np.ndarray:
+    """Integer labels as int64 (a copy only for other integer types), or
+    float32 one-hot targets as they are."""
+    y = np.asarray(y)
+    if y.dtype.kind in "iu":
+        return y.astype(np.int64, copy=False)
+    return y
+
+
+class Trainer:
+    """A network, its learning rule and its optimizer, for your own data and loop.
+
+    Args:
+        sizes: every layer's width, input to output, e.g. ``[784, 800, 10]``.
+        rule: the learning rule (:func:`rules` lists them).
+        config: more settings as a dict or a TOML file's path.
+        **settings: any training setting by its key (``lr``, ``momentum``,
+            ``optimizer``, ``batch_size``, ``seed``, ``threads``,
+            ``activation``, ``output``, ``feedback_lr`` ...). ``batch_size``
+            is the largest batch :meth:`step` takes.
+
+    Inputs ``x`` are float32 arrays ``[rows, sizes[0]]``, C-contiguous, used
+    without copying; targets ``y`` are integer class labels ``[rows]`` or
+    float32 one-hot rows ``[rows, sizes[-1]]``. A wrong dtype raises
+    ``TypeError``; a wrong shape or memory layout raises ``ValueError``.
+    """
+
+    def __init__(self, sizes: List[int], rule: str = "bp", config: Settings = None, **settings: Any):
+        settings = dict(settings, rule=rule)
+        self._t = _native.Trainer(list(sizes), _layers(config), settings)
+
+    @classmethod
+    def _wrap(cls, native: Any) -> "Trainer":
+        self = cls.__new__(cls)
+        self._t = native
+        return self
+
+    @property
+    def sizes(self) -> List[int]:
+        """Every layer's width, input to output."""
+        return self._t.sizes()
+
+    @property
+    def config(self) -> str:
+        """The resolved settings, as TOML text."""
+        return self._t.config()
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken."""
+        return self._t.steps()
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained by :meth:`fit_epoch` (or stored in a loaded checkpoint)."""
+        return self._t.epochs()
+
+    def step(self, x: np.ndarray, y: Any) -> Dict[str, float]:
+        """One training step on a batch: forward, the rule's errors, the updates.
+
+        Returns the batch's mean ``loss``, its ``error`` rate and ``samples``.
+        """
+        return self._t.step(x, _labels(y))
+
+    def fit_epoch(
+        self,
+        x: np.ndarray,
+        y: Any,
+        batch_size: Optional[int] = None,
+        shuffle: bool = True,
+        progress: bool = False,
+    ) -> Dict[str, float]:
+        """One pass over ``x`` in batches (default: the ``batch_size`` setting).
+
+        With ``shuffle``, epoch ``e`` visits the rows in the order a run of the
+        same ``seed`` uses in its epoch ``e``, so a trainer fed the training
+        split of a run reproduces it. Returns the epoch's mean ``loss`` and
+        ``error`` over its batches. Ctrl-C stops between two batches.
+        """
+        tqdm = _tqdm(progress)
+        if tqdm is None:
+            return self._t.fit_epoch(x, _labels(y), batch_size, shuffle)
+        with tqdm(total=len(x), desc=f"epoch {self.epochs + 1}", unit="sample", leave=False) as bar:
+            return self._t.fit_epoch(
+                x, _labels(y), batch_size, shuffle, lambda done, total: bar.update(done - bar.n)
+            )
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """The network's outputs ``[rows, classes]`` (sigmoid or softmax probabilities)."""
+        return self._t.predict_proba(x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The predicted class of every row, as int64."""
+        return np.argmax(self._t.predict_proba(x), axis=1).astype(np.int64)
+
+    def evaluate(self, x: np.ndarray, y: Any) -> Dict[str, float]:
+        """Mean ``loss`` and ``error`` rate on ``x`` and ``y``, without training."""
+        return self._t.evaluate(x, _labels(y))
+
+    def alignment(self, x: np.ndarray, y: Any) -> Dict[str, float]:
+        """Angles in degrees with backpropagation on one batch, nothing updated.
+
+        ``update_{i}``: between the rule's update of ``forward.{i}.weight`` and
+        BP's gradient; ``delta_{i}``: between the hidden errors; ``feedback_{i}``:
+        between the matrix that carries the error and the forward weights
+        transposed (NaN for rules without one).
+        """
+        return self._t.alignment(x, _labels(y))
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Every weight as a NumPy array (a copy), named as in checkpoints."""
+        return self._t.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Loads weights of :meth:`state_dict`'s names and shapes; every tensor
+        must be present and used (``ValueError`` names the first that is not)."""
+        self._t.load_state_dict(
+            {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+        )
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Writes a checkpoint (safetensors: weights, optimizer state, settings)."""
+        self._t.save(os.fspath(path))
+
+    def __repr__(self) -> str:
+        rule = next(
+            (l.split("=", 1)[1].strip().strip('"') for l in self.config.splitlines() if l.startswith("rule")),
+            "?",
+        )
+        return f"Trainer(sizes={self.sizes}, rule={rule!r}, steps={self.steps})"
+
+
+def load(path: Union[str, "os.PathLike[str]"]) -> Trainer:
+    """A :class:`Trainer` from a checkpoint of :meth:`Trainer.save` or of a run,
+    with its settings, weights and (when stored) optimizer state."""
+    return Trainer._wrap(_native.load(os.fspath(path)))

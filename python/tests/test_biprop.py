@@ -1,0 +1,303 @@
+"""Tests of the Python package: the same runs as the CLI, one step against
+NumPy, real training on MNIST, bad inputs, interrupts, the GIL."""
+
+from __future__ import annotations
+
+import _thread
+import gzip
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import biprop
+
+REPO = Path(__file__).resolve().parents[2]
+SUBSET = REPO / "tests" / "data" / "mnist-subset"
+
+
+def cli() -> Path:
+    """The CLI binary: $BIPROP_BIN, else the release build (built if missing)."""
+    path = Path(os.environ.get("BIPROP_BIN", REPO / "target" / "release" / "biprop"))
+    if not path.exists():
+        subprocess.run(["cargo", "build", "--release", "--bin", "biprop"], cwd=REPO, check=True)
+    return path
+
+
+def idx(name: str) -> np.ndarray:
+    """An IDX file of the committed MNIST subset, read with NumPy alone."""
+    raw = gzip.open(SUBSET / name).read()
+    dims = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    x = idx("train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255.0
+    y = idx("train-labels-idx1-ubyte.gz").astype(np.int64)
+    xt = idx("t10k-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255.0
+    yt = idx("t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    return x, y, xt, yt
+
+
+SUBSET_SETTINGS = dict(dataset="idx", classes=10, data_dir=str(SUBSET), val_size=1000)
+
+
+def test_train_equals_the_cli_bitwise(tmp_path):
+    settings = dict(
+        SUBSET_SETTINGS, rule="bfa", hidden="1x64", epochs=2, seed=7, lr=0.05, momentum=0.9,
+        train_limit=2000, threads=2,
+    )
+    flags = []
+    for k, v in settings.items():
+        flags += [f"--{k.replace('_', '-')}", str(v)]
+    subprocess.run(
+        [str(cli()), "train", "-q", *flags, "--out", str(tmp_path / "cli")], check=True
+    )
+    run = biprop.train(out=tmp_path / "py", progress=False, **settings)
+    assert run.dir == tmp_path / "py"
+    assert len(run.records) == 2
+    from_cli = biprop.load(tmp_path / "cli" / "checkpoint.safetensors").state_dict()
+    assert sorted(from_cli) == sorted(run.weights)
+    for name, w in from_cli.items():
+        assert np.array_equal(w, run.weights[name]), name
+    # The metrics files agree too, timings aside.
+    def rows(d):
+        lines = (d / "metrics.csv").read_text().splitlines()
+        head = lines[0].split(",")
+        keep = [i for i, h in enumerate(head) if "seconds" not in h]
+        return [[line.split(",")[i] for i in keep] for line in lines]
+    assert rows(tmp_path / "cli") == rows(tmp_path / "py")
+    assert (tmp_path / "cli" / "config.toml").read_text() == (tmp_path / "py" / "config.toml").read_text()
+    # Columns, records and the run's checkpoint agree with one another.
+    assert np.allclose(run.metrics["test_error"], [r["test_error"] for r in run.records])
+    assert list(run.metrics["epoch"]) == [1, 2]
+    for name, w in run.trainer().state_dict().items():
+        assert np.array_equal(w, run.weights[name]), name
+
+
+def test_a_config_file_and_a_dict_give_the_same_run(tmp_path):
+    settings = dict(SUBSET_SETTINGS, rule="fa", hidden=[32], epochs=1, train_limit=500)
+    toml = "\n".join(
+        f"{k} = {v!r}".replace("'", '"') if not isinstance(v, list) else f"{k} = {v}"
+        for k, v in settings.items()
+    )
+    (tmp_path / "c.toml").write_text(toml)
+    a = biprop.train(tmp_path / "c.toml", out=tmp_path / "a", progress=False)
+    b = biprop.train(settings, out=tmp_path / "b", progress=False)
+    for name in a.weights:
+        assert np.array_equal(a.weights[name], b.weights[name])
+    # Keywords override the file.
+    c = biprop.train(tmp_path / "c.toml", out=tmp_path / "c", progress=False, lr=0.5)
+    assert not np.array_equal(c.weights["forward.0.weight"], a.weights["forward.0.weight"])
+
+
+def test_one_bp_step_matches_numpy():
+    rng = np.random.default_rng(0)
+    sizes, rows, lr = [30, 20, 5], 16, 0.3
+    t = biprop.Trainer(sizes, rule="bp", lr=lr, momentum=0.0, batch_size=rows, seed=5)
+    w = t.state_dict()
+    x = rng.random((rows, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], rows)
+    out = t.step(x, y)
+    # The same step in float64 NumPy: tanh hidden layer, sigmoid outputs with
+    # binary cross-entropy, SGD on the batch-mean gradient.
+    W0, b0 = w["forward.0.weight"].astype(np.float64), w["forward.0.bias"].astype(np.float64)
+    W1, b1 = w["forward.1.weight"].astype(np.float64), w["forward.1.bias"].astype(np.float64)
+    target = np.eye(sizes[-1])[y]
+    h = np.tanh(x @ W0.T + b0)
+    z = h @ W1.T + b1
+    yhat = 1.0 / (1.0 + np.exp(-z))
+    e = yhat - target
+    loss = np.sum(np.logaddexp(0.0, z) - target * z) / rows
+    dh = (e @ W1) * (1.0 - h**2)
+    want = {
+        "forward.1.weight": W1 - lr * e.T @ h / rows,
+        "forward.1.bias": b1 - lr * e.mean(axis=0),
+        "forward.0.weight": W0 - lr * dh.T @ x / rows,
+        "forward.0.bias": b0 - lr * dh.mean(axis=0),
+    }
+    got = t.state_dict()
+    for name, v in want.items():
+        assert np.max(np.abs(got[name] - v)) < 1e-5, name
+    assert abs(out["loss"] - loss) < 1e-5
+    assert out["samples"] == rows
+    assert t.steps == 1
+
+
+def test_training_on_mnist_reaches_the_bound(mnist):
+    x, y, xt, yt = mnist
+    errors = {}
+    for rule in ["bp", "bfa"]:
+        t = biprop.Trainer([784, 400, 10], rule=rule, lr=0.05, momentum=0.9, seed=1)
+        before = t.evaluate(xt, yt)["error"]
+        for _ in range(5):
+            t.fit_epoch(x, y)
+        errors[rule] = t.evaluate(xt, yt)["error"]
+        assert before > 0.5
+        assert np.mean(t.predict(xt) != yt) == pytest.approx(errors[rule])
+        proba = t.predict_proba(xt[:10])
+        assert proba.shape == (10, 10) and np.all((proba >= 0) & (proba <= 1))
+        # BFA's updates are not BP's, and not orthogonal to them.
+        angles = t.alignment(x[:128], y[:128])
+        if rule == "bfa":
+            assert 0.0 < angles["update_0"] < 90.0
+        else:
+            assert angles["update_0"] == pytest.approx(0.0, abs=1e-3)
+    # Measured 10.5% (BP) and 10.2% (BFA) with this test's settings (the
+    # subset's first 1,000 test images are harder than the average); with
+    # its hidden layer frozen the network ends at 16.3% (tests/mnist.rs).
+    assert errors["bp"] < 0.125, errors
+    assert errors["bfa"] < 0.125, errors
+
+
+def test_bad_inputs_raise_the_right_exceptions(tmp_path):
+    t = biprop.Trainer([12, 8, 3], rule="fa", batch_size=4)
+    x = np.zeros((4, 12), dtype=np.float32)
+    y = np.array([0, 1, 2, 0])
+    with pytest.raises(TypeError, match="float32"):
+        t.step(x.astype(np.float64), y)
+    with pytest.raises(TypeError, match="float32"):
+        t.step(x.tolist(), y)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        t.step(np.zeros((12, 4), dtype=np.float32).T, y)
+    with pytest.raises(ValueError, match="columns"):
+        t.step(np.zeros((4, 11), dtype=np.float32), y)
+    with pytest.raises(ValueError, match="labels"):
+        t.step(x, y[:3])
+    with pytest.raises(ValueError, match="0..3"):
+        t.step(x, np.array([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="1 to 4"):
+        t.step(np.zeros((5, 12), dtype=np.float32), np.zeros(5, dtype=np.int64))
+    with pytest.raises(ValueError, match="one-hot"):
+        t.step(x, np.zeros((4, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="unknown variant `magic`"):
+        biprop.Trainer([12, 3], rule="magic")
+    with pytest.raises(ValueError, match="unknown field `lrr`"):
+        biprop.Trainer([12, 3], lrr=0.1)
+    with pytest.raises(ValueError, match="unknown field `lrr`"):
+        biprop.train(lrr=0.1, progress=False)
+    with pytest.raises(ValueError, match="bdfa_alpha has no effect"):
+        biprop.train(rule="fa", bdfa_alpha=0.5, progress=False)
+    with pytest.raises(ValueError, match="sizes"):
+        biprop.Trainer([12])
+    with pytest.raises(ValueError, match="shape"):
+        sd = t.state_dict()
+        sd["forward.0.weight"] = np.zeros((8, 11), dtype=np.float32)
+        t.load_state_dict(sd)
+    with pytest.raises(ValueError, match="does not use"):
+        sd = t.state_dict()
+        sd["extra"] = np.zeros(3, dtype=np.float32)
+        t.load_state_dict(sd)
+    with pytest.raises(OSError):
+        biprop.load(tmp_path / "missing.safetensors")
+    with pytest.raises(OSError):
+        biprop.train(dataset="idx", classes=10, data_dir=str(tmp_path / "none"), progress=False)
+    with pytest.raises(biprop.DivergedError, match="diverged in epoch 1"):
+        biprop.train(
+            SUBSET_SETTINGS, out=tmp_path / "div", lr=1e30, output="identity", hidden=[16],
+            epochs=1, train_limit=500, progress=False,
+        )
+
+
+def test_one_hot_targets_equal_labels():
+    rng = np.random.default_rng(1)
+    x = rng.random((8, 6), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+    a = biprop.Trainer([6, 5, 3], rule="dfa", batch_size=8, seed=2)
+    b = biprop.Trainer([6, 5, 3], rule="dfa", batch_size=8, seed=2)
+    a.step(x, y)
+    b.step(x, np.eye(3, dtype=np.float32)[y])
+    for k, v in a.state_dict().items():
+        assert np.array_equal(v, b.state_dict()[k]), k
+    # uint8 labels are taken as well.
+    c = biprop.Trainer([6, 5, 3], rule="dfa", batch_size=8, seed=2)
+    c.step(x, y.astype(np.uint8))
+    assert np.array_equal(c.state_dict()["forward.0.weight"], a.state_dict()["forward.0.weight"])
+
+
+def test_settings_reach_the_trainer():
+    rng = np.random.default_rng(2)
+    x = rng.random((8, 6), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+    def after(**kw):
+        t = biprop.Trainer([6, 5, 3], batch_size=8, **kw)
+        t.step(x, y)
+        return t.state_dict()["forward.0.weight"]
+    base = after(rule="bp", lr=0.1, seed=1)
+    for change in [dict(lr=0.2), dict(seed=2), dict(rule="fa"), dict(activation="relu"),
+                   dict(optimizer="adam"), dict(weight_decay=0.1)]:
+        kw = dict(rule="bp", lr=0.1, seed=1, **{})
+        kw.update(change)
+        assert not np.array_equal(after(**kw), base), change
+    assert np.array_equal(after(rule="bp", lr=0.1, seed=1, threads=2), base)
+
+
+def test_state_dict_save_and_load_round_trip(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.random((16, 10), dtype=np.float32)
+    y = rng.integers(0, 4, 16)
+    t = biprop.Trainer([10, 12, 4], rule="bdfa", lr=0.1, momentum=0.9, batch_size=16, seed=4)
+    t.fit_epoch(x, y)
+    t.save(tmp_path / "t.safetensors")
+    u = biprop.load(tmp_path / "t.safetensors")
+    assert u.epochs == 1 and u.steps == t.steps and u.sizes == t.sizes
+    for k, v in t.state_dict().items():
+        assert np.array_equal(v, u.state_dict()[k]), k
+    # Optimizer state came back too: the next steps agree bitwise.
+    t.step(x, y)
+    u.step(x, y)
+    for k, v in t.state_dict().items():
+        assert np.array_equal(v, u.state_dict()[k]), k
+    fresh = biprop.Trainer([10, 12, 4], rule="bdfa", batch_size=16, seed=9)
+    fresh.load_state_dict(t.state_dict())
+    assert np.array_equal(fresh.predict_proba(x), t.predict_proba(x))
+
+
+def test_keyboard_interrupt_stops_training(mnist, tmp_path):
+    x, y, _, _ = mnist
+    t = biprop.Trainer([784, 800, 10], rule="bfa", threads=1)
+    x = np.concatenate([x] * 20)
+    y = np.concatenate([y] * 20)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        t.fit_epoch(x, y)
+    took = time.monotonic() - start
+    timer.cancel()
+    assert took < 5.0, f"stopped after {took:.1f} s"
+    assert t.epochs == 0, "an interrupted epoch does not count"
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        biprop.train(SUBSET_SETTINGS, out=tmp_path / "run", epochs=1000, progress=False)
+    assert time.monotonic() - start < 10.0
+
+
+def test_the_gil_is_released_while_training(mnist):
+    x, y, _, _ = mnist
+    t = biprop.Trainer([784, 400, 10], rule="bp", threads=1)
+    ticks = [0]
+    stop = threading.Event()
+    def count():
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+    counter = threading.Thread(target=count)
+    counter.start()
+    before = ticks[0]
+    start = time.monotonic()
+    t.fit_epoch(x, y)
+    took = time.monotonic() - start
+    during = ticks[0] - before
+    stop.set()
+    counter.join()
+    # A held GIL would stop the counter for the whole call.
+    assert during > 0.3 * took / 0.0011, (during, took)
