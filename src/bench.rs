@@ -160,6 +160,88 @@ pub fn gemm_gflops(m: usize, k: usize, n: usize) -> f64 {
     2.0 * (m * n * k) as f64 / best / 1e9
 }
 
+/// One product of the BP step on 784-800-...: its name and layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Product {
+    /// What it computes, e.g. `forward X Wᵀ`.
+    pub name: &'static str,
+    /// `m x k x n`.
+    pub mkn: (usize, usize, usize),
+    /// The layout: `NT` (b transposed), `NN`, `TN` (a transposed).
+    pub layout: &'static str,
+}
+
+/// The products of a step on the first layer (784 inputs, 800 outputs) at
+/// batch `b`: forward, input gradient, weight gradient.
+pub fn step_products(b: usize) -> [Product; 3] {
+    [
+        Product {
+            name: "forward X Wᵀ",
+            mkn: (b, 784, 800),
+            layout: "NT",
+        },
+        Product {
+            name: "input gradient D W",
+            mkn: (b, 800, 784),
+            layout: "NN",
+        },
+        Product {
+            name: "weight gradient Dᵀ X",
+            mkn: (800, b, 784),
+            layout: "TN",
+        },
+    ]
+}
+
+/// GFLOP/s of `p` with `backend` on `par`, best of 5 timed rounds.
+pub fn product_gflops(p: Product, backend: crate::tensor::GemmBackend, par: &Parallelism) -> f64 {
+    let (m, k, n) = p.mkn;
+    let fill = |rows: usize, cols: usize, q: usize| {
+        Matrix::from_vec(
+            rows,
+            cols,
+            (0..rows * cols).map(|i| (i % q) as f32 * 0.1).collect(),
+        )
+        .expect("shape")
+    };
+    // Stored as the step stores them: a transposed operand is a view.
+    let a = if p.layout == "TN" {
+        fill(k, m, 7)
+    } else {
+        fill(m, k, 7)
+    };
+    let b = if p.layout == "NT" {
+        fill(n, k, 5)
+    } else {
+        fill(k, n, 5)
+    };
+    let av = if p.layout == "TN" {
+        a.view().t()
+    } else {
+        a.view()
+    };
+    let bv = if p.layout == "NT" {
+        b.view().t()
+    } else {
+        b.view()
+    };
+    let mut c = Matrix::zeros(m, n);
+    let reps = ((1e9 / (2.0 * (m * n * k) as f64)) as usize).clamp(1, 2000);
+    par.install(|| {
+        crate::tensor::with_gemm_backend(backend, || {
+            let mut best = f64::INFINITY;
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    gemm(&mut c, false, 1.0, av, bv);
+                }
+                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+            }
+            2.0 * (m * n * k) as f64 / best / 1e9
+        })
+    })
+}
+
 /// Summed GFLOP/s of `jobs` one-thread GEMMs running at once (the better of
 /// the two products of [`gemm_gflops`]): the GEMM ceiling of a sweep.
 pub fn concurrent_gemm_gflops(jobs: usize, batch: usize) -> f64 {

@@ -18,6 +18,7 @@ use crate::rules::{
     BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, RuleOptions, KP_DEFAULT_DECAY,
     REFERENCE_FEEDBACK_LR,
 };
+use crate::tensor::GemmBackend;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -97,6 +98,8 @@ pub struct RunConfig {
     /// The decay `lambda` of the Kolen-Pollack rules (KP, DKP), on the
     /// forward and the feedback weights alike, in place of `weight_decay`.
     pub kp_decay: f32,
+    /// The GEMM kernels (`auto`: this CPU's; a run records the one it used).
+    pub gemm: GemmBackend,
 }
 
 impl Default for RunConfig {
@@ -135,6 +138,7 @@ impl Default for RunConfig {
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
             kp_decay: KP_DEFAULT_DECAY,
+            gemm: GemmBackend::Auto,
         }
     }
 }

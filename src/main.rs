@@ -128,6 +128,10 @@ struct BenchArgs {
     /// does not land on one cell only.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     passes: u16,
+    /// GEMM kernels of the step rows (auto: this CPU's). The per-product table
+    /// measures every backend whatever this says.
+    #[arg(long, value_enum, default_value_t = biprop::tensor::GemmBackend::Auto)]
+    gemm: biprop::tensor::GemmBackend,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -343,6 +347,10 @@ struct SettingsArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     kp_decay: Option<f32>,
+    /// GEMM kernels: auto = this CPU's (gemm on Intel with AVX-512, faer elsewhere); the run records the one used.
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gemm: Option<biprop::tensor::GemmBackend>,
     /// Keep the training order fixed (shuffle = false).
     #[arg(long)]
     #[serde(
@@ -781,6 +789,7 @@ fn bench(args: BenchArgs) -> Result<()> {
                     rule,
                     hidden: hidden.clone(),
                     batch_size: args.batch_size,
+                    gemm: args.gemm,
                     ..Default::default()
                 };
                 cfg.validate()?;
@@ -806,6 +815,60 @@ fn bench(args: BenchArgs) -> Result<()> {
         }
     });
     bar.finish_and_clear();
+    let cpu = biprop::tensor::CpuInfo::read();
+    say!(
+        "CPU: {} ({}, AVX-512 {}); GEMM backend of the step rows: {} (this CPU's choice: {})",
+        if cpu.model.is_empty() {
+            "unknown model"
+        } else {
+            &cpu.model
+        },
+        if cpu.vendor.is_empty() {
+            "unknown vendor"
+        } else {
+            &cpu.vendor
+        },
+        if cpu.avx512f { "yes" } else { "no" },
+        args.gemm.resolve(),
+        biprop::tensor::GemmBackend::for_this_cpu()
+    );
+    let mut thread_counts: Vec<usize> = modes
+        .iter()
+        .filter_map(|m| match m {
+            bench::Mode::Threads(t) => Some(*t),
+            bench::Mode::Jobs(_) => None,
+        })
+        .collect();
+    thread_counts.dedup();
+    let pars = thread_counts
+        .iter()
+        .map(|&t| biprop::tensor::Parallelism::threads(t))
+        .collect::<biprop::Result<Vec<_>>>()?;
+    say!("");
+    say!(
+        "| product (batch {}) | layout | backend |{}",
+        args.batch_size,
+        thread_counts
+            .iter()
+            .map(|t| format!(" GFLOP/s, {t} thread(s) |"))
+            .collect::<String>()
+    );
+    say!("|---|---|---|{}", "---|".repeat(thread_counts.len()));
+    for p in bench::step_products(args.batch_size) {
+        for backend in biprop::tensor::GemmBackend::CONCRETE {
+            let cells: String = pars
+                .iter()
+                .map(|par| format!(" {:.1} |", bench::product_gflops(p, backend, par)))
+                .collect();
+            let (m, k, n) = p.mkn;
+            say!(
+                "| {} {m}x{k}x{n} | {} | {backend} |{cells}",
+                p.name,
+                p.layout
+            );
+        }
+    }
+    say!("");
     let mut shown = Vec::new();
     for row in &rows {
         if !shown.contains(&row.mode) {
@@ -940,6 +1003,7 @@ mod tests {
             &["--rule", "bdfa", "--bdfa-target", "mixed"],
         ),
         ("kp_decay", Some("0.05"), &["--rule", "kp"]),
+        ("gemm", Some("gemm"), &[]),
         ("no_shuffle", None, &[]),
         ("no_alignment", None, &[]),
     ];

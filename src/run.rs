@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::metrics::AlignmentProbe;
 use crate::model::Mlp;
 use crate::rules;
-use crate::tensor::Parallelism;
+use crate::tensor::{with_gemm_backend, GemmBackend, Parallelism};
 use crate::train::{Tally, Trainer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -102,6 +102,7 @@ pub fn build_trainer_sized(
     }
     let mut trainer = Trainer::new(net, rule, cfg.optim(), cfg.batch_size);
     trainer.set_parallelism(Parallelism::threads(cfg.threads)?);
+    trainer.set_backend(cfg.gemm);
     Ok(trainer)
 }
 
@@ -282,11 +283,35 @@ pub fn run(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSum
     let threads = resolve_threads(cfg.threads);
     let mut cfg = cfg.clone();
     cfg.threads = threads;
+    cfg.gemm = resolve_backend(&cfg, opts)?;
     let mut trainer = build_trainer(&cfg, splits, opts.init_from.as_ref())?;
-    let par = trainer.parallelism().clone();
-    // The whole run (evaluation and alignment probes too) on the trainer's threads.
-    let records = par.install(|| run_epochs(&cfg, splits, opts, &mut trainer))?;
+    let (par, backend) = (trainer.parallelism().clone(), trainer.backend());
+    // The whole run (evaluation and alignment probes too) on the trainer's
+    // threads and kernels.
+    let records = par
+        .install(|| with_gemm_backend(backend, || run_epochs(&cfg, splits, opts, &mut trainer)))?;
     Ok(RunSummary { records, trainer })
+}
+
+/// The GEMM backend a run uses and records: the one asked for; for `auto`,
+/// the one of the checkpoint it resumes (a run continues on the kernels it
+/// started on, to stay bitwise what an uninterrupted run gives; checkpoints
+/// written before the setting existed were all made with faer), else this
+/// CPU's.
+fn resolve_backend(cfg: &RunConfig, opts: &RunOptions) -> Result<GemmBackend> {
+    if cfg.gemm != GemmBackend::Auto {
+        return Ok(cfg.gemm);
+    }
+    if let (true, Some(dir)) = (opts.resume, &opts.out_dir) {
+        let path = dir.join("checkpoint.safetensors");
+        if path.is_file() {
+            return Ok(match Checkpoint::load(&path)?.config()?.gemm {
+                GemmBackend::Auto => GemmBackend::Faer,
+                b => b,
+            });
+        }
+    }
+    Ok(GemmBackend::for_this_cpu())
 }
 
 /// `cfg` with the settings that may change between a run and its resumption
@@ -308,7 +333,12 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
         return Ok((0, Kept::default()));
     }
     let ck = Checkpoint::load(&path)?;
-    if resumable_key(&ck.config()?) != resumable_key(cfg) {
+    let mut stored = ck.config()?;
+    if stored.gemm == GemmBackend::Auto {
+        // Written before the setting existed, when faer was the only backend.
+        stored.gemm = GemmBackend::Faer;
+    }
+    if resumable_key(&stored) != resumable_key(cfg) {
         return Err(Error::Config(format!(
             "{} holds a run of another configuration; use another output folder",
             dir.display()

@@ -1,8 +1,9 @@
-//! Row-major `f32` matrices and the only calls into the GEMM crate (faer).
+//! Row-major `f32` matrices and the only calls into the GEMM crates.
 //!
 //! Every product of the training step goes through [`gemm`], so the choice of
-//! GEMM backend, its threading and its transposes live in this one file.
-//! Transposes are expressed as strided views, never as copies.
+//! GEMM backend ([`GemmBackend`]: faer's kernels or the gemm crate's), its
+//! threading and its transposes live in this one file. Transposes are
+//! expressed as strided views, never as copies.
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -202,6 +203,161 @@ impl<'a> View<'a> {
 
 thread_local! {
     static GEMM_THREADS: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
+    static GEMM_BACKEND: std::cell::Cell<Option<GemmBackend>> = const { std::cell::Cell::new(None) };
+}
+
+/// The kernels behind every product.
+///
+/// Both compute each output block with one sequential call, so results are
+/// bitwise the same for every thread count with either; the two differ from
+/// each other in the last bits (another order of summation), so a run's
+/// backend is recorded with it (`gemm` in config.toml and the checkpoint).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GemmBackend {
+    /// The one this CPU gets ([`GemmBackend::for_this_cpu`]); a run records
+    /// the backend it resolved to.
+    #[default]
+    Auto,
+    /// faer's kernels: the faster on AMD Zen 4 (docs/performance.md).
+    Faer,
+    /// The gemm crate's kernels, with its AVX-512 (`x86-v4`) ones selected
+    /// at run time where the CPU has AVX-512: the faster on Intel Xeons with
+    /// two 512-bit FMA units (docs/performance.md).
+    Gemm,
+}
+
+impl GemmBackend {
+    /// The concrete backends.
+    pub const CONCRETE: [GemmBackend; 2] = [GemmBackend::Faer, GemmBackend::Gemm];
+
+    /// Its name in settings.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmBackend::Auto => "auto",
+            GemmBackend::Faer => "faer",
+            GemmBackend::Gemm => "gemm",
+        }
+    }
+
+    /// The backend for this CPU, from its features (never from timings, so
+    /// the same machine always makes the same choice): the gemm crate on
+    /// Intel CPUs with AVX-512, faer everywhere else (measured fastest on
+    /// AMD Zen 4; on other CPUs faer is the default that was always used).
+    pub fn for_this_cpu() -> GemmBackend {
+        let cpu = CpuInfo::read();
+        if cpu.vendor == "GenuineIntel" && cpu.avx512f {
+            GemmBackend::Gemm
+        } else {
+            GemmBackend::Faer
+        }
+    }
+
+    /// `self`, with `Auto` resolved for this CPU.
+    pub fn resolve(self) -> GemmBackend {
+        match self {
+            GemmBackend::Auto => GemmBackend::for_this_cpu(),
+            b => b,
+        }
+    }
+}
+
+impl std::fmt::Display for GemmBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the backend choice and `biprop bench` read off the CPU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuInfo {
+    /// The CPUID vendor string (`GenuineIntel`, `AuthenticAMD`), empty off x86-64.
+    pub vendor: String,
+    /// The model name (CPUID brand string), empty when there is none.
+    pub model: String,
+    /// AVX-512 Foundation.
+    pub avx512f: bool,
+}
+
+impl CpuInfo {
+    /// Reads the running CPU.
+    pub fn read() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::__cpuid;
+            let bytes =
+                |regs: [u32; 4]| -> Vec<u8> { regs.iter().flat_map(|w| w.to_le_bytes()).collect() };
+            // SAFETY: CPUID exists on every x86-64 CPU.
+            #[allow(unused_unsafe)]
+            let (vendor, model) = unsafe {
+                let v = __cpuid(0);
+                let vendor = bytes([v.ebx, v.edx, v.ecx, 0]);
+                let mut brand = Vec::new();
+                if __cpuid(0x8000_0000).eax >= 0x8000_0004 {
+                    for leaf in 0x8000_0002..=0x8000_0004u32 {
+                        let r = __cpuid(leaf);
+                        brand.extend(bytes([r.eax, r.ebx, r.ecx, r.edx]));
+                    }
+                }
+                (vendor, brand)
+            };
+            let text = |b: &[u8]| {
+                String::from_utf8_lossy(b)
+                    .trim_matches(char::from(0))
+                    .trim()
+                    .to_string()
+            };
+            CpuInfo {
+                vendor: text(&vendor[..12]),
+                model: text(&model),
+                avx512f: std::arch::is_x86_feature_detected!("avx512f"),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            CpuInfo {
+                vendor: String::new(),
+                model: String::new(),
+                avx512f: false,
+            }
+        }
+    }
+}
+
+/// The backend this thread's GEMM calls use.
+pub fn gemm_backend() -> GemmBackend {
+    GEMM_BACKEND.with(|b| match b.get() {
+        Some(b) => b,
+        None => {
+            let r = GemmBackend::for_this_cpu();
+            b.set(Some(r));
+            r
+        }
+    })
+}
+
+/// Runs `f` with this thread's products on `backend` (resolved if `Auto`),
+/// then puts the thread's setting back.
+pub fn with_gemm_backend<R>(backend: GemmBackend, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<GemmBackend>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GEMM_BACKEND.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(GEMM_BACKEND.with(|b| b.get()));
+    GEMM_BACKEND.with(|b| b.set(Some(backend.resolve())));
+    f()
 }
 
 /// Sets how many threads this thread's GEMM calls use (1 = sequential).
@@ -330,6 +486,7 @@ pub fn gemm_then(
         gemm_threads()
     };
     let task = Task {
+        backend: gemm_backend(),
         beta,
         alpha,
         // Cutting along the operand whose halves stay contiguous is fastest:
@@ -344,6 +501,49 @@ pub fn gemm_then(
         epilogue,
     };
     task.run(out, a.faer(), b.faer(), (0, 0), parts);
+}
+
+/// `dst (+)= alpha a b` on one thread with `backend`'s kernels.
+fn sequential(
+    backend: GemmBackend,
+    dst: MatMut<'_, f32>,
+    beta: Accum,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    alpha: f32,
+) {
+    match backend {
+        GemmBackend::Gemm => {
+            let (m, n, k) = (dst.nrows(), dst.ncols(), a.ncols());
+            // SAFETY: the pointers and strides are those of live faer views of
+            // the right shapes (faer checked them), `dst` is borrowed mutably
+            // and does not overlap `a` or `b` (they are shared borrows).
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_ptr_mut(),
+                    dst.col_stride(),
+                    dst.row_stride(),
+                    beta == Accum::Add,
+                    a.as_ptr(),
+                    a.col_stride(),
+                    a.row_stride(),
+                    b.as_ptr(),
+                    b.col_stride(),
+                    b.row_stride(),
+                    1.0,
+                    alpha,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
+        }
+        GemmBackend::Faer | GemmBackend::Auto => matmul(dst, beta, a, b, alpha, Par::Seq),
+    }
 }
 
 /// A block of a product's output, handed to the epilogue of [`gemm_then`].
@@ -370,6 +570,7 @@ impl<'a> Block<'a> {
 
 /// The fixed part of one [`gemm_then`] call.
 struct Task<'e> {
+    backend: GemmBackend,
     beta: Accum,
     alpha: f32,
     by_cols: bool,
@@ -399,7 +600,7 @@ impl Task<'_> {
             0
         };
         if at == 0 || at >= len {
-            matmul(dst.as_mut(), self.beta, a, b, self.alpha, Par::Seq);
+            sequential(self.backend, dst.as_mut(), self.beta, a, b, self.alpha);
             (self.epilogue)(Block {
                 row0: origin.0,
                 cols: origin.1..origin.1 + dst.ncols(),
@@ -458,18 +659,110 @@ mod tests {
         let want = naive(&a, &b);
         let at = a.transposed();
         let bt = b.transposed();
-        for (av, bv) in [
-            (a.view(), b.view()),
-            (at.view().t(), b.view()),
-            (a.view(), bt.view().t()),
-            (at.view().t(), bt.view().t()),
-        ] {
-            let mut c = Matrix::zeros(6, 3);
-            gemm(&mut c, false, 1.0, av, bv);
-            assert_eq!(c.rows_slice(5), want.as_slice());
-            gemm(&mut c, true, -1.0, av, bv);
-            assert!(c.as_slice().iter().all(|&x| x == 0.0));
+        for backend in GemmBackend::CONCRETE {
+            with_gemm_backend(backend, || {
+                for (av, bv) in [
+                    (a.view(), b.view()),
+                    (at.view().t(), b.view()),
+                    (a.view(), bt.view().t()),
+                    (at.view().t(), bt.view().t()),
+                ] {
+                    let mut c = Matrix::zeros(6, 3);
+                    gemm(&mut c, false, 1.0, av, bv);
+                    // Values exact in f32: every backend gets them exactly.
+                    assert_eq!(c.rows_slice(5), want.as_slice(), "{backend}");
+                    gemm(&mut c, true, -1.0, av, bv);
+                    assert!(c.as_slice().iter().all(|&x| x == 0.0), "{backend}");
+                }
+            });
         }
+    }
+
+    /// Every backend, in every layout (NN, TN, NT, TT), replacing and
+    /// accumulating, on one thread and split over 2 and 3, against the naive
+    /// product in f64 (to f32 rounding), on the paper's shapes and odd ones.
+    #[test]
+    fn every_backend_matches_naive_in_every_layout_and_split() {
+        let inexact = |rows: usize, cols: usize, f: f32| {
+            let data = (0..rows * cols).map(|i| (i as f32 * f).sin()).collect();
+            Matrix::from_vec(rows, cols, data).unwrap()
+        };
+        for (m, k, n) in [
+            (37, 19, 23),
+            (128, 784, 800),
+            (800, 128, 784),
+            (128, 800, 10),
+        ] {
+            let a = inexact(m, k, 0.37);
+            let b = inexact(k, n, 0.91);
+            let c0 = inexact(m, n, 0.13);
+            let ab = naive(&a, &b);
+            let (at, bt) = (a.transposed(), b.transposed());
+            let views = [
+                ("NN", a.view(), b.view()),
+                ("TN", at.view().t(), b.view()),
+                ("NT", a.view(), bt.view().t()),
+                ("TT", at.view().t(), bt.view().t()),
+            ];
+            for backend in GemmBackend::CONCRETE {
+                for threads in [1, 2, 3] {
+                    let par = Parallelism::threads(threads).unwrap();
+                    par.install(|| {
+                        with_gemm_backend(backend, || {
+                            for (layout, av, bv) in views {
+                                for accumulate in [false, true] {
+                                    let mut c = c0.clone();
+                                    gemm(&mut c, accumulate, 0.5, av, bv);
+                                    for i in 0..m * n {
+                                        let want = 0.5 * ab.as_slice()[i] as f64
+                                            + if accumulate {
+                                                c0.as_slice()[i] as f64
+                                            } else {
+                                                0.0
+                                            };
+                                        let got = c.as_slice()[i] as f64;
+                                        // f32 sums of k terms of size <= 1.
+                                        assert!(
+                                            (got - want).abs() <= 1e-6 * k as f64,
+                                            "{backend} {layout} acc={accumulate} {threads} threads \
+                                             {m}x{k}x{n}: element {i} is {got}, naive {want}"
+                                        );
+                                    }
+                                }
+                            }
+                        })
+                    });
+                }
+            }
+        }
+    }
+
+    /// The backend is chosen from CPU features alone: the same every time.
+    #[test]
+    fn the_backend_choice_is_deterministic() {
+        let first = GemmBackend::for_this_cpu();
+        assert_ne!(first, GemmBackend::Auto);
+        for _ in 0..10 {
+            assert_eq!(GemmBackend::for_this_cpu(), first);
+        }
+        assert_eq!(GemmBackend::Auto.resolve(), first);
+        assert_eq!(GemmBackend::Faer.resolve(), GemmBackend::Faer);
+        let cpu = CpuInfo::read();
+        if cpu.vendor == "GenuineIntel" && cpu.avx512f {
+            assert_eq!(first, GemmBackend::Gemm);
+        } else {
+            assert_eq!(first, GemmBackend::Faer);
+        }
+        // A scoped choice is put back.
+        let outer = gemm_backend();
+        with_gemm_backend(GemmBackend::Faer, || {
+            assert_eq!(gemm_backend(), GemmBackend::Faer);
+            with_gemm_backend(GemmBackend::Gemm, || {
+                assert_eq!(gemm_backend(), GemmBackend::Gemm)
+            });
+            assert_eq!(gemm_backend(), GemmBackend::Faer);
+        });
+        assert_eq!(gemm_backend(), outer);
     }
 
     /// Split products equal the sequential one bit for bit, in every
@@ -501,10 +794,24 @@ mod tests {
             (at.view().t(), bt.view().t()),
         ];
         let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
+        for backend in GemmBackend::CONCRETE {
+            split_matches_sequential_on(backend, m, n, views, &bias);
+        }
+    }
+
+    fn split_matches_sequential_on(
+        backend: GemmBackend,
+        m: usize,
+        n: usize,
+        views: [(View<'_>, View<'_>); 4],
+        bias: &[f32],
+    ) {
         let mut want = Matrix::zeros(m, n);
-        gemm(&mut want, false, 0.5, views[0].0, views[0].1);
+        with_gemm_backend(backend, || {
+            gemm(&mut want, false, 0.5, views[0].0, views[0].1)
+        });
         for r in 0..m {
-            for (v, b) in want.row_mut(r).iter_mut().zip(&bias) {
+            for (v, b) in want.row_mut(r).iter_mut().zip(bias) {
                 *v = *v * 2.0 + b + 1000.0 * r as f32;
             }
         }
@@ -515,6 +822,7 @@ mod tests {
                 .unwrap();
             pool.install(|| {
                 set_gemm_threads(threads);
+                let _backend = GEMM_BACKEND.with(|b| b.replace(Some(backend)));
                 for (av, bv) in views {
                     let mut c = Matrix::zeros(m + 3, n);
                     gemm_then(&mut c, false, 0.5, av, bv, &|block| {
@@ -525,7 +833,11 @@ mod tests {
                             }
                         }
                     });
-                    assert_eq!(c.rows_slice(m), want.as_slice(), "{threads} threads");
+                    assert_eq!(
+                        c.rows_slice(m),
+                        want.as_slice(),
+                        "{backend}, {threads} threads"
+                    );
                     assert!(c.as_slice()[m * n..].iter().all(|&x| x == 0.0));
                 }
                 set_gemm_threads(1);

@@ -8,7 +8,7 @@ use crate::data::Dataset;
 use crate::model::{argmax_rows, Mlp};
 use crate::optim::OptimConfig;
 use crate::rules::{ErrorStep, FeedbackStep, LearningRule};
-use crate::tensor::{Matrix, Parallelism};
+use crate::tensor::{with_gemm_backend, GemmBackend, Matrix, Parallelism};
 use crate::update::NetUpdater;
 
 /// Rows evaluated at once.
@@ -51,6 +51,7 @@ pub struct Trainer {
     pub rule: Box<dyn LearningRule>,
     updater: NetUpdater,
     par: Parallelism,
+    backend: GemmBackend,
     max_rows: usize,
     acts: Vec<Matrix>,
     deltas: Vec<Matrix>,
@@ -81,6 +82,7 @@ impl Trainer {
             logits: Matrix::zeros(max_rows, c),
             updater: NetUpdater::new(&net, opt),
             par: Parallelism::Seq,
+            backend: GemmBackend::Auto.resolve(),
             net,
             rule,
             max_rows,
@@ -99,10 +101,29 @@ impl Trainer {
         &self.par
     }
 
-    /// Runs `f` with this trainer's parallelism: for work beside the
-    /// trainer's own methods that computes products (alignment probes).
+    /// The GEMM kernels of this trainer's products, from now on (`Auto`:
+    /// this CPU's; see [`GemmBackend`]).
+    pub fn set_backend(&mut self, backend: GemmBackend) {
+        self.backend = backend.resolve();
+    }
+
+    /// The GEMM kernels of this trainer's products.
+    pub fn backend(&self) -> GemmBackend {
+        self.backend
+    }
+
+    /// Runs `f` with this trainer's parallelism and GEMM backend: for work
+    /// beside the trainer's own methods that computes products (alignment
+    /// probes, a run's evaluation).
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.par.install(f)
+        let backend = self.backend;
+        self.par.install(move || with_gemm_backend(backend, f))
+    }
+
+    /// [`Trainer::install`] for the trainer's own methods.
+    fn with_compute<R: Send>(&mut self, f: impl FnOnce(&mut Self) -> R + Send) -> R {
+        let (par, backend) = (self.par.clone(), self.backend);
+        par.install(|| with_gemm_backend(backend, || f(self)))
     }
 
     /// The largest batch the buffers hold.
@@ -180,8 +201,7 @@ impl Trainer {
     /// Forward pass, output error and the rule's hidden errors for the loaded
     /// batch of `rows` samples, without updating anything.
     pub fn compute_errors(&mut self, rows: usize) -> Tally {
-        let par = self.par.clone();
-        par.install(|| self.compute_errors_here(rows))
+        self.with_compute(|t| t.compute_errors_here(rows))
     }
 
     fn compute_errors_here(&mut self, rows: usize) -> Tally {
@@ -204,8 +224,7 @@ impl Trainer {
 
     /// One training step on the loaded batch of `rows` samples.
     pub fn step(&mut self, rows: usize) -> Tally {
-        let par = self.par.clone();
-        par.install(|| self.step_here(rows))
+        self.with_compute(|t| t.step_here(rows))
     }
 
     fn step_here(&mut self, rows: usize) -> Tally {
@@ -225,8 +244,7 @@ impl Trainer {
 
     /// Loss and error of the network on `ds`, in chunks, without training.
     pub fn evaluate(&mut self, ds: &Dataset) -> Tally {
-        let par = self.par.clone();
-        par.install(|| self.evaluate_here(ds))
+        self.with_compute(|t| t.evaluate_here(ds))
     }
 
     fn evaluate_here(&mut self, ds: &Dataset) -> Tally {
@@ -240,8 +258,7 @@ impl Trainer {
     /// When `inputs` does not hold one row of the network's input width per
     /// label, or a label is not below the network's output width.
     pub fn evaluate_slices(&mut self, inputs: &[f32], labels: &[u8]) -> Tally {
-        let par = self.par.clone();
-        par.install(|| self.evaluate_slices_here(inputs, labels))
+        self.with_compute(|t| t.evaluate_slices_here(inputs, labels))
     }
 
     /// The network's outputs (after the output function: probabilities for
@@ -256,23 +273,21 @@ impl Trainer {
         assert_eq!(inputs.len() % d, 0, "predict: inputs are not whole rows");
         let n = inputs.len() / d;
         assert_eq!(out.len(), n * c, "predict: output is not {n} x {c}");
-        let par = self.par.clone();
-        par.install(|| {
+        self.with_compute(|t| {
             let mut start = 0;
             while start < n {
                 let rows = EVAL_ROWS.min(n - start);
-                self.eval_acts[0]
+                t.eval_acts[0]
                     .rows_slice_mut(rows)
                     .copy_from_slice(&inputs[start * d..(start + rows) * d]);
-                self.net.forward(&mut self.eval_acts, rows);
-                let o = self.eval_acts.last_mut().expect("output buffer");
+                t.net.forward(&mut t.eval_acts, rows);
+                let o = t.eval_acts.last_mut().expect("output buffer");
                 // The output function, as scoring applies it (its error is not used).
-                let t = self.eval_targets.rows_slice_mut(rows);
-                t.fill(0.0);
-                self.net.output.forward_error_with(
+                t.eval_targets.rows_slice_mut(rows).fill(0.0);
+                t.net.output.forward_error_with(
                     o.rows_slice_mut(rows),
-                    self.eval_targets.rows_slice(rows),
-                    self.eval_err.rows_slice_mut(rows),
+                    t.eval_targets.rows_slice(rows),
+                    t.eval_err.rows_slice_mut(rows),
                     c,
                     false,
                 );
@@ -345,12 +360,11 @@ impl Trainer {
         batch: usize,
         mut on_batch: impl FnMut(usize) -> bool + Send,
     ) -> Tally {
-        let par = self.par.clone();
-        par.install(|| {
+        self.with_compute(|t| {
             let mut total = Tally::default();
             for chunk in order.chunks(batch) {
-                self.load_batch(ds, chunk);
-                total.add(self.step_here(chunk.len()));
+                t.load_batch(ds, chunk);
+                total.add(t.step_here(chunk.len()));
                 if !on_batch(total.samples) {
                     break;
                 }

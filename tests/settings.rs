@@ -273,3 +273,82 @@ fn a_locked_cell_is_left_to_its_holder() {
     drop(lock);
     assert!(!s.is_running(&cells[1]));
 }
+
+/// The GEMM backend reaches the products: faer's and the gemm crate's
+/// kernels sum in other orders, so a run's weights differ between them in
+/// the last bits (and only there); every run records the backend it used,
+/// `auto` as this CPU's; a resumed `auto` run keeps its checkpoint's
+/// backend, and one from before the setting existed continues on faer.
+#[test]
+fn the_gemm_backend_reaches_the_run_and_is_recorded() {
+    use biprop::checkpoint::Checkpoint;
+    use biprop::tensor::GemmBackend;
+    let faer = trained("gemm = \"faer\"\n");
+    let gemm = trained("gemm = \"gemm\"\n");
+    assert_ne!(faer, gemm, "the backends gave bitwise the same weights");
+    for ((name, a), (_, b)) in faer.iter().zip(&gemm) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-3, "{name}: {x} vs {y}");
+        }
+    }
+    assert_eq!(
+        trained("gemm = \"auto\"\n"),
+        trained(&format!("gemm = \"{}\"\n", GemmBackend::for_this_cpu())),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run_to = |gemm: &str, epochs: usize, resume: bool| {
+        let cfg = RunConfig::from_toml_str(&format!(
+            "hidden = [12]\nepochs = {epochs}\nbatch_size = 32\nthreads = 1\ngemm = \"{gemm}\"\n"
+        ))
+        .unwrap();
+        let opts = RunOptions {
+            out_dir: Some(dir.path().to_path_buf()),
+            resume,
+            ..Default::default()
+        };
+        run::run(&cfg, &splits(), &opts).map(|_| ())
+    };
+    let recorded = || {
+        let cfg = RunConfig::from_toml_file(&dir.path().join("config.toml")).unwrap();
+        let ck = Checkpoint::load(&dir.path().join("checkpoint.safetensors")).unwrap();
+        assert_eq!(
+            ck.config().unwrap().gemm,
+            cfg.gemm,
+            "checkpoint and config.toml agree"
+        );
+        cfg.gemm
+    };
+    run_to("auto", 1, false).unwrap();
+    assert_eq!(recorded(), GemmBackend::for_this_cpu());
+    // The other backend, asked for explicitly, may not continue the run.
+    let other = GemmBackend::CONCRETE
+        .into_iter()
+        .find(|b| *b != GemmBackend::for_this_cpu())
+        .unwrap();
+    let e = run_to(other.name(), 2, true).unwrap_err().to_string();
+    assert!(e.contains("another configuration"), "{e}");
+    // A checkpoint whose config has no `gemm` (written before the setting):
+    // `auto` resumes it on faer.
+    let path = dir.path().join("checkpoint.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    let old: String = meta["config"]
+        .lines()
+        .filter(|l| !l.starts_with("gemm"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    meta.insert("config".into(), old);
+    std::fs::write(
+        &path,
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        Checkpoint::load(&path).unwrap().config().unwrap().gemm,
+        GemmBackend::Auto
+    );
+    run_to("auto", 2, true).unwrap();
+    assert_eq!(recorded(), GemmBackend::Faer);
+}

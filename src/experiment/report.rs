@@ -189,8 +189,11 @@ pub struct Group {
 }
 
 /// Keys that never split a group: what a table's rows and columns already
-/// say, what seeds average over, and what does not change results.
-const NOT_VARIANTS: [&str; 6] = ["dataset", "hidden", "rule", "seed", "threads", "data_dir"];
+/// say, what seeds average over, and what does not change results (beyond
+/// the last bits, for the GEMM backend).
+const NOT_VARIANTS: [&str; 7] = [
+    "dataset", "hidden", "rule", "seed", "threads", "data_dir", "gemm",
+];
 
 /// For each run, the settings (beyond [`NOT_VARIANTS`] and those without
 /// effect on its rule) in which the runs differ: `key=value, ...`.
@@ -484,7 +487,7 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
                 r.dir.display()
             )));
         };
-        for k in ["seed", "threads", "data_dir"] {
+        for k in ["seed", "threads", "data_dir", "gemm"] {
             t.remove(k);
         }
         let value = match value {

@@ -369,8 +369,9 @@ impl Sweep {
 
 /// Whether `dir` holds a finished run of `cell`: `None` without a `done`
 /// file, else whether its `config.toml` has the cell's settings, the thread
-/// count aside (and for a diverged run the epoch count too, as more epochs
-/// would diverge the same way). The one test of "finished" for running a
+/// count aside, and the GEMM backend when the cell leaves it to the CPU (and
+/// for a diverged run the epoch count too, as more epochs would diverge the
+/// same way). The one test of "finished" for running a
 /// sweep and for importing saved runs.
 fn finished_run_of(dir: &Path, cell: &Cell) -> Result<Option<bool>> {
     let Some(status) = CellStatus::read(dir)? else {
@@ -378,10 +379,19 @@ fn finished_run_of(dir: &Path, cell: &Cell) -> Result<Option<bool>> {
     };
     let saved = RunConfig::from_toml_file(&dir.join("config.toml"))?;
     let diverged = matches!(status, CellStatus::Diverged { .. });
+    // A cell that leaves the GEMM backend to the CPU takes a run made with
+    // any (the backends differ in the last bits only); one that names a
+    // backend wants a run made with it.
+    let any_backend = cell.config.gemm == crate::tensor::GemmBackend::Auto;
     let key = |c: &RunConfig| {
         RunConfig {
             threads: 0,
             epochs: if diverged { 0 } else { c.epochs },
+            gemm: if any_backend {
+                crate::tensor::GemmBackend::Auto
+            } else {
+                c.gemm
+            },
             ..c.clone()
         }
         .to_toml()
