@@ -98,6 +98,14 @@ impl OptimConfig {
 
     /// One update of `param` from `grad`; `t` counts steps from 1 (Adam's bias correction).
     pub fn step(&self, t: u64, param: &mut [f32], grad: &[f32], st: &mut ParamState) {
+        self.step_slices(t, param, grad, &mut st.m, &mut st.v);
+    }
+
+    /// [`OptimConfig::step`] on its slices: the state `m` and `v` are empty
+    /// where the optimizer keeps none, else as long as `param`. Every
+    /// element is updated alone, so bands of the slices give bitwise the
+    /// whole-slice result.
+    fn step_slices(&self, t: u64, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
         debug_assert_eq!(param.len(), grad.len());
         let (lr, wd) = (self.lr, self.weight_decay);
         match self.kind {
@@ -108,7 +116,7 @@ impl OptimConfig {
             }
             OptimizerKind::Sgd => {
                 let mu = self.momentum;
-                for ((p, &g), m) in param.iter_mut().zip(grad).zip(st.m.iter_mut()) {
+                for ((p, &g), m) in param.iter_mut().zip(grad).zip(m.iter_mut()) {
                     *m = mu * *m + g + wd * *p;
                     *p -= lr * *m;
                 }
@@ -122,8 +130,8 @@ impl OptimConfig {
                 for (((p, &g), m), v) in param
                     .iter_mut()
                     .zip(grad)
-                    .zip(st.m.iter_mut())
-                    .zip(st.v.iter_mut())
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
                 {
                     let g = g + wd * *p;
                     *m = b1 * *m + (1.0 - b1) * g;
@@ -150,6 +158,41 @@ pub struct ParamGroup {
     states: Vec<ParamState>,
     grads: Vec<Matrix>,
     steps: u64,
+}
+
+/// [`OptimConfig::step_slices`] cut into `parts` bands under `rayon::join`.
+fn band(
+    opt: &OptimConfig,
+    t: u64,
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    parts: usize,
+) {
+    // Bands of whole 64-byte lines.
+    let at = (param.len() / parts.max(1))
+        .next_multiple_of(16)
+        .min(param.len());
+    if parts < 2 || at == param.len() {
+        opt.step_slices(t, param, grad, m, v);
+        return;
+    }
+    let (p0, p1) = param.split_at_mut(at);
+    let (g0, g1) = grad.split_at(at);
+    fn cut(x: &mut [f32], at: usize) -> (&mut [f32], &mut [f32]) {
+        if x.is_empty() {
+            (&mut [], &mut [])
+        } else {
+            x.split_at_mut(at)
+        }
+    }
+    let (m0, m1) = cut(m, at);
+    let (v0, v1) = cut(v, at);
+    rayon::join(
+        || opt.step_slices(t, p0, g0, m0, v0),
+        || band(opt, t, p1, g1, m1, v1, parts - 1),
+    );
 }
 
 impl ParamGroup {
@@ -216,12 +259,24 @@ impl ParamGroup {
         }
     }
 
+    /// The optimizer's elementwise update of tensor `k`, in bands on the GEMM
+    /// threads: a memory-bound pass over every weight (decay, momentum,
+    /// Adam) that on one thread cost KP a fifth of BP's step on 1x800.
     fn finish(&mut self, k: usize, param: &mut [f32]) {
-        self.opt.step(
+        let parts = if param.len() < 1 << 16 {
+            1
+        } else {
+            crate::tensor::gemm_threads()
+        };
+        let st = &mut self.states[k];
+        band(
+            &self.opt,
             self.steps,
             param,
             self.grads[k].as_slice(),
-            &mut self.states[k],
+            &mut st.m,
+            &mut st.v,
+            parts,
         );
     }
 
@@ -247,6 +302,51 @@ impl ParamGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The optimizer's pass, cut in bands on several threads, gives bitwise
+    /// the one-thread result (weights and state), for every optimizer.
+    #[test]
+    fn banded_updates_are_the_sequential_ones() {
+        let n = 100_003;
+        let init = |f: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * f).sin()).collect() };
+        for (kind, momentum, wd) in [
+            (OptimizerKind::Sgd, 0.0, 0.01),
+            (OptimizerKind::Sgd, 0.9, 0.01),
+            (OptimizerKind::Adam, 0.0, 0.001),
+        ] {
+            let opt = OptimConfig {
+                kind,
+                momentum,
+                weight_decay: wd,
+                lr: 0.1,
+                ..Default::default()
+            };
+            let run = |threads: usize| {
+                let mut group = ParamGroup::new(opt, [(1, n)]);
+                let mut p = init(0.37);
+                let g = Matrix::from_vec(1, n, init(0.91)).unwrap();
+                let x = Matrix::from_vec(1, 1, vec![1.0]).unwrap();
+                let par = crate::tensor::Parallelism::threads(threads).unwrap();
+                for _ in 0..3 {
+                    group.begin_step();
+                    let mut w = Matrix::from_vec(1, n, p.clone()).unwrap();
+                    par.install(|| group.step_product(0, &mut w, 1.0, x.view(), g.view()));
+                    p = w.as_slice().to_vec();
+                }
+                let state: Vec<Vec<f32>> = group
+                    .state_tensors_mut(|_| "s".into())
+                    .into_iter()
+                    .map(|t| t.data.to_vec())
+                    .collect();
+                (p, state)
+            };
+            let one = run(1);
+            assert_ne!(one.0, init(0.37), "{kind:?} moved nothing");
+            for threads in [2, 3] {
+                assert_eq!(run(threads), one, "{kind:?}, {threads} threads");
+            }
+        }
+    }
 
     /// Each optimizer must find the minimum of a convex quadratic.
     #[test]
