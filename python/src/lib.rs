@@ -456,6 +456,30 @@ fn tally_dict<'py>(py: Python<'py>, t: &Tally) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
+impl State {
+    /// Checks a batch `x`, `y` against the network and the batch buffers
+    /// (`what` names the batch in the error) and writes its targets into
+    /// `t`; returns `x` and its rows.
+    fn batch<'py>(
+        &mut self,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        what: &str,
+    ) -> PyResult<(numpy::PyReadonlyArray2<'py, f32>, usize)> {
+        let (n, c) = (self.core.net.inputs(), self.core.net.outputs());
+        let xs = inputs(x, "x", n)?;
+        let rows = xs.shape()[0];
+        if rows == 0 || rows > self.core.max_rows() {
+            return Err(PyValueError::new_err(format!(
+                "x has {rows} rows; {what} holds 1 to {} (batch_size)",
+                self.core.max_rows()
+            )));
+        }
+        targets_into(y, rows, c, &mut self.t)?;
+        Ok((xs, rows))
+    }
+}
+
 impl Trainer {
     fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, State>> {
         self.state
@@ -531,16 +555,8 @@ impl Trainer {
     ) -> PyResult<Bound<'py, PyDict>> {
         let mut st = self.lock()?;
         let st = &mut *st;
-        let (n, c) = (st.core.net.inputs(), st.core.net.outputs());
-        let xs = inputs(x, "x", n)?;
-        let rows = xs.shape()[0];
-        if rows == 0 || rows > st.core.max_rows() {
-            return Err(PyValueError::new_err(format!(
-                "x has {rows} rows; a batch holds 1 to {} (batch_size)",
-                st.core.max_rows()
-            )));
-        }
-        targets_into(y, rows, c, &mut st.t)?;
+        let c = st.core.net.outputs();
+        let (xs, rows) = st.batch(x, y, "a batch")?;
         let xv = xs.as_slice().expect("checked contiguous");
         let (core, t) = (&mut st.core, &st.t[..rows * c]);
         let tally = py.detach(|| {
@@ -673,16 +689,8 @@ impl Trainer {
     ) -> PyResult<Bound<'py, PyDict>> {
         let mut guard = self.lock()?;
         let st = &mut *guard;
-        let (n, c) = (st.core.net.inputs(), st.core.net.outputs());
-        let xs = inputs(x, "x", n)?;
-        let rows = xs.shape()[0];
-        if rows == 0 || rows > st.core.max_rows() {
-            return Err(PyValueError::new_err(format!(
-                "x has {rows} rows; the alignment batch holds 1 to {} (batch_size)",
-                st.core.max_rows()
-            )));
-        }
-        targets_into(y, rows, c, &mut st.t)?;
+        let c = st.core.net.outputs();
+        let (xs, rows) = st.batch(x, y, "the alignment batch")?;
         let xv = xs.as_slice().expect("checked contiguous");
         let (core, t) = (&mut st.core, &st.t[..rows * c]);
         let named = py.detach(|| {
