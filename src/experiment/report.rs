@@ -186,6 +186,22 @@ pub struct Group {
     /// The settings in which this group's runs differ from other runs of the
     /// folder (`feedback_scale=receiver`), empty when none do.
     pub variant: String,
+    /// Whether every run trains with the paper's optimizer and network (SGD
+    /// without momentum or decay at lr 0.0128, batch 128, tanh,
+    /// sigmoid-BCE): only then do its tables show the paper's numbers.
+    pub paper_protocol: bool,
+}
+
+/// The paper's training protocol, but for the epoch count (short runs of it
+/// are compared with the paper's 300-epoch numbers, and say so).
+pub fn is_paper_protocol(c: &RunConfig) -> bool {
+    c.optimizer == crate::optim::OptimizerKind::Sgd
+        && c.momentum == 0.0
+        && c.weight_decay == 0.0
+        && (c.lr - 0.0128).abs() < 1e-7
+        && c.batch_size == 128
+        && c.activation == crate::activation::Activation::Tanh
+        && c.output == crate::loss::Output::SigmoidBce
 }
 
 /// Keys that never split a group: what a table's rows and columns already
@@ -279,7 +295,9 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
             diverged: Vec::new(),
             unfinished: Vec::new(),
             variant,
+            paper_protocol: true,
         });
+        g.paper_protocol &= is_paper_protocol(c);
         if r.diverged() {
             g.diverged.push(c.seed);
             continue;
@@ -390,9 +408,13 @@ pub fn markdown(groups: &[Group]) -> String {
             ("test error (%) at the epoch of best validation error", 1),
             ("alignment and time", 2),
         ] {
+            let paper_runs = gs.iter().any(|g| g.paper_protocol);
             let paper = match (pick, super::paper::table(ds)) {
                 (2, _) => "angle (°) between each rule's update and BP's gradient at the last epoch, mean over hidden layers · wall minutes per run".into(),
-                (_, Some(t)) => format!("(paper: its Table {t} value, 300 epochs, 5 runs)"),
+                (_, Some(t)) if paper_runs => {
+                    format!("(paper: its Table {t} value, 300 epochs, 5 runs)")
+                }
+                (_, Some(_)) => "(not the paper's protocol: no paper values beside)".into(),
                 (_, None) => "(no paper value for this data set)".into(),
             };
             out.push_str(&format!(
@@ -415,8 +437,8 @@ pub fn markdown(groups: &[Group]) -> String {
                             let v = if pick == 0 { &g.last } else { &g.best_val };
                             let ours = cell(v, g.diverged.len(), g.unfinished.len());
                             match paper::published(ds, a, *r) {
-                                Some(p) => format!("{ours} ({p:.2})"),
-                                None => ours,
+                                Some(p) if g.paper_protocol => format!("{ours} ({p:.2})"),
+                                _ => ours,
                             }
                         }
                         None => "—".into(),
@@ -439,8 +461,10 @@ pub fn csv_text(groups: &[Group]) -> String {
     for g in groups {
         let (lm, ls) = mean_std(&g.last);
         let (bm, bs) = mean_std(&g.best_val);
-        let p =
-            paper::published(g.dataset, &g.hidden, g.rule).map_or(String::new(), |p| p.to_string());
+        let p = match paper::published(g.dataset, &g.hidden, g.rule) {
+            Some(p) if g.paper_protocol => p.to_string(),
+            _ => String::new(),
+        };
         out.push_str(&format!(
             "{:?},\"{}\",{},{},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
             g.dataset,
@@ -638,4 +662,43 @@ pub fn choices_markdown(key: &str, choices: &[Choice]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(cfg: RunConfig) -> RunResult {
+        let row: BTreeMap<String, f64> = [("test_error", 0.02), ("val_error", 0.03)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        RunResult {
+            dir: PathBuf::from("r"),
+            epochs: vec![row; cfg.epochs],
+            config: cfg,
+            status: Some(CellStatus::Finished),
+        }
+    }
+
+    /// The paper's numbers stand beside runs of its protocol only.
+    #[test]
+    fn paper_numbers_only_beside_the_papers_protocol() {
+        let paper = RunConfig {
+            hidden: vec![400],
+            epochs: 3,
+            ..Default::default()
+        };
+        let md = markdown(&group(&[run(paper.clone())]));
+        assert!(md.contains("2.00 ± 0.00 (n=1) (1.95)"), "{md}");
+        let tuned = RunConfig {
+            momentum: 0.9,
+            lr: 0.03,
+            ..paper
+        };
+        let md = markdown(&group(&[run(tuned)]));
+        assert!(md.contains("2.00 ± 0.00 (n=1) |"), "{md}");
+        assert!(!md.contains("(1.95)"), "{md}");
+        assert!(md.contains("not the paper's protocol"), "{md}");
+    }
 }
