@@ -277,6 +277,15 @@ impl RunConfig {
             .unwrap_or(FeedbackScale::implied_by(self.init))
     }
 
+    /// The first of the `explicit` keys (a caller's flags or keyword
+    /// settings) that has no effect on this run, and why: what front ends
+    /// refuse, as a setting accepted and then ignored would mislead.
+    pub fn first_unused_in(&self, explicit: &toml::Table) -> Option<(&'static str, String)> {
+        self.unused_settings()
+            .into_iter()
+            .find(|(key, _)| explicit.contains_key(*key))
+    }
+
     /// The settings (config keys) that have no effect on this run, with the
     /// reason: the command line refuses them when given as flags, since the
     /// user asked for something that would not happen. (A TOML file or a

@@ -442,10 +442,8 @@ impl TrainArgs {
                 None => anyhow::anyhow!("{e}"),
             }
         })?;
-        for (key, why) in cfg.unused_settings() {
-            if flags.contains_key(key) {
-                bail!("{} has no effect on this run: {why}", flag_of(key));
-            }
+        if let Some((key, why)) = cfg.first_unused_in(&flags) {
+            bail!("{} has no effect on this run: {why}", flag_of(key));
         }
         Ok(cfg)
     }
@@ -455,10 +453,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let cfg = args.resolve()?;
     let out = match &args.out {
         Some(dir) => {
-            let used = ["checkpoint.safetensors", "metrics.csv"]
-                .iter()
-                .any(|f| dir.join(f).exists());
-            if used && !args.force && !args.resume {
+            if run::holds_run(dir) && !args.force && !args.resume {
                 bail!(
                     "{} already holds a run; pass --resume to continue it, --force to overwrite it, or another --out",
                     dir.display()

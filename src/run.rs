@@ -33,6 +33,14 @@ pub fn load_data(cfg: &RunConfig) -> Result<Splits> {
     Ok(splits)
 }
 
+/// True when `dir` already holds a run (its checkpoint or metrics), which a
+/// new run would overwrite.
+pub fn holds_run(dir: &Path) -> bool {
+    ["checkpoint.safetensors", "metrics.csv"]
+        .iter()
+        .any(|f| dir.join(f).exists())
+}
+
 /// `runs/NAME`, or `runs/NAME-2`, `-3` ... if taken: where a run goes when
 /// its caller names no folder.
 pub fn fresh_run_dir(name: &str) -> PathBuf {
@@ -305,13 +313,31 @@ fn resolve_backend(cfg: &RunConfig, opts: &RunOptions) -> Result<GemmBackend> {
     if let (true, Some(dir)) = (opts.resume, &opts.out_dir) {
         let path = dir.join("checkpoint.safetensors");
         if path.is_file() {
-            return Ok(match Checkpoint::load(&path)?.config()?.gemm {
-                GemmBackend::Auto => GemmBackend::Faer,
-                b => b,
-            });
+            return Ok(stored_config(&Checkpoint::load(&path)?)?.gemm);
         }
     }
     Ok(GemmBackend::for_this_cpu())
+}
+
+/// The configuration a checkpoint was trained with, its GEMM backend
+/// resolved: one written before the setting existed (`auto` on reading)
+/// ran on faer, then the only backend.
+fn stored_config(ck: &Checkpoint) -> Result<RunConfig> {
+    let mut stored = ck.config()?;
+    if stored.gemm == GemmBackend::Auto {
+        stored.gemm = GemmBackend::Faer;
+    }
+    Ok(stored)
+}
+
+/// Sets `order` to epoch `epoch`'s visiting order of its indices: a
+/// shuffle that depends on (seed, epoch) alone, so that a resumed run, or a
+/// Python loop of `fit_epoch`, shuffles exactly as an uninterrupted run.
+pub fn epoch_order(seed: u64, epoch: usize, order: &mut [usize]) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    order.iter_mut().enumerate().for_each(|(i, v)| *v = i);
+    order.shuffle(&mut rng);
 }
 
 /// `cfg` with the settings that may change between a run and its resumption
@@ -333,12 +359,7 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
         return Ok((0, Kept::default()));
     }
     let ck = Checkpoint::load(&path)?;
-    let mut stored = ck.config()?;
-    if stored.gemm == GemmBackend::Auto {
-        // Written before the setting existed, when faer was the only backend.
-        stored.gemm = GemmBackend::Faer;
-    }
-    if resumable_key(&stored) != resumable_key(cfg) {
+    if resumable_key(&stored_config(&ck)?) != resumable_key(cfg) {
         return Err(Error::Config(format!(
             "{} holds a run of another configuration; use another output folder",
             dir.display()
@@ -411,12 +432,7 @@ fn run_epochs(
     let mut probe = cfg.alignment.then(|| AlignmentProbe::new(trainer));
     for epoch in done + 1..=cfg.epochs {
         if cfg.shuffle {
-            // The order of epoch e depends on (seed, e) alone, so a resumed
-            // run shuffles exactly as an uninterrupted one.
-            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-            rng.set_stream(epoch as u64);
-            order.iter_mut().enumerate().for_each(|(i, v)| *v = i);
-            order.shuffle(&mut rng);
+            epoch_order(cfg.seed, epoch, &mut order);
         }
         let bar = if opts.progress {
             let b = indicatif::ProgressBar::new(order.len() as u64);

@@ -13,9 +13,6 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -119,12 +116,10 @@ fn resolve(layers: &Bound<'_, PyList>, explicit: &Bound<'_, PyDict>) -> PyResult
     let explicit = to_table(explicit)?;
     tables.push(explicit.clone());
     let cfg = RunConfig::from_layers(&tables).map_err(py_err)?;
-    for (key, why) in cfg.unused_settings() {
-        if explicit.contains_key(key) {
-            return Err(PyValueError::new_err(format!(
-                "{key} has no effect on this run: {why}"
-            )));
-        }
+    if let Some((key, why)) = cfg.first_unused_in(&explicit) {
+        return Err(PyValueError::new_err(format!(
+            "{key} has no effect on this run: {why}"
+        )));
     }
     Ok(cfg)
 }
@@ -246,10 +241,7 @@ fn train<'py>(
     let cfg = resolve(layers, explicit)?;
     let dir = match out {
         Some(dir) => {
-            let used = ["checkpoint.safetensors", "metrics.csv"]
-                .iter()
-                .any(|f| dir.join(f).exists());
-            if used && !force && !resume {
+            if run::holds_run(&dir) && !force && !resume {
                 return Err(PyValueError::new_err(format!(
                     "{} already holds a run; pass resume=True to continue it, force=True to overwrite it, or another out",
                     dir.display()
@@ -487,6 +479,28 @@ impl Trainer {
             .map_err(|_| PyRuntimeError::new_err("a previous call panicked"))
     }
 
+    /// Checks the batch `x`, `y` (`what` names it in errors), loads it into
+    /// the trainer and runs `f` on it with the GIL released.
+    fn on_batch<'py, R: Send>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        what: &str,
+        f: impl FnOnce(&mut Core, usize) -> R + Send,
+    ) -> PyResult<R> {
+        let mut guard = self.lock()?;
+        let st = &mut *guard;
+        let c = st.core.net.outputs();
+        let (xs, rows) = st.batch(x, y, what)?;
+        let xv = xs.as_slice().expect("checked contiguous");
+        let (core, t) = (&mut st.core, &st.t[..rows * c]);
+        Ok(py.detach(|| {
+            core.load_rows(xv, t, rows);
+            f(core, rows)
+        }))
+    }
+
     fn from_core(core: Core, cfg: RunConfig, epochs: usize) -> Self {
         let rows = core.max_rows();
         let (n, c) = (core.net.inputs(), core.net.outputs());
@@ -553,16 +567,7 @@ impl Trainer {
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let mut st = self.lock()?;
-        let st = &mut *st;
-        let c = st.core.net.outputs();
-        let (xs, rows) = st.batch(x, y, "a batch")?;
-        let xv = xs.as_slice().expect("checked contiguous");
-        let (core, t) = (&mut st.core, &st.t[..rows * c]);
-        let tally = py.detach(|| {
-            core.load_rows(xv, t, rows);
-            core.step(rows)
-        });
+        let tally = self.on_batch(py, x, y, "a batch", |core, rows| core.step(rows))?;
         tally_dict(py, &tally)
     }
 
@@ -593,10 +598,7 @@ impl Trainer {
         let epoch = st.epochs + 1;
         let mut order: Vec<usize> = (0..rows).collect();
         if shuffle {
-            // As a run shuffles epoch e: from (seed, e) alone.
-            let mut rng = ChaCha8Rng::seed_from_u64(st.cfg.seed);
-            rng.set_stream(epoch as u64);
-            order.shuffle(&mut rng);
+            run::epoch_order(st.cfg.seed, epoch, &mut order);
         }
         let xv = xs.as_slice().expect("checked contiguous");
         let shared = Shared::default();
@@ -687,18 +689,11 @@ impl Trainer {
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let mut guard = self.lock()?;
-        let st = &mut *guard;
-        let c = st.core.net.outputs();
-        let (xs, rows) = st.batch(x, y, "the alignment batch")?;
-        let xv = xs.as_slice().expect("checked contiguous");
-        let (core, t) = (&mut st.core, &st.t[..rows * c]);
-        let named = py.detach(|| {
-            core.load_rows(xv, t, rows);
+        let named = self.on_batch(py, x, y, "the alignment batch", |core, rows| {
             let mut probe = AlignmentProbe::new(core);
             let par = core.parallelism().clone();
             par.install(|| probe.measure(core, rows)).named()
-        });
+        })?;
         let d = PyDict::new(py);
         for (k, v) in named {
             d.set_item(k.trim_start_matches("align_"), v)?;
