@@ -20,14 +20,16 @@ for i in $(seq "$n"); do
     if ! "$bin" bench "$@" >"$tmp/out" 2>"$tmp/err"; then
       echo "ab.sh: $bin bench $* failed:" >&2; cat "$tmp/err" >&2; exit 1
     fi
-    rows=$(grep -c '^| [a-z]' "$tmp/out" || true)
-    # The header row also starts with "| r"; one cell means one more row.
-    if [ "$rows" -ne 2 ]; then
-      echo "ab.sh: the options must name one cell (one --rule, --hidden, --threads); got $((rows - 1)) rows" >&2
+    # Step rows are the ones whose third column (threads) starts with a
+    # digit; the per-product table and the headers do not.
+    awk -F'|' '$4 ~ /^ *[0-9]/' "$tmp/out" >"$tmp/rows"
+    rows=$(wc -l <"$tmp/rows")
+    if [ "$rows" -ne 1 ]; then
+      echo "ab.sh: the options must name one cell (one --rule, --hidden, --threads); got $rows rows" >&2
       exit 1
     fi
     # The 5th column of the cell's row is s/epoch.
-    tail -n 1 "$tmp/out" | awk -F'|' '{gsub(/ /, "", $6); print $6}' >>"$tmp/$side"
+    awk -F'|' '{gsub(/ /, "", $6); print $6}' "$tmp/rows" >>"$tmp/$side"
   done
 done
 mo=$(median <"$tmp/old"); mn=$(median <"$tmp/new")

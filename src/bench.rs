@@ -21,7 +21,10 @@ use crate::activation::{vectorized, Kernel};
 use crate::config::{format_hidden, RunConfig};
 use crate::data::Dataset;
 use crate::rules::RuleKind;
-use crate::tensor::{gemm, set_gemm_threads, Matrix, Parallelism};
+use crate::tensor::{
+    gemm, record_products, set_gemm_threads, with_gemm_backend, GemmBackend, Matrix, Parallelism,
+    ProductTime,
+};
 use crate::train::Trainer;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -194,7 +197,7 @@ pub fn step_products(b: usize) -> [Product; 3] {
 }
 
 /// GFLOP/s of `p` with `backend` on `par`, best of 5 timed rounds.
-pub fn product_gflops(p: Product, backend: crate::tensor::GemmBackend, par: &Parallelism) -> f64 {
+pub fn product_gflops(p: Product, backend: GemmBackend, par: &Parallelism) -> f64 {
     let (m, k, n) = p.mkn;
     let fill = |rows: usize, cols: usize, q: usize| {
         Matrix::from_vec(
@@ -228,7 +231,7 @@ pub fn product_gflops(p: Product, backend: crate::tensor::GemmBackend, par: &Par
     let mut c = Matrix::zeros(m, n);
     let reps = ((1e9 / (2.0 * (m * n * k) as f64)) as usize).clamp(1, 2000);
     par.install(|| {
-        crate::tensor::with_gemm_backend(backend, || {
+        with_gemm_backend(backend, || {
             let mut best = f64::INFINITY;
             for _ in 0..5 {
                 let t = Instant::now();
@@ -242,15 +245,18 @@ pub fn product_gflops(p: Product, backend: crate::tensor::GemmBackend, par: &Par
     })
 }
 
-/// Summed GFLOP/s of `jobs` one-thread GEMMs running at once (the better of
-/// the two products of [`gemm_gflops`]): the GEMM ceiling of a sweep.
-pub fn concurrent_gemm_gflops(jobs: usize, batch: usize) -> f64 {
+/// Summed GFLOP/s of `jobs` one-thread GEMMs on `backend` running at once
+/// (the better of the two products of [`gemm_gflops`]): the GEMM ceiling of
+/// a sweep.
+pub fn concurrent_gemm_gflops(jobs: usize, batch: usize, backend: GemmBackend) -> f64 {
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..jobs)
             .map(|_| {
                 s.spawn(move || {
                     set_gemm_threads(1);
-                    gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))
+                    with_gemm_backend(backend, || {
+                        gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))
+                    })
                 })
             })
             .collect();
@@ -274,6 +280,8 @@ pub struct StepBench {
     pub samples_per_s: f64,
     /// Achieved GFLOP/s.
     pub gflops: f64,
+    /// The GEMM backend the step's products ran on (`cfg.gemm` resolved).
+    pub gemm: GemmBackend,
 }
 
 /// Times training steps of `cfg.rule` on `data` (batch `cfg.batch_size`)
@@ -283,29 +291,8 @@ pub struct StepBench {
 pub fn bench_steps(cfg: &RunConfig, data: &Dataset, par: &Parallelism, seconds: f64) -> StepBench {
     let threads = par.count();
     par.install(|| {
-        let splits = crate::data::Splits {
-            train: data.clone(),
-            val: data.slice(0..0),
-            test: data.slice(0..0),
-        };
-        let one_thread = RunConfig {
-            threads: 1,
-            ..cfg.clone()
-        };
-        let mut t: Trainer =
-            crate::run::build_trainer(&one_thread, &splits, None).expect("valid benchmark config");
-        t.set_parallelism(par.clone());
+        let (mut step, gemm) = step_loop(cfg, data, par);
         let b = cfg.batch_size;
-        let batches = (data.len() / b).max(1);
-        let order: Vec<usize> = (0..data.len()).collect();
-        let mut step = |i: usize| {
-            let chunk = &order[(i % batches) * b..((i % batches) * b + b).min(data.len())];
-            t.load_batch(data, chunk);
-            t.step(chunk.len());
-        };
-        for i in 0..10 {
-            step(i);
-        }
         let mut rounds = Vec::new();
         let start = Instant::now();
         let mut i = 0;
@@ -328,8 +315,110 @@ pub fn bench_steps(cfg: &RunConfig, data: &Dataset, par: &Parallelism, seconds: 
             threads,
             samples_per_s: 1.0 / per_sample,
             gflops: flops_per_sample(cfg.rule, &sizes) / per_sample / 1e9,
+            gemm,
         }
     })
+}
+
+/// A warmed-up trainer of `cfg` on `par` as a closure that trains step `i`
+/// (batches of `data` in turn), and the GEMM backend its products run on.
+/// Call it inside `par.install`, so that its products start on this thread.
+fn step_loop<'a>(
+    cfg: &RunConfig,
+    data: &'a Dataset,
+    par: &Parallelism,
+) -> (impl FnMut(usize) + 'a, GemmBackend) {
+    let splits = crate::data::Splits {
+        train: data.clone(),
+        val: data.slice(0..0),
+        test: data.slice(0..0),
+    };
+    let one_thread = RunConfig {
+        threads: 1,
+        ..cfg.clone()
+    };
+    let mut t: Trainer =
+        crate::run::build_trainer(&one_thread, &splits, None).expect("valid benchmark config");
+    t.set_parallelism(par.clone());
+    let backend = t.backend();
+    let b = cfg.batch_size;
+    let batches = (data.len() / b).max(1);
+    let order: Vec<usize> = (0..data.len()).collect();
+    let mut step = move |i: usize| {
+        let chunk = &order[(i % batches) * b..((i % batches) * b + b).min(data.len())];
+        t.load_batch(data, chunk);
+        t.step(chunk.len());
+    };
+    for i in 0..10 {
+        step(i);
+    }
+    (step, backend)
+}
+
+/// Where the time of a training step goes, product by product. Times are
+/// means over the steps, not medians, so that they add up to the step's.
+#[derive(Clone, Debug)]
+pub struct Breakdown {
+    /// The mean wall time of a step, in seconds.
+    pub step_seconds: f64,
+    /// The step's products in call order, each with the mean of its
+    /// [`ProductTime::seconds`] over the steps.
+    pub products: Vec<ProductTime>,
+}
+
+impl Breakdown {
+    /// Step time less the products' times: the elementwise passes outside
+    /// any product's epilogue, the optimizer's own passes, the batch copy.
+    pub fn outside_products(&self) -> f64 {
+        self.step_seconds - self.products.iter().map(|p| p.seconds).sum::<f64>()
+    }
+}
+
+/// Times `steps` training steps of `cfg` on `data` with `par`, each product
+/// of each step timed ([`record_products`]), after a warm-up.
+pub fn step_breakdown(
+    cfg: &RunConfig,
+    data: &Dataset,
+    par: &Parallelism,
+    steps: usize,
+) -> Breakdown {
+    let steps = steps.max(1);
+    par.install(|| {
+        let (mut step, _) = step_loop(cfg, data, par);
+        let t0 = Instant::now();
+        let ((), log) = record_products(64 * steps, || {
+            for i in 0..steps {
+                step(i);
+            }
+        });
+        let step_seconds = t0.elapsed().as_secs_f64() / steps as f64;
+        // Every step of a rule makes the same products in the same order.
+        let per_step = log.len() / steps;
+        assert_eq!(per_step * steps, log.len(), "steps made different products");
+        let products = (0..per_step)
+            .map(|j| ProductTime {
+                seconds: (0..steps)
+                    .map(|i| log[i * per_step + j].seconds)
+                    .sum::<f64>()
+                    / steps as f64,
+                ..log[j]
+            })
+            .collect();
+        Breakdown {
+            step_seconds,
+            products,
+        }
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Times `jobs` one-thread trainings of `cfg` running at once, each on its
@@ -438,7 +527,8 @@ pub fn random_mnist() -> Dataset {
 /// `passes` passes. Every pass measures all cells in turn, so that on a
 /// shared machine a slow spell hits every cell alike; each row is the median
 /// over the passes. `progress` is told what is being measured. Every config must
-/// be valid and its batch no larger than `data`.
+/// be valid and its batch no larger than `data`. The GEMM peaks are measured
+/// on the first cell's backend (`gemm`), which the cells are expected to share.
 pub fn run_table(
     cells: &[(RunConfig, Mode)],
     data: &Dataset,
@@ -457,6 +547,10 @@ pub fn run_table(
         }
     }
     let batch = cells.first().map_or(128, |(c, _)| c.batch_size);
+    let backend = cells
+        .first()
+        .map_or(GemmBackend::Auto, |(c, _)| c.gemm)
+        .resolve();
     let mut modes: Vec<Mode> = Vec::new();
     for (_, m) in cells {
         if !modes.contains(m) {
@@ -475,9 +569,12 @@ pub fn run_table(
             let fma_parts = fma_peaks(mode.cores());
             let fma = fma_parts.0.max(fma_parts.1.unwrap_or(0.0));
             let gemm = match mode {
-                Mode::Threads(t) => pools[&t]
-                    .install(|| gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))),
-                Mode::Jobs(j) => concurrent_gemm_gflops(j, batch),
+                Mode::Threads(t) => pools[&t].install(|| {
+                    with_gemm_backend(backend, || {
+                        gemm_gflops(batch, 784, 800).max(gemm_gflops(batch, 800, 800))
+                    })
+                }),
+                Mode::Jobs(j) => concurrent_gemm_gflops(j, batch, backend),
             };
             match peaks.iter_mut().find(|(m, _)| *m == mode) {
                 Some((_, p)) => {
@@ -518,20 +615,14 @@ pub fn run_table(
         .iter()
         .zip(samples)
         .map(|((_, mode), runs)| {
-            let median = |f: fn(&StepBench) -> f64| {
+            let median_of = |f: fn(&StepBench) -> f64| {
                 let mut v: Vec<f64> = runs.iter().map(f).collect();
-                v.sort_by(|a, b| a.total_cmp(b));
-                let n = v.len();
-                if n % 2 == 1 {
-                    v[n / 2]
-                } else {
-                    (v[n / 2 - 1] + v[n / 2]) / 2.0
-                }
+                median(&mut v)
             };
             Row {
                 bench: StepBench {
-                    samples_per_s: median(|r| r.samples_per_s),
-                    gflops: median(|r| r.gflops),
+                    samples_per_s: median_of(|r| r.samples_per_s),
+                    gflops: median_of(|r| r.gflops),
                     ..runs[0].clone()
                 },
                 mode: *mode,

@@ -132,6 +132,10 @@ struct BenchArgs {
     /// measures every backend whatever this says.
     #[arg(long, value_enum, default_value_t = biprop::tensor::GemmBackend::Auto)]
     gemm: biprop::tensor::GemmBackend,
+    /// Also time every product inside 50 steps of each thread-count cell and
+    /// print where a step's time goes.
+    #[arg(long)]
+    breakdown: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -885,12 +889,12 @@ fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     say!("");
-    say!("| rule | hidden | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best |");
-    say!("|---|---|---|---|---|---|---|---|");
+    say!("| rule | hidden | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best | gemm |");
+    say!("|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         let r = &row.bench;
         say!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.0}% |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.0}% | {} |",
             r.rule,
             r.hidden,
             row.mode.label(),
@@ -899,10 +903,67 @@ fn bench(args: BenchArgs) -> Result<()> {
             50_000.0 * row.mode.runs() as f64 / r.samples_per_s,
             r.gflops,
             100.0 * r.gflops / row.peaks.fma,
-            100.0 * r.gflops / row.peaks.gemm
+            100.0 * r.gflops / row.peaks.gemm,
+            r.gemm
         );
     }
+    if args.breakdown {
+        print_breakdown(&cells, &data, &thread_counts, &pars);
+    }
     Ok(())
+}
+
+/// The products of [`bench::step_breakdown`] for each thread-count cell, in
+/// call order, then the time outside them and the whole step.
+fn print_breakdown(
+    cells: &[(RunConfig, biprop::bench::Mode)],
+    data: &biprop::data::Dataset,
+    thread_counts: &[usize],
+    pars: &[biprop::tensor::Parallelism],
+) {
+    const STEPS: usize = 50;
+    say!("");
+    say!("Inside the step: each product's mean wall time (its epilogue included) over {STEPS} steps, in call order");
+    say!("");
+    say!("| rule | hidden | threads | product m x k x n | layout | parts | µs/step | GFLOP/s | % of step |");
+    say!("|---|---|---|---|---|---|---|---|---|");
+    for (cfg, mode) in cells {
+        let biprop::bench::Mode::Threads(t) = *mode else {
+            continue;
+        };
+        let par = &pars[thread_counts
+            .iter()
+            .position(|&c| c == t)
+            .expect("a pool per count")];
+        let b = biprop::bench::step_breakdown(cfg, data, par, STEPS);
+        let cell = format!(
+            "| {} | {} | {t} |",
+            cfg.rule,
+            biprop::config::format_hidden(&cfg.hidden)
+        );
+        let share = |s: f64| 100.0 * s / b.step_seconds;
+        for p in &b.products {
+            let (m, k, n) = p.mkn;
+            say!(
+                "{cell} {m}x{k}x{n}{} | {} | {} | {:.0} | {:.1} | {:.1}% |",
+                if p.accumulate { " (+=)" } else { "" },
+                p.layout(),
+                p.parts,
+                1e6 * p.seconds,
+                p.flops_per_s() / 1e9,
+                share(p.seconds)
+            );
+        }
+        say!(
+            "{cell} outside the products | | | {:.0} | | {:.1}% |",
+            1e6 * b.outside_products(),
+            share(b.outside_products())
+        );
+        say!(
+            "{cell} whole step | | | {:.0} | | 100% |",
+            1e6 * b.step_seconds
+        );
+    }
 }
 
 fn report(dir: PathBuf, csv: Option<PathBuf>, select: Option<String>) -> Result<()> {

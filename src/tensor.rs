@@ -204,6 +204,65 @@ impl<'a> View<'a> {
 thread_local! {
     static GEMM_THREADS: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
     static GEMM_BACKEND: std::cell::Cell<Option<GemmBackend>> = const { std::cell::Cell::new(None) };
+    static PRODUCT_LOG: std::cell::RefCell<Option<Vec<ProductTime>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// One product timed by [`record_products`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProductTime {
+    /// `m x k` times `k x n`.
+    pub mkn: (usize, usize, usize),
+    /// Whether the left and the right operands were transposed views.
+    pub transposed: (bool, bool),
+    /// Whether it accumulated into its output.
+    pub accumulate: bool,
+    /// The parts it was cut into (one per thread, or 1 for a small product).
+    pub parts: usize,
+    /// Wall time of the call, its epilogue included.
+    pub seconds: f64,
+}
+
+impl ProductTime {
+    /// `NN`, `NT`, `TN` or `TT`: which operands were transposed views.
+    pub fn layout(&self) -> &'static str {
+        match self.transposed {
+            (false, false) => "NN",
+            (false, true) => "NT",
+            (true, false) => "TN",
+            (true, true) => "TT",
+        }
+    }
+
+    /// Floating-point operations per second of the call.
+    pub fn flops_per_s(&self) -> f64 {
+        let (m, k, n) = self.mkn;
+        2.0 * (m * k * n) as f64 / self.seconds
+    }
+}
+
+/// Runs `f` with every product this thread starts through [`gemm_then`]
+/// timed, and returns `f`'s result with the products in call order. A
+/// diagnostic (`biprop bench --breakdown`): outside it a product costs one
+/// thread-local check. `capacity` products are reserved up front, so that
+/// recording allocates nothing while `f` runs unless it makes more.
+pub fn record_products<R>(capacity: usize, f: impl FnOnce() -> R) -> (R, Vec<ProductTime>) {
+    // Puts the caller's log (none, or an outer recording's) back, also when
+    // `f` panics.
+    struct Restore(Option<Option<Vec<ProductTime>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                PRODUCT_LOG.with(|l| *l.borrow_mut() = outer);
+            }
+        }
+    }
+    let outer = PRODUCT_LOG.with(|l| l.replace(Some(Vec::with_capacity(capacity))));
+    let mut restore = Restore(Some(outer));
+    let r = f();
+    let outer = restore.0.take().expect("set above");
+    let log = PRODUCT_LOG.with(|l| l.replace(outer));
+    (r, log.unwrap_or_default())
 }
 
 /// The kernels behind every product.
@@ -225,8 +284,8 @@ thread_local! {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum GemmBackend {
-    /// The one this CPU gets ([`GemmBackend::for_this_cpu`]); a run records
-    /// the backend it resolved to.
+    /// The one this CPU gets: gemm on Intel with AVX-512, faer elsewhere
+    /// (see `GemmBackend::for_this_cpu`); a run records the one it resolved to.
     #[default]
     Auto,
     /// faer's kernels: the faster on AMD Zen 4 (docs/performance.md).
@@ -485,22 +544,53 @@ pub fn gemm_then(
     } else {
         gemm_threads()
     };
+    let backend = gemm_backend();
     let task = Task {
-        backend: gemm_backend(),
+        backend,
         beta,
         alpha,
-        // Cutting along the operand whose halves stay contiguous is fastest:
-        // columns when `b` is a transposed view (the forward product X W^T),
-        // rows otherwise (input and weight gradients). On the 128x784x800
-        // products, `cargo run --release --example gemm_split` measured, in
-        // GFLOP/s, row halves vs column halves: forward 200.6 vs 210.3, input
-        // gradient 205.2 vs 201.5, weight gradient 218.1 vs 194.8; and this
-        // split against faer's own two-thread GEMM: 204.9 vs 186.9, 203.4 vs
-        // 191.1, 218.0 vs 188.6.
-        by_cols: b.transposed,
+        by_cols: cut_by_columns(backend, a.transposed, b.transposed),
         epilogue,
     };
+    let start = PRODUCT_LOG
+        .with(|l| l.borrow().is_some())
+        .then(std::time::Instant::now);
     task.run(out, a.faer(), b.faer(), (0, 0), parts);
+    if let Some(start) = start {
+        let t = ProductTime {
+            mkn: (m, k, n),
+            transposed: (a.transposed, b.transposed),
+            accumulate,
+            parts,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        PRODUCT_LOG.with(|l| l.borrow_mut().as_mut().map(|v| v.push(t)));
+    }
+}
+
+/// Whether a split product is cut into blocks of whole columns of its output
+/// (else whole rows), from the layout of its operands.
+///
+/// The forward product `X W^T` (`b` transposed) is cut by columns with both
+/// backends: each thread then reads, and packs, only its half of `W`. With
+/// faer the input gradient `D W` (plain) and the weight gradient `D^T X`
+/// (`a` transposed) are cut by rows: on AMD Zen 4, on the 128x784x800
+/// products, `cargo run --release --example gemm_split` measured, in
+/// GFLOP/s, row halves vs column halves: forward 200.6 vs 210.3, input
+/// gradient 205.2 vs 201.5, weight gradient 218.1 vs 194.8 (and this split
+/// against faer's own two-thread GEMM: 204.9 vs 186.9, 203.4 vs 191.1, 218.0
+/// vs 188.6). The gemm crate packs the whole right operand `W` for each row
+/// block of `D W`, so with it the input gradient is cut by columns too: on
+/// the Intel Xeon of docs/performance.md, 2 threads, the 128x800x800 input
+/// gradient took 0.976 of the same step's forward product with row halves
+/// and 0.914 with column halves (medians of 8 alternated `biprop bench
+/// --breakdown` runs of BP 2x800 with a switch that was not kept); cutting
+/// the weight gradient by columns made it slower (0.94 against 0.83).
+fn cut_by_columns(backend: GemmBackend, a_transposed: bool, b_transposed: bool) -> bool {
+    match backend {
+        GemmBackend::Gemm => b_transposed || !a_transposed,
+        GemmBackend::Faer | GemmBackend::Auto => b_transposed,
+    }
 }
 
 /// `dst (+)= alpha a b` on one thread with `backend`'s kernels.
@@ -765,6 +855,42 @@ mod tests {
         assert_eq!(gemm_backend(), outer);
     }
 
+    /// `biprop bench --breakdown`'s log: each product of the closure, in
+    /// call order, with its shape and layout; a nested recording keeps its
+    /// own; nothing is logged outside one.
+    #[test]
+    fn record_products_logs_each_product_of_its_closure_in_order() {
+        let a = Matrix::zeros(4, 3);
+        let b = Matrix::zeros(5, 3);
+        let mut c = Matrix::zeros(4, 5);
+        let mut w = Matrix::zeros(3, 5);
+        let ((), outer) = record_products(0, || {
+            gemm(&mut c, false, 1.0, a.view(), b.view().t());
+            let ((), inner) = record_products(4, || {
+                gemm(&mut w, true, 1.0, a.view().t(), c.view());
+            });
+            assert_eq!(inner.len(), 1);
+            assert_eq!(inner[0].mkn, (3, 4, 5));
+            assert_eq!(inner[0].layout(), "TN");
+            assert!(inner[0].accumulate);
+            gemm(&mut c, false, 1.0, a.view(), b.view().t());
+        });
+        // The inner recording's product is its own; the outer one goes on.
+        assert_eq!(outer.len(), 2);
+        for p in &outer {
+            assert_eq!(
+                (p.mkn, p.layout(), p.accumulate, p.parts),
+                ((4, 3, 5), "NT", false, 1)
+            );
+            assert!(p.seconds > 0.0 && p.flops_per_s() > 0.0);
+        }
+        // Nothing is recorded outside.
+        let ((), none) = record_products(0, || {});
+        gemm(&mut c, false, 1.0, a.view(), b.view().t());
+        assert!(none.is_empty());
+        assert!(PRODUCT_LOG.with(|l| l.borrow().is_none()));
+    }
+
     /// Split products equal the sequential one bit for bit, in every
     /// transpose combination and for several thread counts, and the epilogue
     /// sees every output element exactly once, at its true position.
@@ -773,7 +899,13 @@ mod tests {
         // Large enough to be split (at least SMALL_GEMM multiply-adds): sizes
         // that are not multiples of the split alignment, and the paper's
         // shapes, whose long inner dimension faer may cut into blocks.
-        for (m, k, n) in [(100, 203, 211), (128, 784, 800), (800, 128, 784)] {
+        for (m, k, n) in [
+            (100, 203, 211),
+            (128, 784, 800),
+            (128, 800, 784),
+            (128, 800, 800),
+            (800, 128, 784),
+        ] {
             split_matches_sequential(m, k, n);
         }
     }

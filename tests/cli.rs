@@ -267,6 +267,99 @@ fn bench_prints_a_row_per_cell() {
     assert!(out.contains("2 one-thread jobs at once (summed): FMA peak"));
 }
 
+/// `--gemm` reaches the step rows: each row names the backend its trainer ran
+/// its products on, and the header names the same one.
+#[test]
+fn bench_gemm_reaches_the_step_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in ["faer", "gemm"] {
+        let o = biprop(
+            &[
+                "bench",
+                "--rule",
+                "bp",
+                "--hidden",
+                "16",
+                "--threads",
+                "1",
+                "--seconds",
+                "0.02",
+                "--gemm",
+                backend,
+                "-q",
+            ],
+            dir.path(),
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{}{out}", stderr(&o));
+        let row: Vec<&str> = out
+            .lines()
+            .find(|l| l.starts_with("| bp"))
+            .expect("a step row")
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
+        assert_eq!(row.last(), Some(&backend), "{out}");
+        assert!(
+            out.contains(&format!("GEMM backend of the step rows: {backend} ")),
+            "{out}"
+        );
+    }
+}
+
+/// `--breakdown` times the products inside the step: BP on 784-16-10 makes
+/// exactly its five products, and they and the rest add up to the step.
+#[test]
+fn bench_breakdown_lists_the_products_of_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "--rule",
+        "bp",
+        "--hidden",
+        "16",
+        "--threads",
+        "1",
+        "--seconds",
+        "0.02",
+        "-q",
+    ];
+    let o = biprop(&args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("Inside the step"));
+    let o = biprop(&[&args[..], &["--breakdown"]].concat(), dir.path());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Inside the step"))
+        .filter(|l| l.starts_with("| bp"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    let mut products: Vec<(&str, &str)> = rows.iter().map(|r| (r[3], r[4])).collect();
+    let (whole, outside) = (products.pop().unwrap(), products.pop().unwrap());
+    assert_eq!((whole.0, outside.0), ("whole step", "outside the products"));
+    products.sort();
+    assert_eq!(
+        products,
+        [
+            ("10x128x16 (+=)", "TN"),
+            ("128x10x16", "NN"),
+            ("128x16x10", "NT"),
+            ("128x784x16", "NT"),
+            ("16x128x784 (+=)", "TN"),
+        ],
+        "{out}"
+    );
+    let share = |r: &Vec<&str>| r[8].trim_end_matches('%').parse::<f64>().unwrap();
+    let summed: f64 = rows[..rows.len() - 1].iter().map(share).sum();
+    assert!(
+        (summed - 100.0).abs() < 0.5,
+        "shares add to {summed}: {out}"
+    );
+}
+
 #[test]
 fn bench_rejects_a_batch_it_cannot_time() {
     let dir = tempfile::tempdir().unwrap();
