@@ -243,11 +243,7 @@ fn bench_prints_a_row_per_cell() {
     );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}{out}", stderr(&o));
-    let rows: Vec<Vec<&str>> = out
-        .lines()
-        .filter(|l| l.starts_with("| bp") || l.starts_with("| dfa"))
-        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
-        .collect();
+    let rows = [table_rows(&out, "bp"), table_rows(&out, "dfa")].concat();
     let labels: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[2])).collect();
     assert_eq!(
         labels,
@@ -267,6 +263,28 @@ fn bench_prints_a_row_per_cell() {
     assert!(out.contains("2 one-thread jobs at once (summed): FMA peak"));
 }
 
+/// The cheapest benchmark of one cell: BP on 784-16-10, one thread.
+const TINY_BENCH: [&str; 10] = [
+    "bench",
+    "--rule",
+    "bp",
+    "--hidden",
+    "16",
+    "--threads",
+    "1",
+    "--seconds",
+    "0.02",
+    "-q",
+];
+
+/// The cells of the markdown table rows of `out` that start with `| {first}`.
+fn table_rows<'a>(out: &'a str, first: &str) -> Vec<Vec<&'a str>> {
+    out.lines()
+        .filter(|l| l.starts_with(&format!("| {first}")))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect()
+}
+
 /// `--gemm` reaches the step rows: each row names the backend its trainer ran
 /// its products on, and the header names the same one.
 #[test]
@@ -274,33 +292,14 @@ fn bench_gemm_reaches_the_step_rows() {
     let dir = tempfile::tempdir().unwrap();
     for backend in ["faer", "gemm"] {
         let o = biprop(
-            &[
-                "bench",
-                "--rule",
-                "bp",
-                "--hidden",
-                "16",
-                "--threads",
-                "1",
-                "--seconds",
-                "0.02",
-                "--gemm",
-                backend,
-                "-q",
-            ],
+            &[&TINY_BENCH[..], &["--gemm", backend]].concat(),
             dir.path(),
         );
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{}{out}", stderr(&o));
-        let row: Vec<&str> = out
-            .lines()
-            .find(|l| l.starts_with("| bp"))
-            .expect("a step row")
-            .trim_matches('|')
-            .split('|')
-            .map(str::trim)
-            .collect();
-        assert_eq!(row.last(), Some(&backend), "{out}");
+        let rows = table_rows(&out, "bp");
+        assert_eq!(rows.len(), 1, "{out}");
+        assert_eq!(rows[0].last(), Some(&backend), "{out}");
         assert!(
             out.contains(&format!("GEMM backend of the step rows: {backend} ")),
             "{out}"
@@ -313,30 +312,14 @@ fn bench_gemm_reaches_the_step_rows() {
 #[test]
 fn bench_breakdown_lists_the_products_of_the_step() {
     let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "bench",
-        "--rule",
-        "bp",
-        "--hidden",
-        "16",
-        "--threads",
-        "1",
-        "--seconds",
-        "0.02",
-        "-q",
-    ];
-    let o = biprop(&args, dir.path());
+    let o = biprop(&TINY_BENCH, dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("Inside the step"));
-    let o = biprop(&[&args[..], &["--breakdown"]].concat(), dir.path());
+    let o = biprop(&[&TINY_BENCH[..], &["--breakdown"]].concat(), dir.path());
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}{out}", stderr(&o));
-    let rows: Vec<Vec<&str>> = out
-        .lines()
-        .skip_while(|l| !l.starts_with("Inside the step"))
-        .filter(|l| l.starts_with("| bp"))
-        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
-        .collect();
+    let inside = &out[out.find("Inside the step").expect("a breakdown")..];
+    let rows = table_rows(inside, "bp");
     let mut products: Vec<(&str, &str)> = rows.iter().map(|r| (r[3], r[4])).collect();
     let (whole, outside) = (products.pop().unwrap(), products.pop().unwrap());
     assert_eq!((whole.0, outside.0), ("whole step", "outside the products"));
