@@ -7,6 +7,7 @@ import _thread
 import gzip
 import os
 import subprocess
+import signal
 import threading
 import time
 from pathlib import Path
@@ -259,7 +260,17 @@ def test_state_dict_save_and_load_round_trip(tmp_path):
     assert np.array_equal(fresh.predict_proba(x), t.predict_proba(x))
 
 
-def test_keyboard_interrupt_stops_training(mnist, tmp_path):
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler for the test: a process started with SIGINT
+    ignored (a background job of a non-interactive shell, nohup) keeps it
+    ignored, and `_thread.interrupt_main` then does nothing."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_keyboard_interrupt_stops_training(mnist, tmp_path, sigint_raises):
     x, y, _, _ = mnist
     t = biprop.Trainer([784, 800, 10], rule="bfa", threads=1)
     x = np.concatenate([x] * 20)
