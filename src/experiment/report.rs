@@ -449,8 +449,85 @@ pub fn markdown(groups: &[Group]) -> String {
             }
             out.push('\n');
         }
+        if gs.iter().any(|g| g.paper_protocol) {
+            if let Some(t) = paper::table(ds) {
+                out.push_str(&format!(
+                    "### {}{variant} — ranking of the rules\n\ntest error (%) at the last epoch, mean over the seeds present, lowest first; the paper's Table {t} values of the same rules beside; same order: no two rules the other way round\n\n| model | ours | paper | same order |\n|---|---|---|---|\n",
+                    ds.name().to_uppercase()
+                ));
+                for a in &archs {
+                    let ours: Vec<(RuleKind, f64)> = gs
+                        .iter()
+                        .filter(|g| g.hidden == *a && g.paper_protocol && !g.last.is_empty())
+                        .map(|g| (g.rule, mean_std(&g.last).0))
+                        .collect();
+                    let theirs: Vec<(RuleKind, f64)> = ours
+                        .iter()
+                        .filter_map(|&(r, _)| paper::published(ds, a, r).map(|p| (r, p)))
+                        .collect();
+                    if theirs.len() < 2 {
+                        continue;
+                    }
+                    let ours: Vec<_> = ours
+                        .into_iter()
+                        .filter(|(r, _)| theirs.iter().any(|(p, _)| p == r))
+                        .collect();
+                    out.push_str(&format!(
+                        "| {a} | {} | {} | {} |\n",
+                        ranking(&ours),
+                        ranking(&theirs),
+                        if same_order(&ours, &theirs) {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                    ));
+                }
+                out.push('\n');
+            }
+        }
     }
     out
+}
+
+/// A value as the tables print it, so that ranks tie where the printed
+/// numbers do (FA and DFA with one hidden layer are the same rule).
+fn printed(v: f64) -> i64 {
+    (v * 100.0).round() as i64
+}
+
+/// `BP 1.88 < DFA 3.71 = FA 3.71`: the rules from the lowest value up.
+fn ranking(values: &[(RuleKind, f64)]) -> String {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut out = String::new();
+    for (i, (r, x)) in v.iter().enumerate() {
+        if i > 0 {
+            out.push_str(if printed(*x) == printed(v[i - 1].1) {
+                " = "
+            } else {
+                " < "
+            });
+        }
+        out.push_str(&format!("{} {x:.2}", r.name().to_uppercase()));
+    }
+    out
+}
+
+/// Whether no two rules are in strictly opposite order in `ours` and
+/// `theirs` (a tie in either contradicts nothing).
+fn same_order(ours: &[(RuleKind, f64)], theirs: &[(RuleKind, f64)]) -> bool {
+    let of = |v: &[(RuleKind, f64)], r: RuleKind| {
+        v.iter().find(|(q, _)| *q == r).map(|(_, x)| printed(*x))
+    };
+    ours.iter().all(|&(a, _)| {
+        ours.iter().all(
+            |&(b, _)| match (of(ours, a), of(ours, b), of(theirs, a), of(theirs, b)) {
+                (Some(oa), Some(ob), Some(ta), Some(tb)) => !(oa < ob && ta > tb),
+                _ => true,
+            },
+        )
+    })
 }
 
 /// The groups as CSV: one row per data set, architecture and rule.
@@ -700,5 +777,46 @@ mod tests {
         assert!(md.contains("2.00 ± 0.00 (n=1) |"), "{md}");
         assert!(!md.contains("(1.95)"), "{md}");
         assert!(md.contains("not the paper's protocol"), "{md}");
+        assert!(!md.contains("ranking of the rules"), "{md}");
+    }
+
+    /// The ranking row orders the rules by their mean last-epoch error, ties
+    /// where the printed values tie, and says whether the paper's values of
+    /// the same rules are in the same order.
+    #[test]
+    fn the_ranking_orders_the_rules_against_the_papers() {
+        let with_error = |rule: RuleKind, hidden: usize, err: f64| {
+            let mut r = run(RunConfig {
+                rule,
+                hidden: vec![hidden],
+                epochs: 2,
+                ..Default::default()
+            });
+            for row in &mut r.epochs {
+                row.insert("test_error".into(), err);
+            }
+            r
+        };
+        let runs = [
+            with_error(RuleKind::Fa, 400, 0.0414),
+            with_error(RuleKind::Dfa, 400, 0.0414),
+            with_error(RuleKind::Bp, 400, 0.0204),
+            with_error(RuleKind::Bfa, 400, 0.0220),
+            // 1x800: BFA ahead of BP, unlike the paper (1.92 < 3.14).
+            with_error(RuleKind::Bp, 800, 0.0209),
+            with_error(RuleKind::Bfa, 800, 0.0199),
+            // A rule alone on its row has no ranking.
+            with_error(RuleKind::Bp, 100, 0.03),
+        ];
+        let md = markdown(&group(&runs));
+        assert!(
+            md.contains("| 1x400 | BP 2.04 < BFA 2.20 < FA 4.14 = DFA 4.14 | BP 1.95 < BFA 2.90 < FA 3.75 = DFA 3.75 | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1x800 | BFA 1.99 < BP 2.09 | BP 1.92 < BFA 3.14 | no |"),
+            "{md}"
+        );
+        assert!(!md.contains("| 1x100 | BP"), "{md}");
     }
 }
