@@ -89,6 +89,13 @@ pub struct RunConfig {
     pub alignment: bool,
     /// BFA's reconstruction output: `sigmoid-bce` (default) or `identity`.
     pub bfa_output: Output,
+    /// The scale of BFA's initial feedback weights that are forward
+    /// learning's error paths: `sender` (default: drawn as any MLP layer,
+    /// `U(+-1/sqrt(fan_in))`) or `receiver` (`U(+-1/sqrt(width of the forward
+    /// layer they reach))`, the scale of the paper presets' FA and DFA).
+    /// Separate from `feedback_scale`, which BFA runs recorded without
+    /// effect before this setting existed.
+    pub bfa_feedback_scale: FeedbackScale,
     /// BDFA's feedback update: `paper` or `reference` (the published code's).
     pub bdfa_update: BdfaUpdate,
     /// BDFA's target: `label`, `mixed` (y + alpha yhat) or `reference`.
@@ -134,6 +141,7 @@ impl Default for RunConfig {
             feedback_momentum: None,
             alignment: true,
             bfa_output: Output::SigmoidBce,
+            bfa_feedback_scale: FeedbackScale::Sender,
             bdfa_update: BdfaUpdate::Paper,
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
@@ -314,6 +322,11 @@ impl RunConfig {
             "it applies to BFA's, BDFA's and DKP's feedback weights under sgd",
         );
         unless(rule == Bfa, "bfa_output", "it applies to --rule bfa only");
+        unless(
+            rule == Bfa,
+            "bfa_feedback_scale",
+            "it applies to --rule bfa only",
+        );
         for key in ["bdfa_update", "bdfa_target"] {
             unless(rule == Bdfa, key, "it applies to --rule bdfa only");
         }
@@ -494,6 +507,7 @@ impl RunConfig {
             max_rows: self.batch_size,
             feedback_opt,
             bfa_output: self.bfa_output,
+            bfa_feedback_scale: self.bfa_feedback_scale,
             bdfa_update: self.bdfa_update,
             bdfa_target: self.bdfa_target,
             bdfa_alpha: self.bdfa_alpha,

@@ -335,6 +335,10 @@ struct SettingsArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     bfa_output: Option<Output>,
+    /// Scale of BFA's initial feedback weights that are error paths: sender (drawn as any layer) or receiver (1/sqrt(width of the layer they reach)).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bfa_feedback_scale: Option<FeedbackScale>,
     /// BDFA's feedback update: the paper's gradient or the published code's.
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1051,6 +1055,7 @@ mod tests {
         ("feedback_optimizer", Some("adam"), &["--rule", "bfa"]),
         ("feedback_momentum", Some("0.5"), &["--rule", "bdfa"]),
         ("bfa_output", Some("identity"), &["--rule", "bfa"]),
+        ("bfa_feedback_scale", Some("receiver"), &["--rule", "bfa"]),
         ("bdfa_update", Some("reference"), &["--rule", "bdfa"]),
         ("bdfa_target", Some("mixed"), &["--rule", "bdfa"]),
         (

@@ -272,6 +272,55 @@ fn feedback_scales_draw_at_their_bounds() {
     }
 }
 
+/// BFA's feedback network, sizes 4-100-400-10 for the forward 10-400-100-4:
+/// its error paths (layers 0 and 1) at the sender scale are drawn as any
+/// layer, at the receiver scale they are the same draws scaled to the width
+/// they reach; the reconstruction layer and every bias keep their draw.
+/// `feedback_scale` does not touch BFA: `bfa_feedback_scale` does.
+#[test]
+fn bfa_feedback_scales_scale_its_error_paths_only() {
+    let net0 = net(&[10, 400, 100, 4], Activation::Tanh, Output::SigmoidBce, 9);
+    let feedback = |bfa_feedback_scale, feedback_scale| {
+        let opts = RuleOptions {
+            bfa_feedback_scale,
+            feedback_scale,
+            ..Default::default()
+        };
+        let mut n = net0.clone();
+        let rule = rules::build(
+            RuleKind::Bfa,
+            &mut n,
+            &opts,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        );
+        assert_eq!(n, net0, "BFA moved the forward weights");
+        rule.feedback_network().expect("BFA has one").clone()
+    };
+    let sender = feedback(FeedbackScale::Sender, FeedbackScale::Sender);
+    let receiver = feedback(FeedbackScale::Receiver, FeedbackScale::Sender);
+    assert_eq!(
+        feedback(FeedbackScale::Sender, FeedbackScale::Receiver),
+        sender
+    );
+    let within = |data: &[f32], bound: f32| {
+        let m = max_abs(data);
+        m <= bound && m > 0.9 * bound
+    };
+    for (k, (s, r)) in sender.layers.iter().zip(&receiver.layers).enumerate() {
+        let (sb, rb) = [(0.5, 0.1), (0.1, 0.05), (0.05, 0.05)][k];
+        assert!(within(s.weight.as_slice(), sb), "layer {k} sender");
+        assert!(within(r.weight.as_slice(), rb), "layer {k} receiver");
+        assert_eq!(s.bias, r.bias, "layer {k} bias");
+        let ratio = rb / sb;
+        for (a, b) in s.weight.as_slice().iter().zip(r.weight.as_slice()) {
+            assert!(
+                (a * ratio - b).abs() <= 1e-6 * a.abs().max(1e-30),
+                "layer {k}: {a} {b}"
+            );
+        }
+    }
+}
+
 /// Momentum, weight decay and Adam go through gradient buffers; with
 /// momentum and decay at zero the buffered SGD path must equal the fused one.
 #[test]

@@ -58,6 +58,7 @@ const CHANGES: &[(&str, &str)] = &[
         "feedback_momentum = 0.0",
     ),
     ("rule = \"bfa\"\n", "bfa_output = \"identity\""),
+    ("rule = \"bfa\"\n", "bfa_feedback_scale = \"receiver\""),
     ("rule = \"bdfa\"\n", "feedback_lr = 0.05"),
     ("rule = \"bdfa\"\n", "feedback_optimizer = \"adam\""),
     (

@@ -18,8 +18,8 @@
 //! (input side).
 
 use super::{
-    chain_errors, ErrorStep, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule,
-    RuleKind,
+    chain_errors, ErrorStep, FeedbackScale, FeedbackStep, FeedbackTensor, FeedbackTensorMut,
+    LearningRule, RuleKind,
 };
 use crate::loss::Output;
 use crate::model::Mlp;
@@ -41,17 +41,37 @@ pub struct Bfa {
 }
 
 impl Bfa {
-    /// A feedback network mirroring `net`, drawn from `U(+-1/sqrt(fan_in))`,
-    /// trained by `opt`, with buffers for batches of `max_rows`.
+    /// A feedback network mirroring `net`, drawn as any MLP from
+    /// `U(+-1/sqrt(fan_in))`, trained by `opt`, with buffers for batches of
+    /// `max_rows`.
+    ///
+    /// `scale` is that of the weights that are also forward learning's error
+    /// paths, layers `0..L`: [`FeedbackScale::Sender`] leaves them as drawn
+    /// (their fan-in is the width of the error they carry), and
+    /// [`FeedbackScale::Receiver`] multiplies them by
+    /// `sqrt(fan_in / fan_out)`, which makes them `U(+-1/sqrt(fan_out))`,
+    /// `fan_out` the width of the forward layer they reach, from the same
+    /// draws. The last layer, which only reconstructs the input, keeps its
+    /// draw.
     pub fn new(
         net: &Mlp,
         output: Output,
+        scale: FeedbackScale,
         opt: OptimConfig,
         max_rows: usize,
         rng: &mut impl Rng,
     ) -> Self {
         let sizes: Vec<usize> = net.sizes.iter().rev().copied().collect();
-        let feedback = Mlp::new(&sizes, net.hidden, output, rng);
+        let mut feedback = Mlp::new(&sizes, net.hidden, output, rng);
+        if scale == FeedbackScale::Receiver {
+            let paths = feedback.layers.len() - 1;
+            for layer in &mut feedback.layers[..paths] {
+                let k = (layer.fan_in() as f32 / layer.fan_out() as f32).sqrt();
+                for w in layer.weight.as_mut_slice() {
+                    *w *= k;
+                }
+            }
+        }
         Self::from_network(feedback, opt, max_rows)
     }
 

@@ -298,6 +298,8 @@ pub struct RuleOptions {
     pub feedback_opt: OptimConfig,
     /// BFA's reconstruction output: `SigmoidBce` or `Identity`.
     pub bfa_output: Output,
+    /// The scale of BFA's feedback weights that are error paths ([`Bfa::new`]).
+    pub bfa_feedback_scale: FeedbackScale,
     /// BDFA's feedback update.
     pub bdfa_update: BdfaUpdate,
     /// BDFA's target.
@@ -314,6 +316,7 @@ impl Default for RuleOptions {
             max_rows: 128,
             feedback_opt: OptimConfig::default(),
             bfa_output: Output::SigmoidBce,
+            bfa_feedback_scale: FeedbackScale::Sender,
             bdfa_update: BdfaUpdate::Paper,
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
@@ -335,6 +338,7 @@ pub fn build(
         RuleKind::Bfa => Box::new(Bfa::new(
             net,
             opts.bfa_output,
+            opts.bfa_feedback_scale,
             opts.feedback_opt,
             opts.max_rows,
             rng,
