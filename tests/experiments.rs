@@ -384,3 +384,33 @@ fn select_chooses_each_rules_rate_on_the_validation_split() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("lrr"));
 }
+
+/// Every preset in experiments/ is a sweep whose every cell is a valid run,
+/// so that a one-command reproduction cannot rot unnoticed.
+#[test]
+fn every_preset_is_a_valid_sweep() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut presets = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let shown = path.display();
+        let sweep = biprop::experiment::sweep::Sweep::from_file(&path)
+            .unwrap_or_else(|e| panic!("{shown}: {e}"));
+        let cells = sweep.cells().unwrap_or_else(|e| panic!("{shown}: {e}"));
+        assert!(!cells.is_empty(), "{shown} has no cell");
+        for c in &cells {
+            c.config
+                .validate()
+                .unwrap_or_else(|e| panic!("{shown}, cell {}: {e}", c.id));
+        }
+        presets += 1;
+    }
+    assert!(
+        presets >= 10,
+        "only {presets} presets found in {}",
+        dir.display()
+    );
+}
