@@ -232,14 +232,17 @@ fn reference_init_follows_the_published_code() {
 /// The two feedback scales draw FA's B and DFA's D at the bounds docs/rules.md
 /// gives: the sender's 1/sqrt(width of the error), the receiver's
 /// 1/sqrt(width of the layer reached).
+/// Whether `data`, drawn from `U(+-bound)`, reaches into the top tenth of
+/// the bound without passing it: a draw at that scale, not a smaller one.
+fn drawn_within(data: &[f32], bound: f32) -> bool {
+    let m = max_abs(data);
+    m <= bound && m > 0.9 * bound
+}
+
 #[test]
 fn feedback_scales_draw_at_their_bounds() {
     // Widths far apart, so that the two scales cannot be confused.
     let net0 = net(&[10, 400, 100, 4], Activation::Tanh, Output::SigmoidBce, 9);
-    let within = |data: &[f32], bound: f32| {
-        let m = max_abs(data);
-        m <= bound && m > 0.9 * bound
-    };
     for (scale, fa_bounds, dfa_bounds) in [
         (
             FeedbackScale::Sender,
@@ -262,7 +265,7 @@ fn feedback_scales_draw_at_their_bounds() {
             assert_eq!(n, net0, "{kind:?} {scale:?} moved the forward weights");
             for (t, bound) in rule.feedback_tensors().iter().zip(bounds) {
                 assert!(
-                    within(t.data, bound),
+                    drawn_within(t.data, bound),
                     "{kind:?} {scale:?} {}: max {} for bound {bound}",
                     t.name,
                     max_abs(t.data)
@@ -302,14 +305,10 @@ fn bfa_feedback_scales_scale_its_error_paths_only() {
         feedback(FeedbackScale::Sender, FeedbackScale::Receiver),
         sender
     );
-    let within = |data: &[f32], bound: f32| {
-        let m = max_abs(data);
-        m <= bound && m > 0.9 * bound
-    };
     for (k, (s, r)) in sender.layers.iter().zip(&receiver.layers).enumerate() {
         let (sb, rb) = [(0.5, 0.1), (0.1, 0.05), (0.05, 0.05)][k];
-        assert!(within(s.weight.as_slice(), sb), "layer {k} sender");
-        assert!(within(r.weight.as_slice(), rb), "layer {k} receiver");
+        assert!(drawn_within(s.weight.as_slice(), sb), "layer {k} sender");
+        assert!(drawn_within(r.weight.as_slice(), rb), "layer {k} receiver");
         assert_eq!(s.bias, r.bias, "layer {k} bias");
         let ratio = rb / sb;
         for (a, b) in s.weight.as_slice().iter().zip(r.weight.as_slice()) {

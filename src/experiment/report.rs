@@ -450,43 +450,49 @@ pub fn markdown(groups: &[Group]) -> String {
             out.push('\n');
         }
         if gs.iter().any(|g| g.paper_protocol) {
-            if let Some(t) = paper::table(ds) {
-                out.push_str(&format!(
-                    "### {}{variant} — ranking of the rules\n\ntest error (%) at the last epoch, mean over the seeds present, lowest first; the paper's Table {t} values of the same rules beside; same order: no two rules the other way round\n\n| model | ours | paper | same order |\n|---|---|---|---|\n",
-                    ds.name().to_uppercase()
-                ));
-                for a in &archs {
-                    let ours: Vec<(RuleKind, f64)> = gs
-                        .iter()
-                        .filter(|g| g.hidden == *a && g.paper_protocol && !g.last.is_empty())
-                        .map(|g| (g.rule, mean_std(&g.last).0))
-                        .collect();
-                    let theirs: Vec<(RuleKind, f64)> = ours
-                        .iter()
-                        .filter_map(|&(r, _)| paper::published(ds, a, r).map(|p| (r, p)))
-                        .collect();
-                    if theirs.len() < 2 {
-                        continue;
-                    }
-                    let ours: Vec<_> = ours
-                        .into_iter()
-                        .filter(|(r, _)| theirs.iter().any(|(p, _)| p == r))
-                        .collect();
-                    out.push_str(&format!(
-                        "| {a} | {} | {} | {} |\n",
-                        ranking(&ours),
-                        ranking(&theirs),
-                        if same_order(&ours, &theirs) {
-                            "yes"
-                        } else {
-                            "no"
-                        }
-                    ));
-                }
-                out.push('\n');
-            }
+            out.push_str(&ranking_table(ds, &variant, &gs, &archs));
         }
     }
+    out
+}
+
+/// The ranking section of one table: per architecture, the rules of the
+/// paper's protocol ordered by mean last-epoch error beside the paper's values
+/// of the same rules (rows with fewer than two such rules are left out).
+/// Empty for a data set the paper has no table for.
+fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) -> String {
+    let Some(t) = paper::table(ds) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "### {}{variant} — ranking of the rules\n\ntest error (%) at the last epoch, mean over the seeds present, lowest first; the paper's Table {t} values of the same rules beside; same order: no two rules the other way round\n\n| model | ours | paper | same order |\n|---|---|---|---|\n",
+        ds.name().to_uppercase()
+    );
+    for a in archs {
+        // Only rules with a paper value, so both sides rank the same rules.
+        let (ours, theirs): (Vec<_>, Vec<_>) = gs
+            .iter()
+            .filter(|g| g.hidden == *a && g.paper_protocol && !g.last.is_empty())
+            .filter_map(|g| {
+                let p = paper::published(ds, a, g.rule)?;
+                Some(((g.rule, mean_std(&g.last).0), (g.rule, p)))
+            })
+            .unzip();
+        if theirs.len() < 2 {
+            continue;
+        }
+        out.push_str(&format!(
+            "| {a} | {} | {} | {} |\n",
+            ranking(&ours),
+            ranking(&theirs),
+            if same_order(&ours, &theirs) {
+                "yes"
+            } else {
+                "no"
+            }
+        ));
+    }
+    out.push('\n');
     out
 }
 
@@ -517,16 +523,17 @@ fn ranking(values: &[(RuleKind, f64)]) -> String {
 /// Whether no two rules are in strictly opposite order in `ours` and
 /// `theirs` (a tie in either contradicts nothing).
 fn same_order(ours: &[(RuleKind, f64)], theirs: &[(RuleKind, f64)]) -> bool {
-    let of = |v: &[(RuleKind, f64)], r: RuleKind| {
-        v.iter().find(|(q, _)| *q == r).map(|(_, x)| printed(*x))
+    let paper = |r: RuleKind| {
+        theirs
+            .iter()
+            .find(|(q, _)| *q == r)
+            .map(|(_, x)| printed(*x))
     };
-    ours.iter().all(|&(a, _)| {
-        ours.iter().all(
-            |&(b, _)| match (of(ours, a), of(ours, b), of(theirs, a), of(theirs, b)) {
-                (Some(oa), Some(ob), Some(ta), Some(tb)) => !(oa < ob && ta > tb),
-                _ => true,
-            },
-        )
+    ours.iter().all(|&(a, oa)| {
+        ours.iter().all(|&(b, ob)| match (paper(a), paper(b)) {
+            (Some(ta), Some(tb)) => !(printed(oa) < printed(ob) && ta > tb),
+            _ => true,
+        })
     })
 }
 
