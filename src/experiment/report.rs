@@ -459,7 +459,8 @@ pub fn markdown(groups: &[Group]) -> String {
 /// The ranking section of one table: per architecture, the rules of the
 /// paper's protocol ordered by mean last-epoch error beside the paper's values
 /// of the same rules (rows with fewer than two such rules are left out).
-/// Empty for a data set the paper has no table for.
+/// Empty for a data set the paper has no table for, and when no row has two
+/// rules to rank (a sweep of one rule).
 fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) -> String {
     let Some(t) = paper::table(ds) else {
         return String::new();
@@ -468,6 +469,7 @@ fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) 
         "### {}{variant} — ranking of the rules\n\ntest error (%) at the last epoch, mean over the seeds present, lowest first; the paper's Table {t} values of the same rules beside; same order: no two rules the other way round\n\n| model | ours | paper | same order |\n|---|---|---|---|\n",
         ds.name().to_uppercase()
     );
+    let mut rows = 0;
     for a in archs {
         // Only rules with a paper value, so both sides rank the same rules.
         let (ours, theirs): (Vec<_>, Vec<_>) = gs
@@ -481,6 +483,7 @@ fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) 
         if theirs.len() < 2 {
             continue;
         }
+        rows += 1;
         out.push_str(&format!(
             "| {a} | {} | {} | {} |\n",
             ranking(&ours),
@@ -491,6 +494,9 @@ fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) 
                 "no"
             }
         ));
+    }
+    if rows == 0 {
+        return String::new();
     }
     out.push('\n');
     out
@@ -825,5 +831,10 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("| 1x100 | BP"), "{md}");
+
+        // A sweep of one rule ranks nothing: no section with an empty table.
+        let alone = markdown(&group(&runs[3..4]));
+        assert!(alone.contains("| 1x400 |"), "{alone}");
+        assert!(!alone.contains("ranking of the rules"), "{alone}");
     }
 }
