@@ -19,9 +19,12 @@ use std::process::Command;
 const START: &str = "<!-- biprop ";
 const END: &str = "<!-- end of biprop report -->";
 
-/// Every block of `text`: (byte range of the block's body, the command's
-/// arguments after `biprop`).
-fn blocks(text: &str) -> Result<Vec<(std::ops::Range<usize>, Vec<String>)>, String> {
+/// One marked block: the byte range of its body and the command's arguments
+/// after `biprop`.
+type Block = (std::ops::Range<usize>, Vec<String>);
+
+/// Every block of `text`, in page order.
+fn blocks(text: &str) -> Result<Vec<Block>, String> {
     let mut out = Vec::new();
     let mut from = 0;
     while let Some(at) = text[from..].find(START) {
