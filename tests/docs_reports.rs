@@ -86,9 +86,12 @@ fn pages() -> Vec<PathBuf> {
     pages
 }
 
-fn check_page(page: &Path, update: bool) -> Vec<String> {
+/// The page's number of blocks and those that differ from their command's
+/// output (rewritten in place with `update`).
+fn check_page(page: &Path, update: bool) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(page).expect("page");
     let blocks = blocks(&text).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+    let count = blocks.len();
     let mut stale = Vec::new();
     let mut fixed = text.clone();
     // From the last block back, so earlier ranges stay valid while rewriting.
@@ -102,19 +105,19 @@ fn check_page(page: &Path, update: bool) -> Vec<String> {
     if update && fixed != text {
         std::fs::write(page, fixed).expect("rewrite page");
     }
-    stale
+    (count, stale)
 }
 
 #[test]
 fn the_report_blocks_of_the_results_pages_are_the_reports_of_their_runs() {
     let update = std::env::var_os("BIPROP_UPDATE_DOCS").is_some_and(|v| v == "1");
-    let pages = pages();
-    let marked = pages
-        .iter()
-        .filter(|p| std::fs::read_to_string(p).unwrap().contains(START))
-        .count();
+    let (mut marked, mut stale) = (0, Vec::new());
+    for page in pages() {
+        let (n, s) = check_page(&page, update);
+        marked += n;
+        stale.extend(s);
+    }
     assert!(marked > 0, "no results page marks a report block");
-    let stale: Vec<String> = pages.iter().flat_map(|p| check_page(p, update)).collect();
     assert!(
         update || stale.is_empty(),
         "report blocks that differ from their command's output (rerun with BIPROP_UPDATE_DOCS=1 to rewrite them, then read the diff):\n{}",
