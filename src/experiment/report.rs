@@ -337,6 +337,10 @@ fn cell(v: &[f64], diverged: usize, unfinished: usize) -> String {
         // No validation set (val_size = 0): there is no best-validation epoch.
         return format!("n/a (n={}{div})", v.len());
     }
+    if v.len() == 1 {
+        // One run has no spread; a printed "± 0.00" would read as a measured one.
+        return format!("{m:.2} (n=1{div})");
+    }
     format!("{m:.2} ± {s:.2} (n={}{div})", v.len())
 }
 
@@ -771,6 +775,30 @@ mod tests {
         }
     }
 
+    /// A cell of several seeds prints the sample standard deviation; a cell
+    /// of one seed prints none, since one run has no measured spread.
+    #[test]
+    fn a_cell_prints_a_spread_only_when_it_has_one() {
+        let seeded = |seed: u64, test_error: f64| {
+            let mut r = run(RunConfig {
+                hidden: vec![400],
+                epochs: 3,
+                seed,
+                ..Default::default()
+            });
+            for row in &mut r.epochs {
+                row.insert("test_error".into(), test_error);
+            }
+            r
+        };
+        let md = markdown(&group(&[seeded(1, 0.02), seeded(2, 0.04)]));
+        // mean 3.00, sample std sqrt(((2-3)^2 + (4-3)^2) / 1) = 1.41
+        assert!(md.contains("3.00 ± 1.41 (n=2) (1.95)"), "{md}");
+        let md = markdown(&group(&[seeded(1, 0.02)]));
+        assert!(md.contains("2.00 (n=1) (1.95)"), "{md}");
+        assert!(!md.contains("± 0.00"), "{md}");
+    }
+
     /// The paper's numbers stand beside runs of its protocol only.
     #[test]
     fn paper_numbers_only_beside_the_papers_protocol() {
@@ -780,14 +808,14 @@ mod tests {
             ..Default::default()
         };
         let md = markdown(&group(&[run(paper.clone())]));
-        assert!(md.contains("2.00 ± 0.00 (n=1) (1.95)"), "{md}");
+        assert!(md.contains("2.00 (n=1) (1.95)"), "{md}");
         let tuned = RunConfig {
             momentum: 0.9,
             lr: 0.03,
             ..paper
         };
         let md = markdown(&group(&[run(tuned)]));
-        assert!(md.contains("2.00 ± 0.00 (n=1) |"), "{md}");
+        assert!(md.contains("2.00 (n=1) |"), "{md}");
         assert!(!md.contains("(1.95)"), "{md}");
         assert!(md.contains("not the paper's protocol"), "{md}");
         assert!(!md.contains("ranking of the rules"), "{md}");
