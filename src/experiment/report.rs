@@ -455,6 +455,7 @@ pub fn markdown(groups: &[Group]) -> String {
         }
         if gs.iter().any(|g| g.paper_protocol) {
             out.push_str(&ranking_table(ds, &variant, &gs, &archs));
+            out.push_str(&distance_table(ds, &variant, &gs, &rules, &archs));
         }
     }
     out
@@ -504,6 +505,71 @@ fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) 
     }
     out.push('\n');
     out
+}
+
+/// The distance of each cell to the paper's number, at the last epoch: in
+/// points, and in the cell's own standard deviations over seeds once it has
+/// two seeds, with those beyond two marked (the test of a reproduction).
+/// Empty when the data set has no paper table.
+fn distance_table(
+    ds: DatasetKind,
+    variant: &str,
+    gs: &[&Group],
+    rules: &[RuleKind],
+    archs: &[&str],
+) -> String {
+    let Some(t) = paper::table(ds) else {
+        return String::new();
+    };
+    let mut out = format!(
+        "### {}{variant} — distance to the paper
+
+test error at the last epoch, ours minus the paper's Table {t} value, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked
+
+| model |",
+        ds.name().to_uppercase()
+    );
+    for r in rules {
+        out.push_str(&format!(" {} |", r.name().to_uppercase()));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(rules.len()));
+    out.push('\n');
+    for a in archs {
+        out.push_str(&format!("| {a} |"));
+        for r in rules {
+            let g = gs
+                .iter()
+                .find(|g| g.hidden == *a && g.rule == *r && g.paper_protocol);
+            let text = match (g, paper::published(ds, a, *r)) {
+                (Some(g), Some(p)) if !g.last.is_empty() => distance(&g.last, p),
+                _ => "—".into(),
+            };
+            out.push_str(&format!(" {text} |"));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// `+0.09 (n=1)`, `-0.21 = -1.3 sd (n=3)`, `+1.05 = **+5.2 sd** (n=2)`.
+fn distance(v: &[f64], paper: f64) -> String {
+    let (m, s) = mean_std(v);
+    let d = m - paper;
+    let n = v.len();
+    if n < 2 {
+        return format!("{d:+.2} (n={n})");
+    }
+    if s == 0.0 {
+        return format!("{d:+.2}, sd 0 (n={n})");
+    }
+    let z = d / s;
+    if z.abs() > 2.0 {
+        format!("{d:+.2} = **{z:+.1} sd** (n={n})")
+    } else {
+        format!("{d:+.2} = {z:+.1} sd (n={n})")
+    }
 }
 
 /// A value as the tables print it, so that ranks tie where the printed
@@ -775,8 +841,9 @@ mod tests {
         }
     }
 
-    /// A cell of several seeds prints the sample standard deviation; a cell
-    /// of one seed prints none, since one run has no measured spread.
+    /// A cell of several seeds prints the sample standard deviation, and its
+    /// distance to the paper in those deviations; a cell of one seed prints
+    /// neither, since one run has no measured spread.
     #[test]
     fn a_cell_prints_a_spread_only_when_it_has_one() {
         let seeded = |seed: u64, test_error: f64| {
@@ -794,9 +861,15 @@ mod tests {
         let md = markdown(&group(&[seeded(1, 0.02), seeded(2, 0.04)]));
         // mean 3.00, sample std sqrt(((2-3)^2 + (4-3)^2) / 1) = 1.41
         assert!(md.contains("3.00 ± 1.41 (n=2) (1.95)"), "{md}");
+        // (3.00 - 1.95) / 1.41 = 0.74 standard deviations from the paper
+        assert!(md.contains("| 1x400 | +1.05 = +0.7 sd (n=2) |"), "{md}");
+        let md = markdown(&group(&[seeded(1, 0.05), seeded(2, 0.06)]));
+        // (5.50 - 1.95) / 0.71 = 5.0
+        assert!(md.contains("| 1x400 | +3.55 = **+5.0 sd** (n=2) |"), "{md}");
         let md = markdown(&group(&[seeded(1, 0.02)]));
         assert!(md.contains("2.00 (n=1) (1.95)"), "{md}");
         assert!(!md.contains("± 0.00"), "{md}");
+        assert!(md.contains("| 1x400 | +0.05 (n=1) |"), "{md}");
     }
 
     /// The paper's numbers stand beside runs of its protocol only.
@@ -819,6 +892,7 @@ mod tests {
         assert!(!md.contains("(1.95)"), "{md}");
         assert!(md.contains("not the paper's protocol"), "{md}");
         assert!(!md.contains("ranking of the rules"), "{md}");
+        assert!(!md.contains("distance to the paper"), "{md}");
     }
 
     /// The ranking row orders the rules by their mean last-epoch error, ties
