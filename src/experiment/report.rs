@@ -463,47 +463,104 @@ pub fn markdown(groups: &[Group]) -> String {
 
 /// The ranking section of one table: per architecture, the rules of the
 /// paper's protocol ordered by mean last-epoch error beside the paper's values
-/// of the same rules (rows with fewer than two such rules are left out).
-/// Empty for a data set the paper has no table for, and when no row has two
-/// rules to rank (a sweep of one rule).
+/// of the same rules (rows with fewer than two such rules are left out), and
+/// each pair the other way round with how far apart the pair is against its
+/// spread over seeds. Empty for a data set the paper has no table for, and
+/// when no row has two rules to rank (a sweep of one rule).
 fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) -> String {
     let Some(t) = paper::table(ds) else {
         return String::new();
     };
     let mut out = format!(
-        "### {}{variant} — ranking of the rules\n\ntest error (%) at the last epoch, mean over the seeds present, lowest first; the paper's Table {t} values of the same rules beside; same order: no two rules the other way round\n\n| model | ours | paper | same order |\n|---|---|---|---|\n",
+        "### {}{variant} — ranking of the rules\n\ntest error (%) at the last epoch, mean over the seeds present, lowest first; the paper's Table {t} values of the same rules beside; same order: no two rules the other way round, else each such pair, how far apart, and that distance in standard errors of the difference (from 2 seeds of each on; within 2: not separated by these seeds)\n\n| model | ours | paper | same order |\n|---|---|---|---|\n",
         ds.name().to_uppercase()
     );
     let mut rows = 0;
     for a in archs {
         // Only rules with a paper value, so both sides rank the same rules.
-        let (ours, theirs): (Vec<_>, Vec<_>) = gs
+        let ranked: Vec<(&Group, f64)> = gs
             .iter()
             .filter(|g| g.hidden == *a && g.paper_protocol && !g.last.is_empty())
-            .filter_map(|g| {
-                let p = paper::published(ds, a, g.rule)?;
-                Some(((g.rule, mean_std(&g.last).0), (g.rule, p)))
-            })
-            .unzip();
-        if theirs.len() < 2 {
+            .filter_map(|g| Some((*g, paper::published(ds, a, g.rule)?)))
+            .collect();
+        if ranked.len() < 2 {
             continue;
         }
         rows += 1;
+        let ours: Vec<_> = ranked
+            .iter()
+            .map(|(g, _)| (g.rule, mean_std(&g.last).0))
+            .collect();
+        let theirs: Vec<_> = ranked.iter().map(|(g, p)| (g.rule, *p)).collect();
+        let order = match reversals(&ranked) {
+            r if r.is_empty() => "yes".to_string(),
+            r => format!("no: {}", r.join("; ")),
+        };
         out.push_str(&format!(
-            "| {a} | {} | {} | {} |\n",
+            "| {a} | {} | {} | {order} |\n",
             ranking(&ours),
             ranking(&theirs),
-            if same_order(&ours, &theirs) {
-                "yes"
-            } else {
-                "no"
-            }
         ));
     }
     if rows == 0 {
         return String::new();
     }
     out.push('\n');
+    out
+}
+
+/// A value as the tables print it, so that ranks tie where the printed
+/// numbers do (FA and DFA with one hidden layer are the same rule).
+fn printed(v: f64) -> i64 {
+    (v * 100.0).round() as i64
+}
+
+/// `BP 1.88 < DFA 3.71 = FA 3.71`: the rules from the lowest value up.
+fn ranking(values: &[(RuleKind, f64)]) -> String {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut out = String::new();
+    for (i, (r, x)) in v.iter().enumerate() {
+        if i > 0 {
+            out.push_str(if printed(*x) == printed(v[i - 1].1) {
+                " = "
+            } else {
+                " < "
+            });
+        }
+        out.push_str(&format!("{} {x:.2}", r.name().to_uppercase()));
+    }
+    out
+}
+
+/// Each pair of rules strictly the other way round from the paper's values
+/// (a tie on either side contradicts nothing), ours first:
+/// `BFA before BP by 0.10 (1 seed)`, `BFA before BP by 0.10 = 0.7 se`, or
+/// with `**3.1 se**` where the seeds separate the pair.
+fn reversals(ranked: &[(&Group, f64)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (a, pa) in ranked {
+        for (b, pb) in ranked {
+            let (ma, sa) = mean_std(&a.last);
+            let (mb, sb) = mean_std(&b.last);
+            if !(printed(ma) < printed(mb) && printed(*pa) > printed(*pb)) {
+                continue;
+            }
+            let (na, nb) = (a.last.len(), b.last.len());
+            let gap = mb - ma;
+            let (ra, rb) = (a.rule.name().to_uppercase(), b.rule.name().to_uppercase());
+            let se = (sa * sa / na as f64 + sb * sb / nb as f64).sqrt();
+            out.push(if na < 2 || nb < 2 {
+                format!("{ra} before {rb} by {gap:.2} ({} seed)", na.min(nb))
+            } else if se == 0.0 {
+                format!("{ra} before {rb} by {gap:.2}, no spread")
+            } else if gap / se > 2.0 {
+                format!("{ra} before {rb} by {gap:.2} = **{:.1} se**", gap / se)
+            } else {
+                format!("{ra} before {rb} by {gap:.2} = {:.1} se", gap / se)
+            });
+        }
+    }
     out
 }
 
@@ -570,47 +627,6 @@ fn distance(v: &[f64], paper: f64) -> String {
     } else {
         format!("{d:+.2} = {z:+.1} sd (n={n})")
     }
-}
-
-/// A value as the tables print it, so that ranks tie where the printed
-/// numbers do (FA and DFA with one hidden layer are the same rule).
-fn printed(v: f64) -> i64 {
-    (v * 100.0).round() as i64
-}
-
-/// `BP 1.88 < DFA 3.71 = FA 3.71`: the rules from the lowest value up.
-fn ranking(values: &[(RuleKind, f64)]) -> String {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let mut out = String::new();
-    for (i, (r, x)) in v.iter().enumerate() {
-        if i > 0 {
-            out.push_str(if printed(*x) == printed(v[i - 1].1) {
-                " = "
-            } else {
-                " < "
-            });
-        }
-        out.push_str(&format!("{} {x:.2}", r.name().to_uppercase()));
-    }
-    out
-}
-
-/// Whether no two rules are in strictly opposite order in `ours` and
-/// `theirs` (a tie in either contradicts nothing).
-fn same_order(ours: &[(RuleKind, f64)], theirs: &[(RuleKind, f64)]) -> bool {
-    let paper = |r: RuleKind| {
-        theirs
-            .iter()
-            .find(|(q, _)| *q == r)
-            .map(|(_, x)| printed(*x))
-    };
-    ours.iter().all(|&(a, oa)| {
-        ours.iter().all(|&(b, ob)| match (paper(a), paper(b)) {
-            (Some(ta), Some(tb)) => !(printed(oa) < printed(ob) && ta > tb),
-            _ => true,
-        })
-    })
 }
 
 /// The groups as CSV: one row per data set, architecture and rule.
@@ -929,10 +945,41 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| 1x800 | BFA 1.99 < BP 2.09 | BP 1.92 < BFA 3.14 | no |"),
+            md.contains("| 1x800 | BFA 1.99 < BP 2.09 | BP 1.92 < BFA 3.14 | no: BFA before BP by 0.10 (1 seed) |"),
             "{md}"
         );
         assert!(!md.contains("| 1x100 | BP"), "{md}");
+
+        // Two seeds a rule: a reversal is measured against the spread.
+        let seeded = |rule: RuleKind, seed: u64, err: f64| {
+            let mut r = with_error(rule, 400, err);
+            r.config.seed = seed;
+            r
+        };
+        let apart = [
+            seeded(RuleKind::Bp, 1, 0.0204),
+            seeded(RuleKind::Bp, 2, 0.0206),
+            seeded(RuleKind::Bfa, 1, 0.0190),
+            seeded(RuleKind::Bfa, 2, 0.0194),
+        ];
+        let md = markdown(&group(&apart));
+        // gap 0.13; se sqrt(0.0141^2/2 + 0.0283^2/2) = 0.0224: 5.8 se
+        assert!(
+            md.contains("| no: BFA before BP by 0.13 = **5.8 se** |"),
+            "{md}"
+        );
+        let close = [
+            seeded(RuleKind::Bp, 1, 0.0204),
+            seeded(RuleKind::Bp, 2, 0.0206),
+            seeded(RuleKind::Bfa, 1, 0.0195),
+            seeded(RuleKind::Bfa, 2, 0.0211),
+        ];
+        let md = markdown(&group(&close));
+        // gap 0.02; se sqrt(0.0141^2/2 + 0.1131^2/2) = 0.0806: 0.2 se
+        assert!(
+            md.contains("| no: BFA before BP by 0.02 = 0.2 se |"),
+            "{md}"
+        );
 
         // A sweep of one rule ranks nothing: no section with an empty table.
         let alone = markdown(&group(&runs[3..4]));
