@@ -223,6 +223,15 @@ fn a_diverging_cell_does_not_stop_the_sweep() {
         fresh.status(&cells[1]).unwrap(),
         s.status(&cells[1]).unwrap()
     );
+    // A folder that is not there is an error, not a silent import of nothing.
+    let e = fresh
+        .import_finished(&dir.path().join("no-such-folder"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no-such-folder") && e.contains("no such folder"),
+        "{e}"
+    );
     let longer = text_of_sweep.replace("epochs = 3", "epochs = 4");
     let other = sweep::Sweep::from_toml_str(&longer, dir.path().join("other")).unwrap();
     let e = other.import_finished(&saved).unwrap_err().to_string();

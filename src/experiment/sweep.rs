@@ -333,8 +333,16 @@ impl Sweep {
     /// holds a finished run of exactly the cell's settings (the thread count
     /// aside) is marked finished with those files, so it never runs twice.
     /// A saved run of other settings is an error naming it, as it would be
-    /// silently reported as this cell. Returns how many cells it seeded.
+    /// silently reported as this cell, and so is a `src` that is not a
+    /// folder. Returns how many cells it seeded.
     pub fn import_finished(&self, src: &Path) -> Result<usize> {
+        // A mistyped folder would import nothing and rerun every cell.
+        if !src.is_dir() {
+            return Err(Error::Missing(format!(
+                "--import {}: no such folder (a sweep's --export writes one)",
+                src.display()
+            )));
+        }
         let mut n = 0;
         for cell in self.cells()? {
             let from = src.join(&cell.id);
