@@ -425,13 +425,7 @@ pub fn markdown(groups: &[Group]) -> String {
                 "### {}{variant} — {title}\n\nmean ± std over {seeds} seed(s) (n per cell), {epochs} epochs; {paper}\n\n",
                 ds.name().to_uppercase(),
             ));
-            out.push_str("| model |");
-            for r in &rules {
-                out.push_str(&format!(" {} |", r.name().to_uppercase()));
-            }
-            out.push_str("\n|---|");
-            out.push_str(&"---|".repeat(rules.len()));
-            out.push('\n');
+            out.push_str(&rules_header(&rules));
             for a in &archs {
                 out.push_str(&format!("| {a} |"));
                 for r in &rules {
@@ -540,8 +534,8 @@ fn ranking(values: &[(RuleKind, f64)]) -> String {
 fn reversals(ranked: &[(&Group, f64)]) -> Vec<String> {
     let mut out = Vec::new();
     for (a, pa) in ranked {
+        let (ma, sa) = mean_std(&a.last);
         for (b, pb) in ranked {
-            let (ma, sa) = mean_std(&a.last);
             let (mb, sb) = mean_std(&b.last);
             if !(printed(ma) < printed(mb) && printed(*pa) > printed(*pb)) {
                 continue;
@@ -564,6 +558,19 @@ fn reversals(ranked: &[(&Group, f64)]) -> Vec<String> {
     out
 }
 
+/// `| model | BP | FA |` and its separator row: the head of every table
+/// whose columns are rules.
+fn rules_header(rules: &[RuleKind]) -> String {
+    let mut out = String::from("| model |");
+    for r in rules {
+        out.push_str(&format!(" {} |", r.name().to_uppercase()));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(rules.len()));
+    out.push('\n');
+    out
+}
+
 /// The distance of each cell to the paper's number, at the last epoch: in
 /// points, and in the cell's own standard deviations over seeds once it has
 /// two seeds, with those beyond two marked (the test of a reproduction).
@@ -579,19 +586,10 @@ fn distance_table(
         return String::new();
     };
     let mut out = format!(
-        "### {}{variant} — distance to the paper
-
-test error at the last epoch, ours minus the paper's Table {t} value, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked
-
-| model |",
+        "### {}{variant} — distance to the paper\n\ntest error at the last epoch, ours minus the paper's Table {t} value, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked\n\n",
         ds.name().to_uppercase()
     );
-    for r in rules {
-        out.push_str(&format!(" {} |", r.name().to_uppercase()));
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---|".repeat(rules.len()));
-    out.push('\n');
+    out.push_str(&rules_header(rules));
     for a in archs {
         out.push_str(&format!("| {a} |"));
         for r in rules {
@@ -956,25 +954,22 @@ mod tests {
             r.config.seed = seed;
             r
         };
-        let apart = [
-            seeded(RuleKind::Bp, 1, 0.0204),
-            seeded(RuleKind::Bp, 2, 0.0206),
-            seeded(RuleKind::Bfa, 1, 0.0190),
-            seeded(RuleKind::Bfa, 2, 0.0194),
-        ];
-        let md = markdown(&group(&apart));
+        // BP at 2.04 and 2.06 against BFA at the two errors given.
+        let bp_and_bfa = |bfa1: f64, bfa2: f64| {
+            markdown(&group(&[
+                seeded(RuleKind::Bp, 1, 0.0204),
+                seeded(RuleKind::Bp, 2, 0.0206),
+                seeded(RuleKind::Bfa, 1, bfa1),
+                seeded(RuleKind::Bfa, 2, bfa2),
+            ]))
+        };
+        let md = bp_and_bfa(0.0190, 0.0194);
         // gap 0.13; se sqrt(0.0141^2/2 + 0.0283^2/2) = 0.0224: 5.8 se
         assert!(
             md.contains("| no: BFA before BP by 0.13 = **5.8 se** |"),
             "{md}"
         );
-        let close = [
-            seeded(RuleKind::Bp, 1, 0.0204),
-            seeded(RuleKind::Bp, 2, 0.0206),
-            seeded(RuleKind::Bfa, 1, 0.0195),
-            seeded(RuleKind::Bfa, 2, 0.0211),
-        ];
-        let md = markdown(&group(&close));
+        let md = bp_and_bfa(0.0195, 0.0211);
         // gap 0.02; se sqrt(0.0141^2/2 + 0.1131^2/2) = 0.0806: 0.2 se
         assert!(
             md.contains("| no: BFA before BP by 0.02 = 0.2 se |"),
