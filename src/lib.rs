@@ -31,6 +31,7 @@
 pub mod activation;
 pub mod bench;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod data;
 pub mod error;

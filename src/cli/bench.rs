@@ -1,0 +1,254 @@
+//! `biprop bench`: training throughput against the machine's peaks.
+
+use crate::config::{parse_hidden, RunConfig};
+use crate::rules::RuleKind;
+use crate::run;
+use anyhow::{bail, Result};
+use clap::Args;
+
+#[derive(Args)]
+pub(super) struct BenchArgs {
+    /// Architectures (repeatable).
+    #[arg(long, default_values = ["1x800", "2x800"])]
+    hidden: Vec<String>,
+    /// Rules (repeatable; default: every rule).
+    #[arg(long, value_enum)]
+    rule: Vec<RuleKind>,
+    /// Thread counts (repeatable; 0 = every core).
+    #[arg(long, default_values_t = [1usize, 2])]
+    threads: Vec<usize>,
+    /// Seconds of timed steps per cell.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Also time this many one-thread runs at once, as a sweep runs them, and
+    /// report their summed throughput against the peak of as many cores.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Measure every cell this many times, in interleaved passes, and report
+    /// the median (peaks: the best), so that a slow spell of a shared machine
+    /// does not land on one cell only.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    passes: u16,
+    /// GEMM kernels of the step rows (auto: this CPU's). The per-product table
+    /// measures every backend whatever this says.
+    #[arg(long, value_enum, default_value_t = crate::tensor::GemmBackend::Auto)]
+    gemm: crate::tensor::GemmBackend,
+    /// Also time every product inside 50 steps of each thread-count cell and
+    /// print where a step's time goes.
+    #[arg(long)]
+    breakdown: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub(super) fn bench(args: BenchArgs) -> Result<()> {
+    use crate::bench;
+    let rules = if args.rule.is_empty() {
+        RuleKind::ALL.to_vec()
+    } else {
+        args.rule.clone()
+    };
+    let data = bench::random_mnist();
+    if args.batch_size == 0 || args.batch_size > data.len() {
+        bail!(
+            "--batch-size must be in 1..={}, got {}",
+            data.len(),
+            args.batch_size
+        );
+    }
+    let mut modes: Vec<bench::Mode> = args
+        .threads
+        .iter()
+        .map(|&t| bench::Mode::Threads(run::resolve_threads(t)))
+        .collect();
+    modes.extend(args.jobs.map(|j| bench::Mode::Jobs(usize::from(j))));
+    let mut cells = Vec::new();
+    for h in &args.hidden {
+        let hidden = parse_hidden(h).map_err(|e| anyhow::anyhow!("--hidden: {e}"))?;
+        for &rule in &rules {
+            for &mode in &modes {
+                let cfg = RunConfig {
+                    rule,
+                    hidden: hidden.clone(),
+                    batch_size: args.batch_size,
+                    gemm: args.gemm,
+                    ..Default::default()
+                };
+                cfg.validate()?;
+                cells.push((cfg, mode));
+            }
+        }
+    }
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(cells.len() as u64 * u64::from(args.passes))
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    let rows = bench::run_table(&cells, &data, args.seconds, args.passes.into(), |p| {
+        if let bench::Progress::Cell(msg) = &p {
+            bar.inc(1);
+            bar.set_message(msg.clone());
+        } else if let bench::Progress::Peaks(msg) = p {
+            bar.set_message(msg);
+        }
+    });
+    bar.finish_and_clear();
+    let cpu = crate::tensor::CpuInfo::read();
+    say!(
+        "CPU: {} ({}, AVX-512 {}); GEMM backend of the step rows: {} (this CPU's choice: {})",
+        if cpu.model.is_empty() {
+            "unknown model"
+        } else {
+            &cpu.model
+        },
+        if cpu.vendor.is_empty() {
+            "unknown vendor"
+        } else {
+            &cpu.vendor
+        },
+        if cpu.avx512f { "yes" } else { "no" },
+        args.gemm.resolve(),
+        crate::tensor::GemmBackend::for_this_cpu()
+    );
+    let mut thread_counts: Vec<usize> = modes
+        .iter()
+        .filter_map(|m| match m {
+            bench::Mode::Threads(t) => Some(*t),
+            bench::Mode::Jobs(_) => None,
+        })
+        .collect();
+    thread_counts.dedup();
+    let pars = thread_counts
+        .iter()
+        .map(|&t| crate::tensor::Parallelism::threads(t))
+        .collect::<crate::Result<Vec<_>>>()?;
+    say!("");
+    say!(
+        "| product (batch {}) | layout | backend |{}",
+        args.batch_size,
+        thread_counts
+            .iter()
+            .map(|t| format!(" GFLOP/s, {t} thread(s) |"))
+            .collect::<String>()
+    );
+    say!("|---|---|---|{}", "---|".repeat(thread_counts.len()));
+    for p in bench::step_products(args.batch_size) {
+        for backend in crate::tensor::GemmBackend::CONCRETE {
+            let cells: String = pars
+                .iter()
+                .map(|par| format!(" {:.1} |", bench::product_gflops(p, backend, par)))
+                .collect();
+            let (m, k, n) = p.mkn;
+            say!(
+                "| {} {m}x{k}x{n} | {} | {backend} |{cells}",
+                p.name,
+                p.layout
+            );
+        }
+    }
+    say!("");
+    let mut shown = Vec::new();
+    for row in &rows {
+        if !shown.contains(&row.mode) {
+            shown.push(row.mode);
+            let what = match row.mode {
+                bench::Mode::Threads(t) => format!("threads {t}"),
+                bench::Mode::Jobs(j) => format!("{j} one-thread jobs at once (summed)"),
+            };
+            let parts = match row.peaks.fma_parts {
+                (avx2, Some(avx512)) => format!(" (256-bit {avx2:.1}, 512-bit {avx512:.1})"),
+                _ => String::new(),
+            };
+            say!(
+                "{what}: FMA peak {:.1} GFLOP/s{parts}, GEMM best {:.1} GFLOP/s ({b}x784x800 / {b}x800x800)",
+                row.peaks.fma,
+                row.peaks.gemm,
+                b = args.batch_size
+            );
+        }
+    }
+    say!("");
+    say!("| rule | hidden | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best | gemm |");
+    say!("|---|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        let r = &row.bench;
+        say!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.0}% | {} |",
+            r.rule,
+            r.hidden,
+            row.mode.label(),
+            r.samples_per_s,
+            // For concurrent jobs: the epoch time of each, as they share the cores.
+            50_000.0 * row.mode.runs() as f64 / r.samples_per_s,
+            r.gflops,
+            100.0 * r.gflops / row.peaks.fma,
+            100.0 * r.gflops / row.peaks.gemm,
+            r.gemm
+        );
+    }
+    if args.breakdown {
+        print_breakdown(&cells, &data, &thread_counts, &pars);
+    }
+    Ok(())
+}
+
+/// The products of [`bench::step_breakdown`] for each thread-count cell, in
+/// call order, then the time outside them and the whole step.
+fn print_breakdown(
+    cells: &[(RunConfig, crate::bench::Mode)],
+    data: &crate::data::Dataset,
+    thread_counts: &[usize],
+    pars: &[crate::tensor::Parallelism],
+) {
+    const STEPS: usize = 50;
+    say!("");
+    say!("Inside the step: each product's mean wall time (its epilogue included) over {STEPS} steps, in call order");
+    say!("");
+    say!("| rule | hidden | threads | product m x k x n | layout | parts | µs/step | GFLOP/s | % of step |");
+    say!("|---|---|---|---|---|---|---|---|---|");
+    for (cfg, mode) in cells {
+        let crate::bench::Mode::Threads(t) = *mode else {
+            continue;
+        };
+        let par = &pars[thread_counts
+            .iter()
+            .position(|&c| c == t)
+            .expect("a pool per count")];
+        let b = crate::bench::step_breakdown(cfg, data, par, STEPS);
+        let cell = format!(
+            "| {} | {} | {t} |",
+            cfg.rule,
+            crate::config::format_hidden(&cfg.hidden)
+        );
+        let share = |s: f64| 100.0 * s / b.step_seconds;
+        for p in &b.products {
+            let (m, k, n) = p.mkn;
+            say!(
+                "{cell} {m}x{k}x{n}{} | {} | {} | {:.0} | {:.1} | {:.1}% |",
+                if p.accumulate { " (+=)" } else { "" },
+                p.layout(),
+                p.parts,
+                1e6 * p.seconds,
+                p.flops_per_s() / 1e9,
+                share(p.seconds)
+            );
+        }
+        say!(
+            "{cell} outside the products | | | {:.0} | | {:.1}% |",
+            1e6 * b.outside_products(),
+            share(b.outside_products())
+        );
+        say!(
+            "{cell} whole step | | | {:.0} | | 100% |",
+            1e6 * b.step_seconds
+        );
+    }
+}

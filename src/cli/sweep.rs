@@ -1,0 +1,145 @@
+//! `biprop sweep`: the unfinished cells of a sweep file, locally or as a Slurm job array.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub(super) struct SweepArgs {
+    /// The sweep file (TOML: [base] settings and a [grid] of lists).
+    file: PathBuf,
+    /// Runs at once (default: one per core, each on one thread).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Run only cell I (0-based), e.g. from a job-array index.
+    #[arg(long, value_name = "I")]
+    task: Option<usize>,
+    /// Output folder (default: the file's `out`, else sweeps/<file stem>).
+    #[arg(long, short = 'o')]
+    out: Option<PathBuf>,
+    /// List the cells (index, id, done or not) and exit.
+    #[arg(long)]
+    list: bool,
+    /// Copy the finished cells' small files (config.toml, metrics.csv, done;
+    /// never checkpoints) into DIR/<cell id>/ and exit: what a project commits.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["list", "task"])]
+    export: Option<PathBuf>,
+    /// Before running, mark finished every cell whose DIR/<cell id>/ holds a
+    /// finished run of its settings (from --export), so it never runs twice.
+    #[arg(long, value_name = "DIR")]
+    import: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Write an sbatch script (OUT/slurm/array.sbatch) whose job array has one
+    /// task per unfinished cell, each running `biprop sweep FILE --task ID`.
+    #[arg(long, conflicts_with_all = ["list", "task", "export"])]
+    slurm: bool,
+    /// With --slurm: submit the script with sbatch and print the job id.
+    #[arg(long, requires = "slurm")]
+    submit: bool,
+    /// With --slurm: the partition.
+    #[arg(long, requires = "slurm")]
+    partition: Option<String>,
+    /// With --slurm: each task's time limit (default: the largest unfinished
+    /// cell's estimate from its FLOPs, generously).
+    #[arg(long, requires = "slurm", value_name = "TIME")]
+    time: Option<String>,
+    /// With --slurm: CPUs per task.
+    #[arg(long, requires = "slurm", value_name = "N")]
+    cpus_per_task: Option<u32>,
+    /// With --slurm: memory per task (default 2G, 4G for CIFAR-10).
+    #[arg(long, requires = "slurm", value_name = "MEM")]
+    mem: Option<String>,
+    /// With --slurm: at most N tasks at once (--array=...%N).
+    #[arg(long, requires = "slurm", value_name = "N")]
+    array_throttle: Option<u32>,
+    /// With --slurm: the job name (default biprop-<file stem>).
+    #[arg(long, requires = "slurm")]
+    job_name: Option<String>,
+    /// With --slurm: an extra #SBATCH option, verbatim (repeatable), e.g. --sbatch=--account=lab.
+    #[arg(long, requires = "slurm", value_name = "OPTION")]
+    sbatch: Vec<String>,
+}
+
+pub(super) fn sweep(args: SweepArgs) -> Result<()> {
+    use crate::experiment::sweep::{self, Sweep, SweepOptions};
+    let mut s = Sweep::from_file(&args.file)?;
+    if let Some(out) = args.out {
+        s.out = out;
+    }
+    let cells = s.cells()?;
+    if let Some(dir) = &args.export {
+        let n = s.export_finished(dir)?;
+        say!("copied {n} finished cell(s) into {}", dir.display());
+        return Ok(());
+    }
+    if let Some(dir) = &args.import {
+        let n = s.import_finished(dir)?;
+        eprintln!("marked {n} cell(s) finished from {}", dir.display());
+    }
+    if args.slurm {
+        use crate::experiment::slurm;
+        let opts = slurm::SlurmOptions {
+            partition: args.partition.clone(),
+            time: args.time.clone(),
+            cpus: args.cpus_per_task,
+            mem: args.mem.clone(),
+            throttle: args.array_throttle,
+            job_name: args.job_name.clone(),
+            extra: args.sbatch.clone(),
+        };
+        let exe = std::env::current_exe().context("locating the biprop binary")?;
+        let Some(array) = slurm::job_array(&s, &args.file, &exe, &opts)? else {
+            say!(
+                "nothing to submit: every cell of {} is finished or running",
+                args.file.display()
+            );
+            return Ok(());
+        };
+        let path = slurm::write(&s, &array)?;
+        say!(
+            "wrote {} ({} task(s): cells {})",
+            path.display(),
+            array.tasks.len(),
+            slurm::index_ranges(&array.tasks)
+        );
+        if args.submit {
+            let id = slurm::submit(&path)?;
+            say!(
+                "submitted job {id}; biprop report {} shows the cells as they finish",
+                s.out.display()
+            );
+        }
+        return Ok(());
+    }
+    if args.list {
+        for c in &cells {
+            let state = match s.status(c)? {
+                None => "pending".to_string(),
+                Some(sweep::CellStatus::Finished) => "done".to_string(),
+                Some(sweep::CellStatus::Diverged { epoch, .. }) => format!("diverged@{epoch}"),
+            };
+            say!("{:>4}  {state:<12}  {}", c.index, c.id);
+        }
+        return Ok(());
+    }
+    if !args.quiet {
+        eprintln!(
+            "sweep {}: {} cells, {} to run -> {}",
+            args.file.display(),
+            cells.len(),
+            s.pending(args.task)?.len(),
+            s.out.display()
+        );
+    }
+    let opts = SweepOptions {
+        jobs: args.jobs.unwrap_or_else(sweep::default_jobs),
+        task: args.task,
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+    };
+    let n = sweep::run_sweep(&s, &opts)?;
+    say!("{n} run(s) finished; results in {}", s.out.display());
+    Ok(())
+}
