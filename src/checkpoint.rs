@@ -1,16 +1,18 @@
-//! Checkpoints in safetensors format, loadable from PyTorch and numpy.
+//! Checkpoints in safetensors format, loadable from PyTorch and numpy: named
+//! `f32` tensors and string metadata, written atomically, read back with
+//! every tensor's shape checked and none left unused. This module knows
+//! names, shapes and metadata only; what a run stores under which name is
+//! [`crate::state`]'s.
 //!
-//! Tensors: `forward.{i}.weight` `[out, in]` and `forward.{i}.bias` `[out]`
-//! for every layer i (0 = first), then the rule's own feedback tensors (each
-//! rule's module documents their names and shapes). Metadata: `format`
-//! (`biprop-checkpoint-1`), `config` (the run's TOML), `rule`, `epoch`,
-//! `image` (the input layout, `CxHxW`).
+//! The tensors of a run: `forward.{i}.weight` (the layer's weight shape,
+//! `[out, in]` for a dense layer) and `forward.{i}.bias` for every layer i
+//! (0 = first), then the rule's own feedback tensors (each rule's module
+//! documents their names and shapes), then, for resuming, the optimizer
+//! state `optim.*`. Metadata: `format` (`biprop-checkpoint-1`), `config` (the
+//! run's TOML), `rule`, `epoch`, `image` (the input layout, `CxHxW`), `steps`.
 
-use crate::config::RunConfig;
 use crate::error::{Error, Result};
-use crate::model::Mlp;
-use crate::rules::{LearningRule, RuleKind};
-use crate::train::Trainer;
+use crate::named::{NamedTensor, NamedTensorMut};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::BTreeSet;
 use std::collections::{BTreeMap, HashMap};
@@ -23,64 +25,22 @@ fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Writes `net` and the rule's feedback weights to `path` atomically (temp file, then rename).
+/// Writes `tensors` and `metadata` (with the `format` key added) to `path`
+/// atomically (temp file, then rename).
 pub fn save(
     path: &Path,
-    net: &Mlp,
-    rule: &dyn LearningRule,
-    cfg: &RunConfig,
-    epoch: usize,
-    image: (usize, usize, usize),
+    tensors: &[NamedTensor<'_>],
+    mut metadata: HashMap<String, String>,
 ) -> Result<()> {
-    let named = weight_tensors(net, rule);
-    write(path, &named, metadata(cfg, epoch, image))
-}
-
-/// [`save`] plus every optimizer state tensor (`optim.*`) and the step count
-/// (metadata `steps`), so that [`Checkpoint::restore_trainer`] resumes exactly.
-pub fn save_trainer(
-    path: &Path,
-    trainer: &mut Trainer,
-    cfg: &RunConfig,
-    epoch: usize,
-    image: (usize, usize, usize),
-) -> Result<()> {
-    let mut named = weight_tensors(&trainer.net, trainer.rule.as_ref());
-    let steps = trainer.steps();
-    for t in trainer.optimizer_state_mut() {
-        named.insert(t.name, (t.shape, to_bytes(t.data)));
-    }
-    let mut meta = metadata(cfg, epoch, image);
-    meta.insert("steps".into(), steps.to_string());
-    write(path, &named, meta)
+    metadata.insert("format".to_string(), FORMAT.to_string());
+    let named: Named = tensors
+        .iter()
+        .map(|t| (t.name.clone(), (t.shape.clone(), to_bytes(t.data))))
+        .collect();
+    write(path, &named, metadata)
 }
 
 type Named = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
-
-fn weight_tensors(net: &Mlp, rule: &dyn LearningRule) -> Named {
-    net.named_tensors("forward")
-        .into_iter()
-        .chain(rule.feedback_tensors())
-        .map(|t| (t.name, (t.shape, to_bytes(t.data))))
-        .collect()
-}
-
-fn metadata(
-    cfg: &RunConfig,
-    epoch: usize,
-    image: (usize, usize, usize),
-) -> HashMap<String, String> {
-    HashMap::from([
-        ("format".to_string(), FORMAT.to_string()),
-        ("config".to_string(), cfg.to_toml()),
-        ("rule".to_string(), cfg.rule.to_string()),
-        ("epoch".to_string(), epoch.to_string()),
-        (
-            "image".to_string(),
-            format!("{}x{}x{}", image.0, image.1, image.2),
-        ),
-    ])
-}
 
 fn write(path: &Path, named: &Named, meta: HashMap<String, String>) -> Result<()> {
     let views = named
@@ -160,47 +120,31 @@ impl Checkpoint {
     /// one read from disk; `label` stands for the path in error messages.
     pub fn from_tensors(
         tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
-        rule: RuleKind,
+        mut metadata: HashMap<String, String>,
         label: &str,
     ) -> Self {
+        metadata.insert("format".to_string(), FORMAT.to_string());
         Self {
             tensors,
-            metadata: HashMap::from([
-                ("format".to_string(), FORMAT.to_string()),
-                ("rule".to_string(), rule.to_string()),
-            ]),
+            metadata,
             path: label.into(),
         }
     }
 
-    /// The rule the checkpoint was trained with (metadata `rule`).
-    pub fn rule(&self) -> Result<RuleKind> {
-        let name = self.metadata.get("rule").ok_or_else(|| Error::Checkpoint {
+    /// An error about this checkpoint.
+    pub fn error(&self, msg: impl Into<String>) -> Error {
+        Error::Checkpoint {
             path: self.path.clone(),
-            msg: "no rule in the metadata".into(),
-        })?;
-        RuleKind::ALL
-            .into_iter()
-            .find(|r| r.name() == name)
-            .ok_or_else(|| Error::Checkpoint {
-                path: self.path.clone(),
-                msg: format!("unknown rule {name:?} in the metadata"),
-            })
+            msg: msg.into(),
+        }
     }
 
-    /// The run configuration stored in the metadata.
-    pub fn config(&self) -> Result<RunConfig> {
-        let text = self
-            .metadata
-            .get("config")
-            .ok_or_else(|| Error::Checkpoint {
-                path: self.path.clone(),
-                msg: "no run configuration in the metadata (not written by biprop?)".into(),
-            })?;
-        RunConfig::from_toml_str(text).map_err(|e| Error::Checkpoint {
-            path: self.path.clone(),
-            msg: format!("stored configuration: {e}"),
-        })
+    /// The metadata value of `key`, or an error saying what it is for.
+    pub fn require(&self, key: &str, what: &str) -> Result<&str> {
+        self.metadata
+            .get(key)
+            .map(String::as_str)
+            .ok_or_else(|| self.error(format!("no {key} in the metadata: {what}")))
     }
 
     /// The input image layout `(channels, height, width)` from the metadata.
@@ -250,7 +194,8 @@ impl Checkpoint {
         }
     }
 
-    fn take(&self, name: &str, shape: &[usize], into: &mut [f32]) -> Result<()> {
+    /// Copies tensor `name` into `into`, after checking its shape.
+    pub fn take(&self, name: &str, shape: &[usize], into: &mut [f32]) -> Result<()> {
         let (s, data) = self.tensors.get(name).ok_or_else(|| Error::Checkpoint {
             path: self.path.clone(),
             msg: format!(
@@ -277,87 +222,20 @@ impl Checkpoint {
         self.metadata.get("epoch")?.parse().ok()
     }
 
-    /// Restores weights, optimizer state and step count into `trainer`
-    /// (a checkpoint of [`save_trainer`]); every tensor must be used.
-    pub fn restore_trainer(&self, trainer: &mut Trainer) -> Result<()> {
-        let mut used = self.restore_weights(&mut trainer.net, trainer.rule.as_mut())?;
-        for t in trainer.optimizer_state_mut() {
-            self.take(&t.name, &t.shape, t.data)?;
-            used.insert(t.name);
-        }
-        self.refuse_unused(&used, |_| false)?;
-        let steps = self
-            .metadata
-            .get("steps")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Checkpoint {
-                path: self.path.clone(),
-                msg: "no step count in the metadata: cannot resume from it".into(),
-            })?;
-        trainer.set_steps(steps);
-        Ok(())
-    }
-
-    /// Copies the forward weights into `net` and the feedback weights into
-    /// `rule`. The checkpoint must be of the same rule, hold every tensor
-    /// they need with the same shape, and nothing else but optimizer state
-    /// (`optim.*`, which only resuming restores).
-    pub fn restore(&self, net: &mut Mlp, rule: &mut dyn LearningRule) -> Result<()> {
-        let used = self.restore_weights(net, rule)?;
-        self.refuse_unused(&used, |name| name.starts_with("optim."))
-    }
-
-    /// Copies only the forward weights into `net`, from a checkpoint of any
-    /// rule (its feedback and optimizer state are left out on purpose).
-    pub fn restore_forward(&self, net: &mut Mlp) -> Result<()> {
-        self.restore_net(net)?;
-        Ok(())
-    }
-
-    /// Copies `forward.*` into `net`, after checking the layer count (a
-    /// deeper or shallower network would otherwise fail on one tensor name).
-    fn restore_net(&self, net: &mut Mlp) -> Result<BTreeSet<String>> {
-        let layers = net.layers.len();
-        let stored = self
-            .tensors
+    /// The number of tensors named `{prefix}.{i}.weight`.
+    pub fn count_weights(&self, prefix: &str) -> usize {
+        let head = format!("{prefix}.");
+        self.tensors
             .keys()
-            .filter(|k| k.starts_with("forward.") && k.ends_with(".weight"))
-            .count();
-        if stored != layers {
-            return Err(Error::Checkpoint {
-                path: self.path.clone(),
-                msg: format!(
-                    "holds a network of {stored} layers, the run has {layers} (hidden {:?})",
-                    &net.sizes[1..net.sizes.len() - 1]
-                ),
-            });
-        }
-        let mut used = BTreeSet::new();
-        for t in net.named_tensors_mut("forward") {
-            self.take(&t.name, &t.shape, t.data)?;
-            used.insert(t.name);
-        }
-        Ok(used)
+            .filter(|k| k.starts_with(&head) && k.ends_with(".weight"))
+            .count()
     }
 
-    fn restore_weights(
-        &self,
-        net: &mut Mlp,
-        rule: &mut dyn LearningRule,
-    ) -> Result<BTreeSet<String>> {
-        let stored = self.rule()?;
-        if stored != rule.kind() {
-            return Err(Error::Checkpoint {
-                path: self.path.clone(),
-                msg: format!(
-                    "holds a {stored} run, this run is {}; its feedback tensors mean something \
-                     else here (use --init-forward-from to start from its forward weights only)",
-                    rule.kind()
-                ),
-            });
-        }
-        let mut used = self.restore_net(net)?;
-        for t in rule.feedback_tensors_mut() {
+    /// Copies every tensor of `targets` from the checkpoint (each must be
+    /// there, with its shape) and returns their names.
+    pub fn take_all(&self, targets: Vec<NamedTensorMut<'_>>) -> Result<BTreeSet<String>> {
+        let mut used = BTreeSet::new();
+        for t in targets {
             self.take(&t.name, &t.shape, t.data)?;
             used.insert(t.name);
         }
@@ -365,7 +243,14 @@ impl Checkpoint {
     }
 
     /// An error naming every tensor outside `used` that `allowed` does not excuse.
-    fn refuse_unused(&self, used: &BTreeSet<String>, allowed: impl Fn(&str) -> bool) -> Result<()> {
+    /// Fails when the checkpoint holds a tensor outside `used` that
+    /// `allowed` does not excuse: loading is strict, so that a tensor meant
+    /// for something else is never silently dropped.
+    pub fn refuse_unused(
+        &self,
+        used: &BTreeSet<String>,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Result<()> {
         let unused: Vec<&str> = self
             .tensors
             .keys()

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::images::Tile;
-use crate::model::Mlp;
+use crate::network::{argmax_rows, Network};
 use crate::tensor::Matrix;
 
 /// A label vector to feed through the feedback network, with its caption.
@@ -54,19 +54,8 @@ impl LabelMix {
     }
 }
 
-/// Feeds `rows` (one input a row) through `net` and returns its outputs.
-pub fn infer(net: &Mlp, inputs: &Matrix) -> Matrix {
-    let rows = inputs.rows();
-    let mut acts = net.activation_buffers(rows);
-    acts[0].copy_from(inputs);
-    net.forward(&mut acts, rows);
-    let mut out = acts.pop().expect("output layer");
-    net.output.activate(out.as_mut_slice(), net.outputs());
-    out
-}
-
 /// The images the feedback network generates from each label vector.
-pub fn generate(feedback: &Mlp, mixes: &[LabelMix]) -> Result<Vec<Tile>> {
+pub fn generate(feedback: &Network, mixes: &[LabelMix]) -> Result<Vec<Tile>> {
     let c = feedback.inputs();
     if let Some(m) = mixes.iter().find(|m| m.weights.len() != c) {
         return Err(Error::Config(format!(
@@ -80,7 +69,7 @@ pub fn generate(feedback: &Mlp, mixes: &[LabelMix]) -> Result<Vec<Tile>> {
         .flat_map(|m| m.weights.iter().copied())
         .collect();
     let labels = Matrix::from_vec(mixes.len(), c, data).expect("shape checked");
-    let out = infer(feedback, &labels);
+    let out = feedback.infer(&labels);
     Ok(mixes
         .iter()
         .enumerate()
@@ -94,8 +83,8 @@ pub fn generate(feedback: &Mlp, mixes: &[LabelMix]) -> Result<Vec<Tile>> {
 /// Originals and their reconstructions `feedback(forward(x))`, interleaved
 /// (original, reconstruction, ...), captioned with label and prediction.
 pub fn reconstruct(
-    forward: &Mlp,
-    feedback: &Mlp,
+    forward: &Network,
+    feedback: &Network,
     inputs: &Matrix,
     labels: &[u8],
 ) -> Result<Vec<Tile>> {
@@ -106,13 +95,11 @@ pub fn reconstruct(
             forward.inputs()
         )));
     }
-    let yhat = infer(forward, inputs);
-    let xhat = infer(feedback, &yhat);
+    let yhat = forward.infer(inputs);
+    let xhat = feedback.infer(&yhat);
     let mut tiles = Vec::new();
     for (r, label) in labels.iter().enumerate().take(inputs.rows()) {
-        let pred = crate::model::argmax_rows(yhat.row(r), yhat.cols())
-            .next()
-            .unwrap_or(0);
+        let pred = argmax_rows(yhat.row(r), yhat.cols()).next().unwrap_or(0);
         tiles.push(Tile {
             label: format!("x: {label}"),
             pixels: inputs.row(r).to_vec(),
@@ -137,8 +124,8 @@ mod tests {
             crate::activation::Activation::Tanh,
             crate::loss::Output::SigmoidBce,
         );
-        let forward = Mlp::new(&[4, 3, 2], act, out, &mut rng);
-        let feedback = Mlp::new(&[2, 3, 4], act, out, &mut rng);
+        let forward = Network::mlp(&[4, 3, 2], act, out, &mut rng);
+        let feedback = Network::mlp(&[2, 3, 4], act, out, &mut rng);
         let fits = reconstruct(&forward, &feedback, &Matrix::zeros(1, 4), &[0]).unwrap();
         assert_eq!(fits.len(), 2);
         let e = reconstruct(&forward, &feedback, &Matrix::zeros(1, 5), &[0]).unwrap_err();

@@ -7,17 +7,25 @@
 //! Fu, Glass 2017).
 //!
 //! The pieces, bottom up:
-//! - [`tensor`]: row-major `f32` matrices and the only calls into the GEMM crate;
-//! - [`activation`], [`loss`], [`model`]: the forward MLP;
-//! - [`rules`]: one learning rule per file behind [`rules::LearningRule`];
-//! - [`optim`]: SGD and Adam;
-//! - [`train`]: the allocation-free training step and evaluation;
+//! - [`tensor`]: row-major `f32` matrices and the only calls into the GEMM crates;
+//! - [`named`]: tensors named from the structure that holds them;
+//! - [`activation`], [`loss`]: hidden nonlinearities, output layers and losses;
+//! - [`optim`]: SGD and Adam over groups of tensors;
+//! - [`layers`], [`network`]: the layer kinds, and a network as a sequence of them;
+//! - [`rules`]: one learning rule per file behind [`rules::LearningRule`], and
+//!   the shared driver that walks the layers with each rule's error paths;
+//! - [`update`], [`train`]: the forward update and the allocation-free training step;
 //! - [`data`]: IDX (MNIST) and CIFAR-10 readers, splits, checksummed downloads;
-//! - [`config`], [`run`], [`checkpoint`]: a whole run, its files and its weights;
+//! - [`checkpoint`], [`state`]: named tensors on disk, and what a run stores there;
+//! - [`config`], [`run`]: every setting of a run, and a whole run with its files;
 //! - [`generate`], [`images`]: what BFA's feedback network generates (Figure 6);
 //! - [`metrics`]: alignment angles with backpropagation (the paper's section 4.3);
 //! - [`experiment`]: sweeps, reports laid out like the paper's tables, plots;
-//! - [`bench`](mod@bench): throughput against the machine's FMA and GEMM peaks.
+//! - [`bench`](mod@bench): throughput against the machine's FMA and GEMM peaks;
+//! - [`cli`]: the command line, one module per subcommand.
+//!
+//! docs/architecture.md draws the module graph and says where a new layer
+//! kind and a new rule go.
 //!
 //! ```no_run
 //! use biprop::{config::RunConfig, run};
@@ -39,12 +47,15 @@ pub mod experiment;
 pub mod fsutil;
 pub mod generate;
 pub mod images;
+pub mod layers;
 pub mod loss;
 pub mod metrics;
-pub mod model;
+pub mod named;
+pub mod network;
 pub mod optim;
 pub mod rules;
 pub mod run;
+pub mod state;
 pub mod tensor;
 pub mod train;
 pub mod update;

@@ -2,7 +2,7 @@
 //! hidden errors and its feedback matrices are from backpropagation's (the
 //! paper's section 4.3).
 
-use crate::rules::{Bp, ErrorStep, LearningRule};
+use crate::rules::{backward::hidden_deltas, ErrorPath};
 use crate::tensor::{gemm, Matrix};
 use crate::train::Trainer;
 use serde::Serialize;
@@ -44,8 +44,8 @@ pub struct Alignment {
     /// Angle between the rule's hidden error at layer `i` and BP's.
     pub delta: Vec<f64>,
     /// Angle between the matrix that carries the error into layer `i` and
-    /// `forward.{i+1}.weight` transposed (the rules with a
-    /// [`LearningRule::transpose_stand_in`]; NaN for the others).
+    /// `forward.{i+1}.weight` (the rules whose error path is a stand-in for
+    /// it, compared in the stand-in layout; NaN for the others).
     pub feedback: Vec<f64>,
 }
 
@@ -83,11 +83,11 @@ impl AlignmentProbe {
         let grads = || {
             net.layers[..hidden]
                 .iter()
-                .map(|l| Matrix::zeros(l.fan_out(), l.fan_in()))
+                .map(|l| Matrix::zeros(l.weight.rows(), l.weight.cols()))
                 .collect::<Vec<_>>()
         };
         Self {
-            bp_deltas: net.sizes[1..]
+            bp_deltas: net.sizes()[1..]
                 .iter()
                 .map(|&n| Matrix::zeros(rows, n))
                 .collect(),
@@ -104,30 +104,16 @@ impl AlignmentProbe {
         let hidden = net.hidden_layers();
         let (acts, deltas) = (t.activations(), t.deltas());
         self.bp_deltas[hidden].copy_from(&deltas[hidden]);
-        let step = ErrorStep {
-            net,
-            acts,
-            targets: t.targets(),
-            rows,
-        };
-        Bp.hidden_errors(&step, &mut self.bp_deltas);
+        hidden_deltas(net, acts, &mut self.bp_deltas, t.targets(), rows, |_| {
+            ErrorPath::Weights
+        });
         let mut out = Alignment::default();
         for i in 0..hidden {
-            let h = acts[i].rows_view(rows);
-            gemm(
-                &mut self.grad_rule[i],
-                false,
-                1.0,
-                deltas[i].rows_view(rows).t(),
-                h,
-            );
-            gemm(
-                &mut self.grad_bp[i],
-                false,
-                1.0,
-                self.bp_deltas[i].rows_view(rows).t(),
-                h,
-            );
+            let kind = &net.layers[i].kind;
+            let (a, b) = kind.grad_operands(&acts[i], &deltas[i], rows);
+            gemm(&mut self.grad_rule[i], false, 1.0, a, b);
+            let (a, b) = kind.grad_operands(&acts[i], &self.bp_deltas[i], rows);
+            gemm(&mut self.grad_bp[i], false, 1.0, a, b);
             out.update.push(angle_degrees(
                 self.grad_rule[i].as_slice(),
                 self.grad_bp[i].as_slice(),
@@ -136,14 +122,13 @@ impl AlignmentProbe {
                 deltas[i].rows_slice(rows),
                 self.bp_deltas[i].rows_slice(rows),
             ));
-            out.feedback
-                .push(match t.rule.transpose_stand_in(net, i + 1) {
-                    Some(b) => {
-                        let wt = net.layers[i + 1].weight.transposed();
-                        angle_degrees(b.as_slice(), wt.as_slice())
-                    }
-                    None => f64::NAN,
-                });
+            out.feedback.push(match t.rule.error_path(i) {
+                ErrorPath::StandIn(b) => {
+                    let w = net.layers[i + 1].weight_as_stand_in();
+                    angle_degrees(b.as_slice(), w.as_slice())
+                }
+                _ => f64::NAN,
+            });
         }
         out
     }

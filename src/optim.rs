@@ -3,7 +3,7 @@
 //! Gradients are means over the batch. Weight decay is the coupled L2 form
 //! (`g += wd * w`) for both optimizers.
 
-use crate::rules::FeedbackTensorMut;
+use crate::named::NamedTensorMut;
 use crate::tensor::{gemm, Matrix, View};
 use serde::{Deserialize, Serialize};
 
@@ -281,18 +281,15 @@ impl ParamGroup {
     }
 
     /// The state tensors, `{name(k)}.{m|v}`, for checkpoints that resume exactly.
-    pub fn state_tensors_mut(
-        &mut self,
-        name: impl Fn(usize) -> String,
-    ) -> Vec<FeedbackTensorMut<'_>> {
+    pub fn state_tensors_mut(&mut self, name: impl Fn(usize) -> String) -> Vec<NamedTensorMut<'_>> {
         let mut out = Vec::new();
         for (k, st) in self.states.iter_mut().enumerate() {
             for (part, data) in st.buffers_mut() {
-                out.push(FeedbackTensorMut {
-                    name: format!("{}.{part}", name(k)),
-                    shape: vec![data.len()],
+                out.push(NamedTensorMut::new(
+                    format!("{}.{part}", name(k)),
+                    vec![data.len()],
                     data,
-                });
+                ));
             }
         }
         out

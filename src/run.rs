@@ -4,13 +4,14 @@
 //! `metrics.csv` and `metrics.jsonl` (one row an epoch) and
 //! `checkpoint.safetensors` (rewritten atomically after every epoch).
 
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::data::{self, Splits};
 use crate::error::{Error, Result};
 use crate::metrics::AlignmentProbe;
-use crate::model::Mlp;
+use crate::network::Network;
 use crate::rules;
+use crate::state::{self, CheckpointExt};
 use crate::tensor::{with_gemm_backend, GemmBackend, Parallelism};
 use crate::train::{Tally, Trainer};
 use rand::seq::SliceRandom;
@@ -99,7 +100,7 @@ pub fn build_trainer_sized(
     sizes.extend(&cfg.hidden);
     sizes.push(classes);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut net = Mlp::new(&sizes, cfg.activation, cfg.output, &mut rng);
+    let mut net = Network::mlp(&sizes, cfg.activation, cfg.output, &mut rng);
     let mut rule = rules::build(cfg.rule, &mut net, &cfg.rule_options(), &mut rng);
     match init_from {
         Some(InitFrom::Everything(path)) => {
@@ -509,7 +510,7 @@ fn run_epochs(
         }
         if let (Some(f), Some(dir)) = (files.as_mut(), &opts.out_dir) {
             f.append(&record)?;
-            checkpoint::save_trainer(
+            state::save_trainer(
                 &dir.join("checkpoint.safetensors"),
                 trainer,
                 cfg,

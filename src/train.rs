@@ -1,13 +1,14 @@
 //! The training step and evaluation, over buffers allocated once.
 //!
-//! One step: forward pass, output error, the rule's hidden errors, the
-//! forward update ([`NetUpdater`]), then the rule's feedback update. The step
-//! allocates nothing.
+//! One step: forward pass, output error, the hidden errors along the rule's
+//! error paths ([`hidden_deltas`]), the forward update ([`NetUpdater`]), then
+//! the rule's feedback update. The step allocates nothing.
 
 use crate::data::Dataset;
-use crate::model::{argmax_rows, Mlp};
+use crate::named::NamedTensorMut;
+use crate::network::{argmax_rows, Network};
 use crate::optim::OptimConfig;
-use crate::rules::{ErrorStep, FeedbackStep, LearningRule};
+use crate::rules::{backward::hidden_deltas, FeedbackStep, LearningRule};
 use crate::tensor::{with_gemm_backend, GemmBackend, Matrix, Parallelism};
 use crate::update::NetUpdater;
 
@@ -46,7 +47,7 @@ impl Tally {
 /// A network, its learning rule, its optimizer state and every buffer of the step.
 pub struct Trainer {
     /// The forward network.
-    pub net: Mlp,
+    pub net: Network,
     /// The learning rule.
     pub rule: Box<dyn LearningRule>,
     updater: NetUpdater,
@@ -67,9 +68,14 @@ impl Trainer {
     /// trainer computes on the calling thread until given more
     /// ([`Trainer::set_parallelism`]; `run::build_trainer` gives it the
     /// configuration's `threads`).
-    pub fn new(net: Mlp, rule: Box<dyn LearningRule>, opt: OptimConfig, max_rows: usize) -> Self {
+    pub fn new(
+        net: Network,
+        rule: Box<dyn LearningRule>,
+        opt: OptimConfig,
+        max_rows: usize,
+    ) -> Self {
         let acts = net.activation_buffers(max_rows);
-        let deltas = net.sizes[1..]
+        let deltas = net.sizes()[1..]
             .iter()
             .map(|&n| Matrix::zeros(max_rows, n))
             .collect();
@@ -138,7 +144,7 @@ impl Trainer {
 
     /// Every optimizer state tensor (forward `optim.forward.*`, then the
     /// rule's `optim.feedback.*`), for checkpoints that resume exactly.
-    pub fn optimizer_state_mut(&mut self) -> Vec<crate::rules::FeedbackTensorMut<'_>> {
+    pub fn optimizer_state_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
         let mut v = self.updater.state_tensors_mut("optim.forward");
         v.extend(self.rule.optimizer_state_mut());
         v
@@ -150,7 +156,7 @@ impl Trainer {
         self.rule.set_steps(steps);
     }
 
-    /// Activations of the last step (see [`crate::rules`] for the layout).
+    /// Activations of the last step (see [`crate::network`] for the layout).
     pub fn activations(&self) -> &[Matrix] {
         &self.acts
     }
@@ -212,13 +218,16 @@ impl Trainer {
             .rows_slice_mut(rows)
             .copy_from_slice(out.rows_slice(rows));
         let tally = score(&self.net, out, &self.targets, &mut self.deltas[l], rows);
-        let step = ErrorStep {
-            net: &self.net,
-            acts: &self.acts,
-            targets: &self.targets,
+        self.rule.prepare(&self.net);
+        let rule = &self.rule;
+        hidden_deltas(
+            &self.net,
+            &self.acts,
+            &mut self.deltas,
+            &self.targets,
             rows,
-        };
-        self.rule.hidden_errors(&step, &mut self.deltas);
+            |p| rule.error_path(p),
+        );
         tally
     }
 
@@ -377,7 +386,13 @@ impl Trainer {
 /// Turns the output pre-activations in `out` into outputs, writes the output
 /// error into `err`, and counts loss and misclassified samples against the
 /// one-hot `targets`, over `rows` rows.
-fn score(net: &Mlp, out: &mut Matrix, targets: &Matrix, err: &mut Matrix, rows: usize) -> Tally {
+fn score(
+    net: &Network,
+    out: &mut Matrix,
+    targets: &Matrix,
+    err: &mut Matrix,
+    rows: usize,
+) -> Tally {
     let c = net.outputs();
     let loss = net.output.forward_error(
         out.rows_slice_mut(rows),

@@ -5,7 +5,8 @@
 //! (`W -= lr/B * delta^T h` in one GEMM call), so no gradient buffer is
 //! written; other optimizers get buffers allocated once.
 
-use crate::model::Mlp;
+use crate::named::NamedTensorMut;
+use crate::network::Network;
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::Matrix;
 
@@ -18,11 +19,11 @@ pub struct NetUpdater {
 
 impl NetUpdater {
     /// State and buffers for `net` under `opt`.
-    pub fn new(net: &Mlp, opt: OptimConfig) -> Self {
+    pub fn new(net: &Network, opt: OptimConfig) -> Self {
         let shapes = net
             .layers
             .iter()
-            .flat_map(|l| [(l.fan_out(), l.fan_in()), (1, l.fan_out())]);
+            .flat_map(|l| [l.weight.shape(), (1, l.bias.len())]);
         Self {
             group: ParamGroup::new(opt, shapes),
         }
@@ -44,7 +45,7 @@ impl NetUpdater {
     }
 
     /// The optimizer state as named tensors `{prefix}.{i}.{weight|bias}.{m|v}`.
-    pub fn state_tensors_mut(&mut self, prefix: &str) -> Vec<crate::rules::FeedbackTensorMut<'_>> {
+    pub fn state_tensors_mut(&mut self, prefix: &str) -> Vec<NamedTensorMut<'_>> {
         self.group.state_tensors_mut(|k| {
             let part = if k % 2 == 0 { "weight" } else { "bias" };
             format!("{prefix}.{}.{part}", k / 2)
@@ -53,14 +54,15 @@ impl NetUpdater {
 
     /// Updates every layer `i` of `net` from `deltas[i]` (its pre-activation
     /// errors) and `acts[i]` (its inputs), over the first `rows` rows.
-    pub fn apply(&mut self, net: &mut Mlp, acts: &[Matrix], deltas: &[Matrix], rows: usize) {
+    pub fn apply(&mut self, net: &mut Network, acts: &[Matrix], deltas: &[Matrix], rows: usize) {
         self.group.begin_step();
         let scale = 1.0 / rows as f32;
         for (i, layer) in net.layers.iter_mut().enumerate() {
-            let delta = deltas[i].rows_view(rows).t();
-            let input = acts[i].rows_view(rows);
+            let (a, b) = layer.kind.grad_operands(&acts[i], &deltas[i], rows);
             self.group
-                .step_product(2 * i, &mut layer.weight, scale, delta, input);
+                .step_product(2 * i, &mut layer.weight, scale, a, b);
+            // A bias is one per output channel: its gradient sums the error
+            // over every sample and position.
             let d = deltas[i].rows_slice(rows);
             self.group.step_with(2 * i + 1, &mut layer.bias, |out, s| {
                 column_sums_into(out, d, s * scale)

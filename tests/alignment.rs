@@ -5,7 +5,7 @@ mod common;
 use biprop::activation::Activation;
 use biprop::loss::Output;
 use biprop::metrics::{angle_degrees, AlignmentProbe};
-use biprop::model::Mlp;
+use biprop::network::Network;
 use biprop::optim::OptimConfig;
 use biprop::rules::{Bp, Dfa, Fa, FeedbackScale, InitScheme, LearningRule};
 use biprop::train::Trainer;
@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 
 const ROWS: usize = 16;
 
-fn setup(rule: impl FnOnce(&mut Mlp) -> Box<dyn LearningRule>) -> (Trainer, AlignmentProbe) {
-    let mut net = Mlp::new(
+fn setup(rule: impl FnOnce(&mut Network) -> Box<dyn LearningRule>) -> (Trainer, AlignmentProbe) {
+    let mut net = Network::mlp(
         &[20, 15, 12, 5],
         Activation::Tanh,
         Output::SigmoidBce,
@@ -50,7 +50,7 @@ fn fa_with_transposed_weights_is_aligned() {
             FeedbackScale::Sender,
             &mut ChaCha8Rng::seed_from_u64(1),
         );
-        for (b, l) in fa.b.iter_mut().zip(&net.layers[1..]) {
+        for (b, l) in fa.b.mats.iter_mut().zip(&net.layers[1..]) {
             *b = l.weight.transposed();
         }
         Box::new(fa)

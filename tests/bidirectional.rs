@@ -4,7 +4,7 @@ mod common;
 
 use biprop::activation::Activation;
 use biprop::loss::Output;
-use biprop::model::Mlp;
+use biprop::network::Network;
 use biprop::optim::OptimConfig;
 use biprop::rules::{
     Bdfa, BdfaTarget, BdfaUpdate, Bfa, Bp, Dfa, Fa, FeedbackScale, InitScheme, LearningRule,
@@ -29,18 +29,18 @@ fn sgd(lr: f32) -> OptimConfig {
     }
 }
 
-fn forward_net(seed: u64) -> Mlp {
-    Mlp::new(&SIZES, Activation::Tanh, Output::SigmoidBce, &mut rng(seed))
+fn forward_net(seed: u64) -> Network {
+    Network::mlp(&SIZES, Activation::Tanh, Output::SigmoidBce, &mut rng(seed))
 }
 
-fn feedback_net(seed: u64) -> Mlp {
+fn feedback_net(seed: u64) -> Network {
     let mut s = SIZES;
     s.reverse();
-    Mlp::new(&s, Activation::Tanh, Output::SigmoidBce, &mut rng(seed))
+    Network::mlp(&s, Activation::Tanh, Output::SigmoidBce, &mut rng(seed))
 }
 
 /// Runs `steps` training steps of `rule` on `net` with forward learning rate `lr`.
-fn train(net: Mlp, rule: Box<dyn LearningRule>, lr: f32, steps: usize) -> Trainer {
+fn train(net: Network, rule: Box<dyn LearningRule>, lr: f32, steps: usize) -> Trainer {
     let ds = synthetic(ROWS * steps, SIZES[0], SIZES[3], 21);
     let mut t = Trainer::new(net, rule, sgd(lr), ROWS);
     for s in 0..steps {
@@ -56,7 +56,7 @@ fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert!(d <= tol * max_abs(a).max(1e-3), "{what}: differ by {d}");
 }
 
-fn assert_same_net(a: &Mlp, b: &Mlp, tol: f32) {
+fn assert_same_net(a: &Network, b: &Network, tol: f32) {
     for (i, (la, lb)) in a.layers.iter().zip(&b.layers).enumerate() {
         assert_close(
             la.weight.as_slice(),
@@ -121,7 +121,9 @@ fn bfa_without_feedback_learning_is_fa() {
     let fb = feedback_net(6);
     let l = net.hidden_layers();
     let fa = Fa {
-        b: (1..=l).map(|j| fb.layers[l - j].weight.clone()).collect(),
+        b: biprop::rules::StandIns::from_matrices(
+            (1..=l).map(|j| fb.layers[l - j].weight.clone()).collect(),
+        ),
     };
     let bfa = Bfa::from_network(fb.clone(), sgd(0.0), ROWS);
     let a = train(net.clone(), Box::new(bfa), 0.5, 4);
@@ -130,7 +132,7 @@ fn bfa_without_feedback_learning_is_fa() {
     assert_eq!(*a.rule.feedback_network().unwrap(), fb);
 }
 
-fn dfa(net: &mut Mlp, seed: u64) -> Dfa {
+fn dfa(net: &mut Network, seed: u64) -> Dfa {
     Dfa::new(
         net,
         InitScheme::Default,

@@ -94,12 +94,8 @@ fn the_bound_catches_a_rule_that_does_not_train_hidden_layers() {
     let cfg = q.cfg;
     let splits = run::load_data(&cfg).unwrap();
     let base = run::build_trainer(&cfg, &splits, None).unwrap();
-    let mut t = Trainer::new(
-        base.net,
-        Box::new(common::OutputOnly),
-        cfg.optim(),
-        cfg.batch_size,
-    );
+    let frozen = Box::new(common::OutputOnly::new(&base.net));
+    let mut t = Trainer::new(base.net, frozen, cfg.optim(), cfg.batch_size);
     let order: Vec<usize> = (0..splits.train.len()).collect();
     for _ in 0..cfg.epochs {
         t.train_epoch(&splits.train, &order, cfg.batch_size, |_| {});

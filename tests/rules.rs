@@ -4,10 +4,10 @@ mod common;
 
 use biprop::activation::Activation;
 use biprop::loss::Output;
-use biprop::model::Mlp;
+use biprop::network::Network;
 use biprop::optim::OptimConfig;
 use biprop::rules::{
-    self, Bp, Dfa, Fa, FeedbackScale, InitScheme, LearningRule, RuleKind, RuleOptions,
+    self, Bp, Dfa, Fa, FeedbackScale, InitScheme, LearningRule, RuleKind, RuleOptions, StandIns,
 };
 use biprop::tensor::Matrix;
 use biprop::train::Trainer;
@@ -15,8 +15,8 @@ use common::{max_abs, max_abs_diff, synthetic};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-fn net(sizes: &[usize], act: Activation, out: Output, seed: u64) -> Mlp {
-    Mlp::new(sizes, act, out, &mut ChaCha8Rng::seed_from_u64(seed))
+fn net(sizes: &[usize], act: Activation, out: Output, seed: u64) -> Network {
+    Network::mlp(sizes, act, out, &mut ChaCha8Rng::seed_from_u64(seed))
 }
 
 fn sgd(lr: f32) -> OptimConfig {
@@ -83,7 +83,7 @@ fn bp_matches_finite_differences() {
 }
 
 /// One step of `rule` from the same start; returns the weights afterwards.
-fn step_with(rule: Box<dyn LearningRule>, net0: &Mlp, rows: usize) -> Trainer {
+fn step_with(rule: Box<dyn LearningRule>, net0: &Network, rows: usize) -> Trainer {
     let ds = synthetic(rows, net0.inputs(), net0.outputs(), 11);
     let idx: Vec<usize> = (0..rows).collect();
     let mut t = Trainer::new(net0.clone(), rule, sgd(0.5), rows);
@@ -121,7 +121,7 @@ fn fa_with_transposed_weights_is_bp() {
         FeedbackScale::Sender,
         &mut ChaCha8Rng::seed_from_u64(1),
     );
-    for (b, layer) in fa.b.iter_mut().zip(&net0.layers[1..]) {
+    for (b, layer) in fa.b.mats.iter_mut().zip(&net0.layers[1..]) {
         *b = layer.weight.transposed();
     }
     let bp = step_with(Box::new(Bp), &net0, 10);
@@ -157,8 +157,10 @@ fn fa_equals_dfa_with_one_hidden_layer() {
         FeedbackScale::Sender,
         &mut ChaCha8Rng::seed_from_u64(2),
     );
-    let fa = Fa { b: dfa.d.clone() };
-    assert_eq!(fa.b[0].shape(), (16, 6));
+    let fa = Fa {
+        b: StandIns::from_matrices(dfa.d.clone()),
+    };
+    assert_eq!(fa.b.mats[0].shape(), (16, 6));
     let a = step_with(Box::new(fa), &net0, 9);
     let b = step_with(Box::new(dfa), &net0, 9);
     assert_same_weights(&a, &b, 0.0);

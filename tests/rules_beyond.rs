@@ -8,7 +8,7 @@ use biprop::activation::Activation;
 use biprop::config::RunConfig;
 use biprop::data::Splits;
 use biprop::loss::Output;
-use biprop::model::Mlp;
+use biprop::network::Network;
 use biprop::optim::OptimConfig;
 use biprop::rules::{
     Bp, Brsf, Dfa, Dkp, Drtp, FeedbackScale, Frsf, InitScheme, Kp, LearningRule, RuleKind, Usf,
@@ -23,8 +23,8 @@ use std::sync::OnceLock;
 
 const ROWS: usize = 16;
 
-fn net(sizes: &[usize], seed: u64) -> Mlp {
-    Mlp::new(
+fn net(sizes: &[usize], seed: u64) -> Network {
+    Network::mlp(
         sizes,
         Activation::Tanh,
         Output::SigmoidBce,
@@ -76,7 +76,15 @@ fn kp_started_at_the_transposed_weights_is_bp_at_every_step() {
         .iter()
         .map(|l| l.weight.transposed())
         .collect();
-    let mut kp = Trainer::new(net0.clone(), Box::new(Kp::from_matrices(b, opt)), opt, ROWS);
+    let mut kp = Trainer::new(
+        net0.clone(),
+        Box::new(Kp::from_stand_ins(
+            biprop::rules::StandIns::from_matrices(b),
+            opt,
+        )),
+        opt,
+        ROWS,
+    );
     let mut bp = Trainer::new(net0, Box::new(Bp), opt, ROWS);
     for k in 0..6 {
         load(&mut kp, k);
@@ -160,7 +168,7 @@ fn usf_path_has_the_signs_of_the_transposed_weights() {
         t.compute_errors(ROWS);
         for j in 1..=2 {
             let w = &t.net.layers[j].weight;
-            let b = t.rule.transpose_stand_in(&t.net, j).unwrap();
+            let b = common::stand_in(&t, j).unwrap();
             let m = 1.0 / (w.cols() as f32).sqrt();
             for i in 0..w.cols() {
                 for o in 0..w.rows() {
@@ -170,7 +178,7 @@ fn usf_path_has_the_signs_of_the_transposed_weights() {
         }
         // The top hidden error, by hand: (e B^T) .* (1 - h^2).
         let (e, h) = (&t.deltas()[2], &t.activations()[2]);
-        let b = t.rule.transpose_stand_in(&t.net, 2).unwrap();
+        let b = common::stand_in(&t, 2).unwrap();
         for r in 0..ROWS {
             for i in 0..6 {
                 let s: f32 = (0..4).map(|o| e.get(r, o) * b.get(i, o)).sum();
@@ -183,7 +191,7 @@ fn usf_path_has_the_signs_of_the_transposed_weights() {
             }
         }
         if k == 0 {
-            let b = t.rule.transpose_stand_in(&t.net, 2).unwrap();
+            let b = common::stand_in(&t, 2).unwrap();
             assert_eq!(b.get(3, 1), 0.0, "zero weight, zero path");
         }
         t.step(ROWS);
@@ -199,7 +207,7 @@ fn frsf_with_uniform_magnitudes_is_usf() {
         FeedbackScale::Sender,
         &mut ChaCha8Rng::seed_from_u64(1),
     );
-    for m in &mut frsf.m {
+    for m in &mut frsf.m.mats {
         let v = 1.0 / (m.rows() as f32).sqrt();
         // Negative magnitudes too: only |M| counts.
         for (k, x) in m.as_mut_slice().iter_mut().enumerate() {
@@ -232,7 +240,7 @@ fn brsf_run(seed: u64, steps: u64) -> Trainer {
 
 /// BRSF's magnitudes, as the rule last drew them, for `forward.{j}`.
 fn brsf_m(t: &Trainer, j: usize) -> Matrix {
-    let b = t.rule.transpose_stand_in(&t.net, j).unwrap();
+    let b = common::stand_in(t, j).unwrap();
     // |b| is |M| wherever W is not zero (all of a random net).
     let abs: Vec<f32> = b.as_slice().iter().map(|v| v.abs()).collect();
     Matrix::from_vec(b.rows(), b.cols(), abs).unwrap()
@@ -257,10 +265,7 @@ fn brsf_is_reproducible_and_redraws_every_batch() {
             max_abs(m.as_slice()) <= 1.0 / 4f32.sqrt(),
             "sender bound 1/sqrt(C)"
         );
-        let (b, w) = (
-            t.rule.transpose_stand_in(&t.net, 2).unwrap(),
-            &t.net.layers[2].weight,
-        );
+        let (b, w) = (common::stand_in(&t, 2).unwrap(), &t.net.layers[2].weight);
         for i in 0..6 {
             for o in 0..4 {
                 assert_eq!(sign(b.get(i, o)), sign(w.get(o, i)));
@@ -558,12 +563,8 @@ fn dkp_learns_mnist() {
 fn the_bound_catches_frozen_hidden_layers() {
     let Quick { cfg, bound } = quick(RuleKind::Bp);
     let base = run::build_trainer(&cfg, mnist(), None).unwrap();
-    let mut t = Trainer::new(
-        base.net,
-        Box::new(common::OutputOnly),
-        cfg.optim(),
-        cfg.batch_size,
-    );
+    let frozen = Box::new(common::OutputOnly::new(&base.net));
+    let mut t = Trainer::new(base.net, frozen, cfg.optim(), cfg.batch_size);
     let order: Vec<usize> = (0..mnist().train.len()).collect();
     for _ in 0..cfg.epochs {
         t.train_epoch(&mnist().train, &order, cfg.batch_size, |_| {});

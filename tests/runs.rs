@@ -2,11 +2,12 @@
 
 mod common;
 
-use biprop::checkpoint::{self, Checkpoint};
+use biprop::checkpoint::Checkpoint;
 use biprop::config::RunConfig;
 use biprop::data::Splits;
 use biprop::rules::RuleKind;
 use biprop::run::{self, InitFrom, RunOptions};
+use biprop::state::{self, CheckpointExt};
 use common::synthetic;
 
 fn splits() -> Splits {
@@ -100,7 +101,7 @@ fn checkpoint_round_trips() {
         let c = cfg(rule, 1);
         let trained = run::run(&c, &s, &RunOptions::default()).unwrap().trainer;
         let path = dir.path().join(format!("{rule}.safetensors"));
-        checkpoint::save(&path, &trained.net, trained.rule.as_ref(), &c, 3, (1, 5, 6)).unwrap();
+        state::save(&path, &trained.net, trained.rule.as_ref(), &c, 3, (1, 5, 6)).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap().image(), Some((1, 5, 6)));
         let ck = Checkpoint::load(&path).unwrap();
         assert_eq!(ck.config().unwrap(), c);

@@ -292,6 +292,7 @@ fn a_locked_cell_is_left_to_its_holder() {
 #[test]
 fn the_gemm_backend_reaches_the_run_and_is_recorded() {
     use biprop::checkpoint::Checkpoint;
+    use biprop::state::CheckpointExt;
     use biprop::tensor::GemmBackend;
     let faer = trained("gemm = \"faer\"\n");
     let gemm = trained("gemm = \"gemm\"\n");

@@ -4,10 +4,11 @@
 //! GIL released on the trainer's own threads. The Python package
 //! (`python/biprop/__init__.py`) wraps it in the documented API.
 
-use biprop::checkpoint::{self, Checkpoint};
+use biprop::checkpoint::Checkpoint;
 use biprop::config::RunConfig;
 use biprop::metrics::AlignmentProbe;
 use biprop::run::{self, InitFrom, RunOptions};
+use biprop::state::{self, CheckpointExt};
 use biprop::train::{Tally, Trainer as Core};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
@@ -548,7 +549,7 @@ impl Trainer {
 
     /// Widths of every layer, input to output.
     fn sizes(&self) -> PyResult<Vec<usize>> {
-        Ok(self.lock()?.core.net.sizes.clone())
+        Ok(self.lock()?.core.net.sizes())
     }
 
     /// Optimizer steps taken.
@@ -721,7 +722,9 @@ impl Trainer {
         }
         let mut st = self.lock()?;
         let core = &mut st.core;
-        let ck = Checkpoint::from_tensors(tensors, core.rule.kind(), "state dict");
+        let meta =
+            std::collections::HashMap::from([("rule".to_string(), core.rule.kind().to_string())]);
+        let ck = Checkpoint::from_tensors(tensors, meta, "state dict");
         ck.restore(&mut core.net, core.rule.as_mut())
             .map_err(py_err)
     }
@@ -737,7 +740,7 @@ impl Trainer {
         } else {
             (1, 1, n)
         };
-        checkpoint::save_trainer(&path, &mut st.core, &st.cfg, st.epochs, image).map_err(py_err)
+        state::save_trainer(&path, &mut st.core, &st.cfg, st.epochs, image).map_err(py_err)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `biprop generate`: what a BFA feedback network generates (the paper's Figure 6).
 
-use crate::run::InitFrom;
 use crate::run;
+use crate::run::InitFrom;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ pub(super) struct GenerateArgs {
 pub(super) fn generate(args: GenerateArgs) -> Result<()> {
     use crate::checkpoint::Checkpoint;
     use crate::generate::{self as g, LabelMix};
+    use crate::state::CheckpointExt;
     let (dir, ckpt) = if args.run.is_dir() {
         (args.run.clone(), args.run.join("checkpoint.safetensors"))
     } else {

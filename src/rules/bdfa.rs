@@ -1,6 +1,6 @@
 //! Bidirectional direct feedback alignment (BDFA, the paper's section 4.2).
 //!
-//! DFA whose matrices `D_l` (`[n_l, C]`) learn. Forward learning is DFA's,
+//! DFA whose matrices `D_l` (`[units_l, C]`) learn. Forward learning is DFA's,
 //! with `D_l` as it is before this batch's feedback update. Feedback
 //! learning, per hidden layer and sample, on the dot-product score
 //! `s = (D_l y') . h_l` and the loss `1 - sigmoid(s)` (eq. 31, 40-41):
@@ -17,12 +17,12 @@
 //! code's variant (1 at the true class, `alpha^k` times the output logits
 //! elsewhere, `k` = 1 for the top hidden layer, 2 for the one below ...).
 //!
-//! Checkpoint tensors: as DFA, `feedback.{i}.weight` `[out_i, C]`, i = 0..L-1.
+//! Checkpoint tensors: as DFA, `feedback.{i}.weight` `[units_i, C]`, i = 0..L-1.
 
 use super::dfa::Dfa;
 use super::{
-    named, named_mut, ErrorStep, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule,
-    RuleKind,
+    named_projections, named_projections_mut, ErrorPath, FeedbackStep, LearningRule, NamedTensor,
+    NamedTensorMut, RuleKind,
 };
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::{gemm, Matrix};
@@ -59,7 +59,7 @@ pub const REFERENCE_FEEDBACK_LR: f32 = 5e-5;
 /// BDFA: DFA with learning feedback matrices.
 #[derive(Debug)]
 pub struct Bdfa {
-    /// `d[l]` is `[n_l, C]` for hidden layer `l` (0-based).
+    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based).
     pub d: Vec<Matrix>,
     update: BdfaUpdate,
     target: BdfaTarget,
@@ -129,9 +129,8 @@ impl LearningRule for Bdfa {
         RuleKind::Bdfa
     }
 
-    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
-        let (net, acts, rows) = (step.net, step.acts, step.rows);
-        Dfa::direct_errors(&self.d, net, acts, deltas, rows);
+    fn error_path(&self, p: usize) -> ErrorPath<'_> {
+        ErrorPath::OutputError(&self.d[p])
     }
 
     fn train_feedback(&mut self, step: &FeedbackStep<'_>) {
@@ -194,7 +193,7 @@ impl LearningRule for Bdfa {
         out
     }
 
-    fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+    fn optimizer_state_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
         self.group
             .state_tensors_mut(|l| format!("optim.feedback.{l}.weight"))
     }
@@ -203,11 +202,11 @@ impl LearningRule for Bdfa {
         self.group.set_steps(steps);
     }
 
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        named(&self.d, 0)
+    fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
+        named_projections(&self.d)
     }
 
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        named_mut(&mut self.d, 0)
+    fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
+        named_projections_mut(&mut self.d)
     }
 }

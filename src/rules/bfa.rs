@@ -17,12 +17,12 @@
 //! `feedback.{k}.bias` of the feedback network, k = 0 (label side) ..= L
 //! (input side).
 
+use super::backward::hidden_deltas;
 use super::{
-    chain_errors, ErrorStep, FeedbackScale, FeedbackStep, FeedbackTensor, FeedbackTensorMut,
-    LearningRule, RuleKind,
+    ErrorPath, FeedbackScale, FeedbackStep, LearningRule, NamedTensor, NamedTensorMut, RuleKind,
 };
 use crate::loss::Output;
-use crate::model::Mlp;
+use crate::network::Network;
 use crate::optim::OptimConfig;
 use crate::tensor::Matrix;
 use crate::update::NetUpdater;
@@ -32,7 +32,7 @@ use rand::Rng;
 #[derive(Debug)]
 pub struct Bfa {
     /// The feedback network, label to input.
-    pub feedback: Mlp,
+    pub feedback: Network,
     updater: NetUpdater,
     acts: Vec<Matrix>,
     deltas: Vec<Matrix>,
@@ -54,15 +54,14 @@ impl Bfa {
     /// draws. The last layer, which only reconstructs the input, keeps its
     /// draw.
     pub fn new(
-        net: &Mlp,
+        net: &Network,
         output: Output,
         scale: FeedbackScale,
         opt: OptimConfig,
         max_rows: usize,
         rng: &mut impl Rng,
     ) -> Self {
-        let sizes: Vec<usize> = net.sizes.iter().rev().copied().collect();
-        let mut feedback = Mlp::new(&sizes, net.hidden, output, rng);
+        let mut feedback = net.mirror(output, rng);
         if scale == FeedbackScale::Receiver {
             let paths = feedback.layers.len() - 1;
             for layer in &mut feedback.layers[..paths] {
@@ -76,8 +75,8 @@ impl Bfa {
     }
 
     /// BFA around a given feedback network.
-    pub fn from_network(feedback: Mlp, opt: OptimConfig, max_rows: usize) -> Self {
-        let deltas = feedback.sizes[1..]
+    pub fn from_network(feedback: Network, opt: OptimConfig, max_rows: usize) -> Self {
+        let deltas = feedback.sizes()[1..]
             .iter()
             .map(|&n| Matrix::zeros(max_rows, n))
             .collect();
@@ -102,12 +101,9 @@ impl LearningRule for Bfa {
         RuleKind::Bfa
     }
 
-    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
-        let (net, acts, rows) = (step.net, step.acts, step.rows);
-        let l = net.hidden_layers();
-        chain_errors(net, acts, deltas, rows, |j| {
-            &self.feedback.layers[l - j].weight
-        });
+    fn error_path(&self, p: usize) -> ErrorPath<'_> {
+        let top = self.feedback.layers.len() - 2;
+        ErrorPath::StandIn(&self.feedback.layers[top - p].weight)
     }
 
     fn train_feedback(&mut self, step: &FeedbackStep<'_>) {
@@ -128,10 +124,17 @@ impl LearningRule for Bfa {
         );
         self.sq_err_sum += sum_of_squares(self.deltas[l].rows_slice(rows));
         self.samples += rows;
+        // Feedback layer q + 1 mirrors forward layer L - q - 1, whose weight
+        // is (in the feedback layer's stand-in layout) its error path.
         let fwd = step.net;
-        chain_errors(&self.feedback, &self.acts, &mut self.deltas, rows, |k| {
-            &fwd.layers[l - k].weight
-        });
+        hidden_deltas(
+            &self.feedback,
+            &self.acts,
+            &mut self.deltas,
+            &step.acts[0],
+            rows,
+            |q| ErrorPath::StandIn(&fwd.layers[l - 1 - q].weight),
+        );
         self.updater
             .apply(&mut self.feedback, &self.acts, &self.deltas, rows);
     }
@@ -144,22 +147,15 @@ impl LearningRule for Bfa {
         out
     }
 
-    fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
-        let l = self.feedback.hidden_layers();
-        (1..=l)
-            .contains(&j)
-            .then(|| &self.feedback.layers[l - j].weight)
-    }
-
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
+    fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
         self.feedback.named_tensors("feedback")
     }
 
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+    fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
         self.feedback.named_tensors_mut("feedback")
     }
 
-    fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+    fn optimizer_state_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
         self.updater.state_tensors_mut("optim.feedback")
     }
 
@@ -167,7 +163,7 @@ impl LearningRule for Bfa {
         self.updater.set_steps(steps);
     }
 
-    fn feedback_network(&self) -> Option<&Mlp> {
+    fn feedback_network(&self) -> Option<&Network> {
         Some(&self.feedback)
     }
 }

@@ -11,21 +11,19 @@
 //!
 //! Checkpoint tensors: none.
 
-use super::{
-    chain_errors, sign_concordant, ErrorStep, FeedbackScale, FeedbackStep, LearningRule, RuleKind,
-};
-use crate::model::{uniform, Mlp};
-use crate::tensor::Matrix;
+use super::{ErrorPath, FeedbackScale, FeedbackStep, LearningRule, RuleKind, StandIns};
+use crate::layers::uniform;
+use crate::network::Network;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Batchwise random-magnitude sign-concordant feedback.
 #[derive(Clone, Debug)]
 pub struct Brsf {
-    /// `m[k]`, `[in, out]`: the magnitudes of the last draw for `forward.{k+1}`.
-    pub m: Vec<Matrix>,
-    /// `b[k]`, the path of the last [`LearningRule::hidden_errors`].
-    pub b: Vec<Matrix>,
+    /// `m.mats[k]`: the magnitudes of the last draw for `forward.{k+1}`.
+    pub m: StandIns,
+    /// `b.mats[k]`, the path of the last step.
+    pub b: StandIns,
     scale: FeedbackScale,
     seed: u64,
     steps: u64,
@@ -33,15 +31,15 @@ pub struct Brsf {
 
 impl Brsf {
     /// Draws the rule's seed from `rng`; magnitudes at `scale`.
-    pub fn new(net: &Mlp, scale: FeedbackScale, rng: &mut impl Rng) -> Self {
+    pub fn new(net: &Network, scale: FeedbackScale, rng: &mut impl Rng) -> Self {
         Self::with_seed(net, scale, rng.random())
     }
 
     /// BRSF whose draws come from `seed`.
-    pub fn with_seed(net: &Mlp, scale: FeedbackScale, seed: u64) -> Self {
+    pub fn with_seed(net: &Network, scale: FeedbackScale, seed: u64) -> Self {
         Self {
-            m: super::transposed_buffers(net),
-            b: super::transposed_buffers(net),
+            m: StandIns::zeros(net),
+            b: StandIns::zeros(net),
             scale,
             seed,
             steps: 0,
@@ -54,21 +52,25 @@ impl LearningRule for Brsf {
         RuleKind::Brsf
     }
 
-    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
+    fn prepare(&mut self, net: &Network) {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(self.steps);
         for ((b, m), layer) in self
             .b
+            .mats
             .iter_mut()
-            .zip(&mut self.m)
-            .zip(&step.net.layers[1..])
+            .zip(&mut self.m.mats)
+            .zip(&net.layers[1..])
         {
             let bound = self.scale.bound(layer.fan_out(), layer.fan_in());
             uniform(m.as_mut_slice(), bound, &mut rng);
             let m = m.as_slice();
-            sign_concordant(b, &layer.weight, |k| m[k].abs());
+            layer.sign_stand_in(b, |k| m[k].abs());
         }
-        chain_errors(step.net, step.acts, deltas, step.rows, |j| &self.b[j - 1]);
+    }
+
+    fn error_path(&self, p: usize) -> ErrorPath<'_> {
+        self.b.path(p)
     }
 
     fn train_feedback(&mut self, _step: &FeedbackStep<'_>) {
@@ -77,9 +79,5 @@ impl LearningRule for Brsf {
 
     fn set_steps(&mut self, steps: u64) {
         self.steps = steps;
-    }
-
-    fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
-        super::chain_stand_in(&self.b, j)
     }
 }

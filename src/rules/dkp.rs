@@ -1,5 +1,5 @@
 //! Direct Kolen-Pollack (Webster, Choe & Ahmad 2020): DFA whose `D_l`
-//! (`[n_l, C]`) learn the Kolen-Pollack way. Forward learning is DFA's, with
+//! (`[units_l, C]`) learn the Kolen-Pollack way. Forward learning is DFA's, with
 //! `D_l` as it is before this batch's feedback update; then
 //!
 //! `D_l -= lr_b * (h_l^T e / B + lambda D_l)`
@@ -10,13 +10,13 @@
 //! `dW_{L+1}^T`, so `D_L` follows the output weights as KP's `B` does; lower
 //! layers get the same outer product of their own activity with `e`.
 //!
-//! Checkpoint tensors: as DFA, `feedback.{i}.weight` `[out_i, C]`, i = 0..L-1;
+//! Checkpoint tensors: as DFA, `feedback.{i}.weight` `[units_i, C]`, i = 0..L-1;
 //! optimizer state `optim.feedback.{i}.weight.{m|v}`.
 
 use super::dfa::Dfa;
 use super::{
-    named, named_mut, ErrorStep, FeedbackStep, FeedbackTensor, FeedbackTensorMut, LearningRule,
-    RuleKind,
+    named_projections, named_projections_mut, ErrorPath, FeedbackStep, LearningRule, NamedTensor,
+    NamedTensorMut, RuleKind,
 };
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::Matrix;
@@ -24,7 +24,7 @@ use crate::tensor::Matrix;
 /// Direct Kolen-Pollack: DFA with feedback matrices trained on `h^T e`.
 #[derive(Debug)]
 pub struct Dkp {
-    /// `d[l]` is `[n_l, C]` for hidden layer `l` (0-based).
+    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based).
     pub d: Vec<Matrix>,
     group: ParamGroup,
 }
@@ -44,8 +44,8 @@ impl LearningRule for Dkp {
         RuleKind::Dkp
     }
 
-    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
-        Dfa::direct_errors(&self.d, step.net, step.acts, deltas, step.rows);
+    fn error_path(&self, p: usize) -> ErrorPath<'_> {
+        ErrorPath::OutputError(&self.d[p])
     }
 
     fn train_feedback(&mut self, step: &FeedbackStep<'_>) {
@@ -63,15 +63,15 @@ impl LearningRule for Dkp {
         }
     }
 
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        named(&self.d, 0)
+    fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
+        named_projections(&self.d)
     }
 
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        named_mut(&mut self.d, 0)
+    fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
+        named_projections_mut(&mut self.d)
     }
 
-    fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+    fn optimizer_state_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
         self.group
             .state_tensors_mut(|l| format!("optim.feedback.{l}.weight"))
     }

@@ -1,8 +1,8 @@
 //! Kolen-Pollack (Kolen & Pollack 1994; Akrout et al. 2019): FA whose
 //! feedback matrices learn as the forward weights do. The error path is FA's
-//! (`B_j` `[n_{j-1}, n_j]` stands in for `W_j^T`, j = 2..L+1); after the
-//! forward update each `B_j` takes the transpose of `W_j`'s gradient and the
-//! same weight decay `lambda`:
+//! (`B_j` stands in for `W_j`, j = 1..L, in the layer's stand-in layout:
+//! `[in, out]` for a dense layer); after the forward update each `B_j` takes
+//! `W_j`'s gradient (in its layout) and the same weight decay `lambda`:
 //!
 //! `W_j -= lr * (dW_j + lambda W_j)`,  `B_j -= lr * (dW_j^T + lambda B_j)`,
 //!
@@ -11,15 +11,15 @@
 //! therefore steps with the forward optimizer (its kind, rate, momentum and
 //! decay; the config gives KP's the `kp_decay`), with state of its own.
 //!
-//! Checkpoint tensors: as FA, `feedback.{i}.weight` `[in_i, out_i]`, i = 1..=L;
+//! Checkpoint tensors: as FA, `feedback.{i}.weight`, i = 1..=L;
 //! optimizer state `optim.feedback.{i}.weight.{m|v}`.
 
 use super::fa::Fa;
 use super::{
-    chain_errors, named, named_mut, ErrorStep, FeedbackScale, FeedbackStep, FeedbackTensor,
-    FeedbackTensorMut, InitScheme, LearningRule, RuleKind,
+    ErrorPath, FeedbackScale, FeedbackStep, InitScheme, LearningRule, NamedTensor, NamedTensorMut,
+    RuleKind, StandIns,
 };
-use crate::model::Mlp;
+use crate::network::Network;
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::Matrix;
 use rand::Rng;
@@ -35,8 +35,8 @@ pub const KP_DEFAULT_DECAY: f32 = 1e-2;
 /// Kolen-Pollack: FA with feedback matrices that get `W^T`'s updates.
 #[derive(Debug)]
 pub struct Kp {
-    /// `b[k]` stands in for `forward.{k+1}.weight`^T, shape `[in, out]`.
-    pub b: Vec<Matrix>,
+    /// `b.mats[k]` stands in for `forward.{k+1}.weight`.
+    pub b: StandIns,
     group: ParamGroup,
 }
 
@@ -44,19 +44,19 @@ impl Kp {
     /// `B` drawn as FA's (at `scale`), stepped by `opt`, which must be the
     /// forward optimizer for the identity above to hold.
     pub fn new(
-        net: &mut Mlp,
+        net: &mut Network,
         init: InitScheme,
         scale: FeedbackScale,
         opt: OptimConfig,
         rng: &mut impl Rng,
     ) -> Self {
-        Self::from_matrices(Fa::new(net, init, scale, rng).b, opt)
+        Self::from_stand_ins(Fa::new(net, init, scale, rng).b, opt)
     }
 
-    /// KP around given matrices (`b[k]` shaped as `forward.{k+1}.weight`^T).
-    pub fn from_matrices(b: Vec<Matrix>, opt: OptimConfig) -> Self {
+    /// KP around given stand-ins.
+    pub fn from_stand_ins(b: StandIns, opt: OptimConfig) -> Self {
         Self {
-            group: ParamGroup::new(opt, b.iter().map(Matrix::shape)),
+            group: ParamGroup::new(opt, b.mats.iter().map(Matrix::shape)),
             b,
         }
     }
@@ -67,39 +67,34 @@ impl LearningRule for Kp {
         RuleKind::Kp
     }
 
-    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]) {
-        chain_errors(step.net, step.acts, deltas, step.rows, |j| &self.b[j - 1]);
+    fn error_path(&self, p: usize) -> ErrorPath<'_> {
+        self.b.path(p)
     }
 
     fn train_feedback(&mut self, step: &FeedbackStep<'_>) {
         let rows = step.rows;
         self.group.begin_step();
-        for (k, b) in self.b.iter_mut().enumerate() {
-            // dW_j^T = h_{j-1}^T delta_j / B, with the errors W_j was stepped by.
+        for (k, b) in self.b.mats.iter_mut().enumerate() {
+            // The gradient W_j was stepped by, in B_j's layout.
             let j = k + 1;
-            self.group.step_product(
-                k,
-                b,
-                1.0 / rows as f32,
-                step.acts[j].rows_view(rows).t(),
-                step.deltas[j].rows_view(rows),
+            let (a, g) = step.net.layers[j].kind.stand_in_grad_operands(
+                &step.acts[j],
+                &step.deltas[j],
+                rows,
             );
+            self.group.step_product(k, b, 1.0 / rows as f32, a, g);
         }
     }
 
-    fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, j: usize) -> Option<&'a Matrix> {
-        super::chain_stand_in(&self.b, j)
+    fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
+        self.b.named()
     }
 
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
-        named(&self.b, 1)
+    fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
+        self.b.named_mut()
     }
 
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
-        named_mut(&mut self.b, 1)
-    }
-
-    fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+    fn optimizer_state_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
         self.group
             .state_tensors_mut(|k| format!("optim.feedback.{}.weight", k + 1))
     }

@@ -1,16 +1,23 @@
-//! Learning rules: how the hidden errors `delta_l` are made, and whether the
-//! rule owns feedback weights that learn.
+//! Learning rules: how the error reaches each hidden layer, and whether the
+//! rule owns feedback weights that learn. One rule per file.
 //!
-//! Every rule ends the same way (docs/rules.md): from the hidden errors
-//! the trainer forms `dW_l = delta_l^T h_{l-1} / B` and steps the optimizer.
-//! A rule is one type implementing [`LearningRule`], one file each.
+//! A rule answers one small question per hidden layer `p` (the output of
+//! `forward.{p}`), through [`LearningRule::error_path`]:
+//! - back across the next layer through its own weights (BP), or through a
+//!   stand-in for them (FA's fixed `B`, the sign rules' `sign(W)`, KP's
+//!   learned `B`, BFA's feedback weights);
+//! - or a projection `D` of the output error (DFA, BDFA, DKP) or of the
+//!   target (DRTP) straight to the layer's output.
 //!
-//! Buffer conventions shared by all rules, for a network with `L` hidden
-//! layers: `acts[0]` is the input batch, `acts[l]` (l = 1..=L) the output of
-//! hidden layer `l`, `acts[L+1]` the network's outputs `yhat`. `deltas[i]`
-//! (i = 0..L-1) is the error at the pre-activation of `forward.{i}`, and
-//! `deltas[L]` holds the output error `e = yhat - y` on entry.
+//! The shared driver ([`backward::hidden_deltas`]) walks the layers with
+//! those answers, and the trainer then forms every weight gradient the same
+//! way (docs/rules.md). Rules never see a layer's kind: a stand-in is made in
+//! the layer's own stand-in layout ([`crate::layers::Layer::stand_in_zeros`]).
+//! Rules whose feedback learns train it after the forward update
+//! ([`LearningRule::train_feedback`]) with the shared optimizer over
+//! parameter groups.
 
+pub mod backward;
 mod bdfa;
 mod bfa;
 mod bp;
@@ -21,6 +28,7 @@ mod drtp;
 mod fa;
 mod frsf;
 mod kp;
+mod options;
 mod usf;
 
 pub use bdfa::{Bdfa, BdfaTarget, BdfaUpdate, REFERENCE_FEEDBACK_LR};
@@ -33,13 +41,12 @@ pub use drtp::Drtp;
 pub use fa::Fa;
 pub use frsf::Frsf;
 pub use kp::{Kp, KP_DEFAULT_DECAY};
+pub use options::{FeedbackScale, InitScheme, RuleOptions};
 pub use usf::Usf;
 
-use crate::activation::Activation;
-use crate::loss::Output;
-use crate::model::Mlp;
-use crate::optim::OptimConfig;
-use crate::tensor::{gemm_then, Matrix, View};
+use crate::named::{NamedTensor, NamedTensorMut};
+use crate::network::Network;
+use crate::tensor::Matrix;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -115,112 +122,29 @@ impl std::fmt::Display for RuleKind {
     }
 }
 
-/// How the forward and feedback weights start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum InitScheme {
-    /// Every forward weight and bias from `U(+-1/sqrt(fan_in))`; fixed random
-    /// feedback at the feedback scale (`--feedback-scale`).
-    #[default]
-    Default,
-    /// The published code's scheme (docs/rules.md): FA's B copies the
-    /// initial forward weights and every later forward layer starts at zero;
-    /// DFA and BDFA start every forward weight at zero, D from
-    /// `U(+-1/sqrt(n_l))`. BP's published init is the default one; BFA and
-    /// the rules beyond the paper's have no published scheme and the config
-    /// refuses it for them.
-    Reference,
-}
-
-/// The scale of fixed random feedback matrices (FA's B, DFA's and BDFA's
-/// initial D): the bound `a` of `U(-a, a)`.
-///
-/// The two differ by up to 9x on the paper's shapes (`1/sqrt(10)` against
-/// `1/sqrt(800)` for D), enough to change FA's and DFA's test error by more
-/// than a point, so the setting is recorded with every run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum FeedbackScale {
-    /// `a = 1/sqrt(n)`, n the width of the vector the matrix multiplies (the
-    /// error it carries): `1/sqrt(C)` for D and for the top B.
-    Sender,
-    /// `a = 1/sqrt(n)`, n the width of the layer that receives the error: the
-    /// scale of the forward weight that B replaces, and the published code's
-    /// D. The paper's numbers were made at this scale.
-    Receiver,
-}
-
-impl FeedbackScale {
-    /// The scale `init` implies when none is asked for: the published
-    /// code's scheme draws at the receiver's scale.
-    pub fn implied_by(init: InitScheme) -> Self {
-        match init {
-            InitScheme::Default => FeedbackScale::Sender,
-            InitScheme::Reference => FeedbackScale::Receiver,
-        }
-    }
-
-    /// The bound for a matrix carrying a `sender`-wide error to a
-    /// `receiver`-wide layer.
-    pub fn bound(self, sender: usize, receiver: usize) -> f32 {
-        let n = match self {
-            FeedbackScale::Sender => sender,
-            FeedbackScale::Receiver => receiver,
-        };
-        1.0 / (n as f32).sqrt()
-    }
-
-    /// The setting's name in configs.
-    pub fn name(self) -> &'static str {
-        match self {
-            FeedbackScale::Sender => "sender",
-            FeedbackScale::Receiver => "receiver",
-        }
-    }
-}
-
-/// A named tensor of a network's or a rule's weights, as stored in checkpoints.
-#[derive(Debug)]
-pub struct FeedbackTensor<'a> {
-    /// Checkpoint name, e.g. `feedback.1.weight`.
-    pub name: String,
-    /// Shape, row-major.
-    pub shape: Vec<usize>,
-    /// The values.
-    pub data: &'a [f32],
-}
-
-/// A mutable named tensor, for loading checkpoints.
-#[derive(Debug)]
-pub struct FeedbackTensorMut<'a> {
-    /// Checkpoint name.
-    pub name: String,
-    /// Shape, row-major.
-    pub shape: Vec<usize>,
-    /// The values.
-    pub data: &'a mut [f32],
-}
-
-/// What a rule sees when it makes a batch's hidden errors.
-pub struct ErrorStep<'a> {
-    /// The network, before this batch's update.
-    pub net: &'a Mlp,
-    /// This batch's forward activations, see the module docs.
-    pub acts: &'a [Matrix],
-    /// One-hot targets of this batch (DRTP's hidden errors come from them).
-    pub targets: &'a Matrix,
-    /// Rows of the batch in use.
-    pub rows: usize,
+/// How the error reaches the output of a hidden layer.
+#[derive(Clone, Copy, Debug)]
+pub enum ErrorPath<'a> {
+    /// Back across the next layer through its own weights (BP).
+    Weights,
+    /// Back across the next layer through a stand-in for its weights, in
+    /// that layer's stand-in layout.
+    StandIn(&'a Matrix),
+    /// `e D^T`: the output error projected by `D` `[units, classes]`.
+    OutputError(&'a Matrix),
+    /// `y D^T`: the one-hot target projected by `D` `[units, classes]`.
+    Target(&'a Matrix),
 }
 
 /// What a rule may use to train its own feedback weights after the forward update.
 pub struct FeedbackStep<'a> {
     /// The network, after this batch's forward update.
-    pub net: &'a Mlp,
-    /// This batch's forward activations (before the update), see the module docs.
+    pub net: &'a Network,
+    /// This batch's forward activations, before the update (see
+    /// [`crate::network`]: `acts[p + 1]` is the output of layer `p`).
     pub acts: &'a [Matrix],
-    /// This batch's errors, as the forward update used them: the hidden
-    /// errors `deltas[0..L]`, then the output error `deltas[L]`.
+    /// This batch's errors, as the forward update used them: one per layer,
+    /// at its pre-activation; the last is the output error `e`.
     pub deltas: &'a [Matrix],
     /// One-hot targets of this batch.
     pub targets: &'a Matrix,
@@ -235,11 +159,14 @@ pub trait LearningRule: Send {
     /// Which rule this is.
     fn kind(&self) -> RuleKind;
 
-    /// Writes `deltas[0..L]` from `deltas[L]` (the output error), the
-    /// forward activations and the targets, for the first `step.rows` rows.
-    /// `&mut self` because some rules make their error path here, from the
-    /// weights as they are before the update (USF, FRSF, BRSF).
-    fn hidden_errors(&mut self, step: &ErrorStep<'_>, deltas: &mut [Matrix]);
+    /// Called once a step before the errors are made, with the weights as
+    /// they are before the update: the sign-concordant rules make their
+    /// stand-ins from them here.
+    fn prepare(&mut self, _net: &Network) {}
+
+    /// How the error reaches the output of hidden layer `p` (0-based, below
+    /// the output layer).
+    fn error_path(&self, p: usize) -> ErrorPath<'_>;
 
     /// Trains the rule's own feedback weights, once per batch, after the
     /// forward update. Rules with fixed feedback do nothing.
@@ -251,83 +178,34 @@ pub trait LearningRule: Send {
     }
 
     /// The rule's feedback tensors, for checkpoints and diagnostics (none by default).
-    fn feedback_tensors(&self) -> Vec<FeedbackTensor<'_>> {
+    fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
         Vec::new()
     }
 
     /// The rule's feedback tensors, mutable, for loading checkpoints.
-    fn feedback_tensors_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+    fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
         Vec::new()
     }
 
     /// The state of the feedback optimizer (momentum, Adam moments), for
     /// checkpoints that resume exactly. Names start with `optim.feedback.`.
-    fn optimizer_state_mut(&mut self) -> Vec<FeedbackTensorMut<'_>> {
+    fn optimizer_state_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
         Vec::new()
     }
 
     /// Sets the feedback optimizer's step count (when resuming).
     fn set_steps(&mut self, _steps: u64) {}
 
-    /// The `[in_j, out_j]` matrix that stands in for `forward.{j}.weight`^T
-    /// as an error path, for rules that have one (FA, BFA, KP, and the
-    /// sign-concordant rules, whose path is the one their last
-    /// [`LearningRule::hidden_errors`] made).
-    fn transpose_stand_in<'a>(&'a self, _net: &'a Mlp, _j: usize) -> Option<&'a Matrix> {
-        None
-    }
-
     /// The generative feedback network, for rules that have one (BFA).
-    fn feedback_network(&self) -> Option<&Mlp> {
+    fn feedback_network(&self) -> Option<&Network> {
         None
-    }
-}
-
-/// Rule settings beyond the forward optimizer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RuleOptions {
-    /// How weights start.
-    pub init: InitScheme,
-    /// The scale of fixed random feedback matrices.
-    pub feedback_scale: FeedbackScale,
-    /// The largest batch (feedback phases allocate their buffers once).
-    pub max_rows: usize,
-    /// The optimizer of learning feedback weights (BFA, BDFA, DKP; for KP
-    /// the forward optimizer itself, which [`crate::config::RunConfig::rule_options`]
-    /// makes it, since KP's identity needs the same steps on both sides).
-    pub feedback_opt: OptimConfig,
-    /// BFA's reconstruction output: `SigmoidBce` or `Identity`.
-    pub bfa_output: Output,
-    /// The scale of BFA's feedback weights that are error paths ([`Bfa::new`]).
-    pub bfa_feedback_scale: FeedbackScale,
-    /// BDFA's feedback update.
-    pub bdfa_update: BdfaUpdate,
-    /// BDFA's target.
-    pub bdfa_target: BdfaTarget,
-    /// `alpha` of BDFA's mixed and reference targets.
-    pub bdfa_alpha: f32,
-}
-
-impl Default for RuleOptions {
-    fn default() -> Self {
-        Self {
-            init: InitScheme::Default,
-            feedback_scale: FeedbackScale::Sender,
-            max_rows: 128,
-            feedback_opt: OptimConfig::default(),
-            bfa_output: Output::SigmoidBce,
-            bfa_feedback_scale: FeedbackScale::Sender,
-            bdfa_update: BdfaUpdate::Paper,
-            bdfa_target: BdfaTarget::Label,
-            bdfa_alpha: 0.25,
-        }
     }
 }
 
 /// Builds `kind` for `net`, possibly re-initializing `net` as the init scheme requires.
 pub fn build(
     kind: RuleKind,
-    net: &mut Mlp,
+    net: &mut Network,
     opts: &RuleOptions,
     rng: &mut impl Rng,
 ) -> Box<dyn LearningRule> {
@@ -374,187 +252,104 @@ pub fn build(
     }
 }
 
-/// Zero `[in_j, out_j]` matrices for `forward.{j}`, j = 1..=L: the shape of
-/// the paths that stand in for the transposed forward weights.
-pub(crate) fn transposed_buffers(net: &Mlp) -> Vec<Matrix> {
-    net.layers[1..]
-        .iter()
-        .map(|l| Matrix::zeros(l.fan_in(), l.fan_out()))
-        .collect()
+/// Stand-ins for the weights of layers `1..=L` (every layer whose input is a
+/// hidden layer), each in its layer's stand-in layout: the matrices of FA,
+/// KP and the sign-concordant rules, named `feedback.{p}.weight` after the
+/// layer `p` they stand in for.
+#[derive(Clone, Debug)]
+pub struct StandIns {
+    /// `mats[k]` stands in for `forward.{k+1}`.
+    pub mats: Vec<Matrix>,
+    shapes: Vec<Vec<usize>>,
 }
 
-/// `dst = sign(w)^T .* magnitude`: `dst[i][o] = sign(w[o][i]) * magnitude(k)`
-/// with `k = i * out + o` the flat index into `dst`, and `sign(0) = 0`
-/// (`f32::signum` would give a zero weight a path). The sign-concordant
-/// rules' path. Written in tiles, as a plain transpose reads `w` a column
-/// at a time, and in bands of `dst` rows on the GEMM threads: rebuilt every
-/// step, an 800x800 path on one thread cost USF a third of BP's step.
-pub(crate) fn sign_concordant(
-    dst: &mut Matrix,
-    w: &Matrix,
-    magnitude: impl Fn(usize) -> f32 + Sync,
-) {
-    let (out, inp) = w.shape();
-    assert_eq!(
-        dst.shape(),
-        (inp, out),
-        "path shaped as the weight transposed"
-    );
-    let parts = if inp * out < 1 << 16 {
-        1
-    } else {
-        crate::tensor::gemm_threads()
-    };
-    sign_band(dst.as_mut_slice(), 0, w, &magnitude, parts);
-}
-
-/// [`sign_concordant`] for the rows of `dst` from `i0` on (`dst` holds
-/// whole rows), cut into `parts` bands under `rayon::join`. Each element is
-/// computed alone, so the bands give bitwise the one-band result.
-fn sign_band(
-    d: &mut [f32],
-    i0: usize,
-    w: &Matrix,
-    magnitude: &(impl Fn(usize) -> f32 + Sync),
-    parts: usize,
-) {
-    const TILE: usize = 32;
-    let (out, inp) = w.shape();
-    let rows = d.len() / out;
-    if parts > 1 && rows > TILE {
-        let at = (rows / parts).next_multiple_of(TILE).min(rows);
-        let (a, b) = d.split_at_mut(at * out);
-        rayon::join(
-            || sign_band(a, i0, w, magnitude, 1),
-            || sign_band(b, i0 + at, w, magnitude, parts - 1),
-        );
-        return;
+impl StandIns {
+    /// Zero stand-ins for `net`'s layers above the first.
+    pub fn zeros(net: &Network) -> Self {
+        Self::from_fn(net, |_, layer| layer.stand_in_zeros())
     }
-    let ws = w.as_slice();
-    for t0 in (0..rows).step_by(TILE) {
-        for o0 in (0..out).step_by(TILE) {
-            for r in t0..(t0 + TILE).min(rows) {
-                let i = i0 + r;
-                for o in o0..(o0 + TILE).min(out) {
-                    let v = ws[o * inp + i];
-                    // Branch-free: the signs of trained weights are random.
-                    let sign = (v > 0.0) as i32 as f32 - (v < 0.0) as i32 as f32;
-                    d[r * out + o] = sign * magnitude(i * out + o);
-                }
-            }
-        }
+
+    /// `make(p, layer)` for each layer `p` above the first.
+    pub fn from_fn(
+        net: &Network,
+        mut make: impl FnMut(usize, &crate::layers::Layer) -> Matrix,
+    ) -> Self {
+        let (mats, shapes) = net.layers[1..]
+            .iter()
+            .enumerate()
+            .map(|(k, l)| (make(k + 1, l), l.stand_in_shape()))
+            .unzip();
+        Self { mats, shapes }
     }
-}
 
-/// `dst = (src * path) .* f'(h)` over `rows` rows: the one step shared by
-/// every rule that sends an error through a matrix to a hidden layer.
-pub(crate) fn propagate(
-    dst: &mut Matrix,
-    src: View<'_>,
-    path: View<'_>,
-    act: Activation,
-    h: &Matrix,
-    rows: usize,
-) {
-    debug_assert_eq!(src.nrows(), rows);
-    gemm_then(dst, false, 1.0, src, path, &|block| {
-        let cols = block.cols.clone();
-        act.mul_derivative_rows(
-            block
-                .rows_mut()
-                .map(|(r, row)| (row, &h.row(r)[cols.clone()])),
-        );
-    });
-}
-
-/// Errors down a chain of layers through stand-ins for the transposed
-/// weights: `deltas[i] = (deltas[i+1] P_{i+1}^T) .* f'(acts[i+1])` for every
-/// hidden layer, where `path(j)` is the `[in_j, out_j]` matrix standing in
-/// for `net.layers[j].weight^T`. FA, and both phases of BFA, are this.
-pub(crate) fn chain_errors<'m>(
-    net: &Mlp,
-    acts: &[Matrix],
-    deltas: &mut [Matrix],
-    rows: usize,
-    path: impl Fn(usize) -> &'m Matrix,
-) {
-    for i in (0..net.hidden_layers()).rev() {
-        let (lo, hi) = deltas.split_at_mut(i + 1);
-        let p = path(i + 1).view().t();
-        propagate(
-            &mut lo[i],
-            hi[0].rows_view(rows),
-            p,
-            net.hidden,
-            &acts[i + 1],
-            rows,
-        );
+    /// Given matrices (`mats[k]` for `forward.{k+1}`), checkpoint shapes
+    /// from their matrix shapes.
+    pub fn from_matrices(mats: Vec<Matrix>) -> Self {
+        let shapes = mats.iter().map(|m| vec![m.rows(), m.cols()]).collect();
+        Self { mats, shapes }
     }
-}
 
-/// The stand-in for `forward.{j}.weight`^T in a chain of B matrices where
-/// `b[k]` stands for `forward.{k+1}` (FA and the rules built on its path).
-pub(crate) fn chain_stand_in(b: &[Matrix], j: usize) -> Option<&Matrix> {
-    j.checked_sub(1).and_then(|k| b.get(k))
-}
+    /// The stand-in carrying the error to the output of hidden layer `p`
+    /// (the one for `forward.{p+1}`).
+    pub fn path(&self, p: usize) -> ErrorPath<'_> {
+        ErrorPath::StandIn(&self.mats[p])
+    }
 
-/// Feedback matrices named `feedback.{first + k}.weight`.
-pub(crate) fn named<'a>(mats: &'a [Matrix], first: usize) -> Vec<FeedbackTensor<'a>> {
-    mats.iter()
-        .enumerate()
-        .map(|(k, m)| FeedbackTensor {
-            name: format!("feedback.{}.weight", first + k),
-            shape: vec![m.rows(), m.cols()],
-            data: m.as_slice(),
-        })
-        .collect()
-}
-
-/// Mutable counterpart of [`named`].
-pub(crate) fn named_mut(mats: &mut [Matrix], first: usize) -> Vec<FeedbackTensorMut<'_>> {
-    mats.iter_mut()
-        .enumerate()
-        .map(|(k, m)| FeedbackTensorMut {
-            name: format!("feedback.{}.weight", first + k),
-            shape: vec![m.rows(), m.cols()],
-            data: m.as_mut_slice(),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tensor::Parallelism;
-
-    /// The sign-concordant path, built in bands on several threads, is the
-    /// one-thread path bit for bit, and is sign(w)ᵀ times the magnitude.
-    #[test]
-    fn the_banded_sign_path_is_the_sequential_one() {
-        let (out, inp) = (333, 517);
-        let data = (0..out * inp)
-            .map(|i| match i % 7 {
-                0 => 0.0,
-                k => (i as f32 * 0.37).sin() * k as f32,
+    /// As named tensors.
+    pub fn named(&self) -> Vec<NamedTensor<'_>> {
+        self.mats
+            .iter()
+            .zip(&self.shapes)
+            .enumerate()
+            .map(|(k, (m, s))| {
+                NamedTensor::new(
+                    format!("feedback.{}.weight", k + 1),
+                    s.clone(),
+                    m.as_slice(),
+                )
             })
-            .collect();
-        let w = Matrix::from_vec(out, inp, data).unwrap();
-        let magnitude = |k: usize| 1.0 + (k % 11) as f32;
-        let mut one = Matrix::zeros(inp, out);
-        sign_concordant(&mut one, &w, magnitude);
-        for i in 0..inp {
-            for o in 0..out {
-                let v = w.get(o, i);
-                let want = if v == 0.0 { 0.0 } else { v.signum() } * magnitude(i * out + o);
-                assert_eq!(one.get(i, o), want);
-            }
-        }
-        for threads in [2, 3] {
-            let mut many = Matrix::zeros(inp, out);
-            Parallelism::threads(threads)
-                .unwrap()
-                .install(|| sign_concordant(&mut many, &w, magnitude));
-            assert_eq!(many, one, "{threads} threads");
-        }
+            .collect()
     }
+
+    /// As mutable named tensors.
+    pub fn named_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
+        self.mats
+            .iter_mut()
+            .zip(&self.shapes)
+            .enumerate()
+            .map(|(k, (m, s))| {
+                NamedTensorMut::new(
+                    format!("feedback.{}.weight", k + 1),
+                    s.clone(),
+                    m.as_mut_slice(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Projections `[units_p, classes]` named `feedback.{p}.weight`, one per
+/// hidden layer `p`: the matrices of the direct rules.
+pub(crate) fn named_projections(d: &[Matrix]) -> Vec<NamedTensor<'_>> {
+    d.iter()
+        .enumerate()
+        .map(|(p, m)| {
+            NamedTensor::new(
+                format!("feedback.{p}.weight"),
+                vec![m.rows(), m.cols()],
+                m.as_slice(),
+            )
+        })
+        .collect()
+}
+
+/// Mutable counterpart of [`named_projections`].
+pub(crate) fn named_projections_mut(d: &mut [Matrix]) -> Vec<NamedTensorMut<'_>> {
+    d.iter_mut()
+        .enumerate()
+        .map(|(p, m)| {
+            let shape = vec![m.rows(), m.cols()];
+            NamedTensorMut::new(format!("feedback.{p}.weight"), shape, m.as_mut_slice())
+        })
+        .collect()
 }

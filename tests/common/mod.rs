@@ -91,16 +91,39 @@ pub fn write_idx(dir: &std::path::Path, n: usize, n_test: usize) {
 
 /// A rule that sends no error to the hidden layers: only the output layer
 /// learns. Error bounds of real-data tests are worth something only if this
-/// misses them.
-pub struct OutputOnly;
+/// misses them. (Its path is a zero projection of the output error.)
+pub struct OutputOnly {
+    zeros: Vec<Matrix>,
+}
+
+impl OutputOnly {
+    /// Zero paths for the hidden layers of `net`.
+    pub fn new(net: &biprop::network::Network) -> Self {
+        let c = net.outputs();
+        Self {
+            zeros: net
+                .hidden_sizes()
+                .into_iter()
+                .map(|n| Matrix::zeros(n, c))
+                .collect(),
+        }
+    }
+}
 
 impl biprop::rules::LearningRule for OutputOnly {
     fn kind(&self) -> biprop::rules::RuleKind {
         biprop::rules::RuleKind::Bp
     }
-    fn hidden_errors(&mut self, step: &biprop::rules::ErrorStep<'_>, deltas: &mut [Matrix]) {
-        for d in &mut deltas[..step.net.hidden_layers()] {
-            d.fill(0.0);
-        }
+    fn error_path(&self, p: usize) -> biprop::rules::ErrorPath<'_> {
+        biprop::rules::ErrorPath::OutputError(&self.zeros[p])
+    }
+}
+
+/// The matrix standing in for `forward.{j}.weight` in `t`'s last step (in
+/// the layer's stand-in layout), for rules whose error path is one.
+pub fn stand_in(t: &biprop::train::Trainer, j: usize) -> Option<&Matrix> {
+    match t.rule.error_path(j.checked_sub(1)?) {
+        biprop::rules::ErrorPath::StandIn(b) => Some(b),
+        _ => None,
     }
 }

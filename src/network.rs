@@ -1,0 +1,234 @@
+//! A network: a sequence of parametric layers from an input shape to the
+//! outputs, with the output nonlinearity and loss; its forward pass over a
+//! batch, its initialization, and its weights as named tensors.
+//!
+//! Buffer convention shared by the trainer and the rules: `acts[0]` is the
+//! input batch, `acts[i + 1]` the output of layer `i` (after its
+//! activation), the last one the output pre-activations (then, once scored,
+//! the outputs).
+
+use crate::activation::Activation;
+use crate::layers::{uniform, Dense, Kind, Layer, Shape};
+use crate::loss::Output;
+use crate::named::{NamedTensor, NamedTensorMut};
+use crate::tensor::Matrix;
+use rand::Rng;
+
+/// A feed-forward network of parametric layers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    /// The shape of one input sample.
+    pub input: Shape,
+    /// The layers, input side first; `forward.{i}` in checkpoints.
+    pub layers: Vec<Layer>,
+    /// The output layer's nonlinearity and loss.
+    pub output: Output,
+}
+
+impl Network {
+    /// Layers of the given kinds and activations, every weight and bias drawn
+    /// from `U(+-1/sqrt(fan_in))` (PyTorch's default for `nn.Linear` and
+    /// `nn.Conv2d`), layer by layer, weights before biases.
+    ///
+    /// # Panics
+    /// When `kinds` is empty or a layer's input is not the previous output.
+    pub fn new(
+        input: Shape,
+        kinds: Vec<(Kind, Option<Activation>)>,
+        output: Output,
+        rng: &mut impl Rng,
+    ) -> Self {
+        assert!(!kinds.is_empty(), "a network needs an output layer");
+        let mut at = input;
+        let layers = kinds
+            .into_iter()
+            .map(|(kind, act)| {
+                assert_eq!(
+                    kind.in_shape().len(),
+                    at.len(),
+                    "a layer's input is the previous output"
+                );
+                at = kind.out_shape();
+                let mut l = Layer::zeros(kind, act);
+                let bound = 1.0 / (l.fan_in() as f32).sqrt();
+                uniform(l.weight.as_mut_slice(), bound, rng);
+                uniform(&mut l.bias, bound, rng);
+                l
+            })
+            .collect();
+        Self {
+            input,
+            layers,
+            output,
+        }
+    }
+
+    /// A multilayer perceptron: `sizes[0]` inputs, hidden layers
+    /// `sizes[1..L+1]` with activation `hidden`, and `sizes[L+1]` outputs.
+    ///
+    /// # Panics
+    /// When `sizes` has fewer than two entries.
+    pub fn mlp(sizes: &[usize], hidden: Activation, output: Output, rng: &mut impl Rng) -> Self {
+        assert!(sizes.len() >= 2, "an MLP needs an input and an output size");
+        let last = sizes.len() - 2;
+        let kinds = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let kind = Kind::Dense(Dense {
+                    inputs: w[0],
+                    outputs: w[1],
+                });
+                (kind, (i < last).then_some(hidden))
+            })
+            .collect();
+        Self::new(Shape::flat(sizes[0]), kinds, output, rng)
+    }
+
+    /// The network that mirrors this one, from its outputs back to its
+    /// input (BFA's feedback network): layer `k` mirrors layer `L - k`, each
+    /// hidden layer with the activation of the forward layer whose output it
+    /// reproduces, drawn as [`Network::new`] draws.
+    pub fn mirror(&self, output: Output, rng: &mut impl Rng) -> Self {
+        let n = self.layers.len();
+        let kinds = (0..n)
+            .map(|k| {
+                let fwd = &self.layers[n - 1 - k];
+                let kind = match &fwd.kind {
+                    Kind::Dense(d) => Kind::Dense(Dense {
+                        inputs: d.outputs,
+                        outputs: d.inputs,
+                    }),
+                };
+                let act = (k + 1 < n).then(|| self.layers[n - 2 - k].activation);
+                (kind, act.flatten())
+            })
+            .collect();
+        let input = self.layers[n - 1].out_shape();
+        Self::new(input, kinds, output, rng)
+    }
+
+    /// Number of hidden layers (every layer but the output layer).
+    pub fn hidden_layers(&self) -> usize {
+        self.layers.len() - 1
+    }
+
+    /// Values per input sample.
+    pub fn inputs(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Number of outputs.
+    pub fn outputs(&self) -> usize {
+        self.layers
+            .last()
+            .expect("an output layer")
+            .out_shape()
+            .len()
+    }
+
+    /// Values per sample at each buffer: the input, then each layer's output.
+    pub fn sizes(&self) -> Vec<usize> {
+        std::iter::once(self.inputs())
+            .chain(self.layers.iter().map(|l| l.out_shape().len()))
+            .collect()
+    }
+
+    /// Buffers for the activations of up to `rows` samples (see the module docs).
+    pub fn activation_buffers(&self, rows: usize) -> Vec<Matrix> {
+        self.sizes()
+            .into_iter()
+            .map(|n| Matrix::zeros(rows, n))
+            .collect()
+    }
+
+    /// Forward pass over the first `rows` rows of `acts[0]`: fills every
+    /// hidden layer's output and leaves the output *pre-activations* (bias
+    /// added) in the last buffer, for [`Output::forward_error`] or
+    /// [`Output::activate`].
+    pub fn forward(&self, acts: &mut [Matrix], rows: usize) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (lo, hi) = acts.split_at_mut(i + 1);
+            layer.forward(&lo[i], &mut hi[0], rows);
+        }
+    }
+
+    /// Every weight and bias as named tensors, as checkpoints store them:
+    /// `{prefix}.{i}.weight` (the layer's weight shape) and `{prefix}.{i}.bias`.
+    pub fn named_tensors(&self, prefix: &str) -> Vec<NamedTensor<'_>> {
+        let mut v = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            v.push(NamedTensor::new(
+                format!("{prefix}.{i}.weight"),
+                l.weight_shape(),
+                l.weight.as_slice(),
+            ));
+            v.push(NamedTensor::new(
+                format!("{prefix}.{i}.bias"),
+                vec![l.bias.len()],
+                &l.bias,
+            ));
+        }
+        v
+    }
+
+    /// [`Network::named_tensors`], mutable (for loading checkpoints).
+    pub fn named_tensors_mut(&mut self, prefix: &str) -> Vec<NamedTensorMut<'_>> {
+        let mut v = Vec::new();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let shape = l.weight_shape();
+            v.push(NamedTensorMut::new(
+                format!("{prefix}.{i}.weight"),
+                shape,
+                l.weight.as_mut_slice(),
+            ));
+            v.push(NamedTensorMut::new(
+                format!("{prefix}.{i}.bias"),
+                vec![l.bias.len()],
+                &mut l.bias,
+            ));
+        }
+        v
+    }
+
+    /// Number of trainable parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.weight.as_slice().len() + l.bias.len())
+            .sum()
+    }
+
+    /// The widths of the hidden layers' outputs (`[800, 800]` for 2x800).
+    pub fn hidden_sizes(&self) -> Vec<usize> {
+        self.layers[..self.hidden_layers()]
+            .iter()
+            .map(|l| l.out_shape().len())
+            .collect()
+    }
+
+    /// The outputs for `inputs` (one sample a row), after the output
+    /// function: a convenience for small batches outside training.
+    pub fn infer(&self, inputs: &Matrix) -> Matrix {
+        let rows = inputs.rows();
+        let mut acts = self.activation_buffers(rows);
+        acts[0].copy_from(inputs);
+        self.forward(&mut acts, rows);
+        let mut out = acts.pop().expect("output layer");
+        self.output.activate(out.as_mut_slice(), self.outputs());
+        out
+    }
+}
+
+/// Index of the largest value of each row (the predicted class).
+pub fn argmax_rows(m: &[f32], n: usize) -> impl Iterator<Item = usize> + '_ {
+    m.chunks_exact(n).map(|row| {
+        let mut best = 0;
+        for (j, &v) in row.iter().enumerate() {
+            if v > row[best] {
+                best = j;
+            }
+        }
+        best
+    })
+}

@@ -1,0 +1,112 @@
+//! The settings of the rules: how feedback starts, at what scale, and each
+//! rule's own options (never the whole run configuration, which sits above).
+
+use super::bdfa::{BdfaTarget, BdfaUpdate};
+use crate::loss::Output;
+use crate::optim::OptimConfig;
+use serde::{Deserialize, Serialize};
+
+/// How the forward and feedback weights start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum InitScheme {
+    /// Every forward weight and bias from `U(+-1/sqrt(fan_in))`; fixed random
+    /// feedback at the feedback scale (`--feedback-scale`).
+    #[default]
+    Default,
+    /// The published code's scheme (docs/rules.md): FA's B copies the
+    /// initial forward weights and every later forward layer starts at zero;
+    /// DFA and BDFA start every forward weight at zero, D from
+    /// `U(+-1/sqrt(n_l))`. BP's published init is the default one; BFA and
+    /// the rules beyond the paper's have no published scheme and the config
+    /// refuses it for them.
+    Reference,
+}
+
+/// The scale of fixed random feedback matrices (FA's B, DFA's and BDFA's
+/// initial D): the bound `a` of `U(-a, a)`.
+///
+/// The two differ by up to 9x on the paper's shapes (`1/sqrt(10)` against
+/// `1/sqrt(800)` for D), enough to change FA's and DFA's test error by more
+/// than a point, so the setting is recorded with every run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedbackScale {
+    /// `a = 1/sqrt(n)`, n the width of the vector the matrix multiplies (the
+    /// error it carries): `1/sqrt(C)` for D and for the top B.
+    Sender,
+    /// `a = 1/sqrt(n)`, n the width of the layer that receives the error: the
+    /// scale of the forward weight that B replaces, and the published code's
+    /// D. The paper's numbers were made at this scale.
+    Receiver,
+}
+
+impl FeedbackScale {
+    /// The scale `init` implies when none is asked for: the published
+    /// code's scheme draws at the receiver's scale.
+    pub fn implied_by(init: InitScheme) -> Self {
+        match init {
+            InitScheme::Default => FeedbackScale::Sender,
+            InitScheme::Reference => FeedbackScale::Receiver,
+        }
+    }
+
+    /// The bound for a matrix carrying a `sender`-wide error to a
+    /// `receiver`-wide layer.
+    pub fn bound(self, sender: usize, receiver: usize) -> f32 {
+        let n = match self {
+            FeedbackScale::Sender => sender,
+            FeedbackScale::Receiver => receiver,
+        };
+        1.0 / (n as f32).sqrt()
+    }
+
+    /// The setting's name in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedbackScale::Sender => "sender",
+            FeedbackScale::Receiver => "receiver",
+        }
+    }
+}
+
+/// Rule settings beyond the forward optimizer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleOptions {
+    /// How weights start.
+    pub init: InitScheme,
+    /// The scale of fixed random feedback matrices.
+    pub feedback_scale: FeedbackScale,
+    /// The largest batch (feedback phases allocate their buffers once).
+    pub max_rows: usize,
+    /// The optimizer of learning feedback weights (BFA, BDFA, DKP; for KP
+    /// it must be the forward optimizer itself, since KP's identity needs the
+    /// same steps on both sides).
+    pub feedback_opt: OptimConfig,
+    /// BFA's reconstruction output: `SigmoidBce` or `Identity`.
+    pub bfa_output: Output,
+    /// The scale of BFA's feedback weights that are error paths ([`super::Bfa::new`]).
+    pub bfa_feedback_scale: FeedbackScale,
+    /// BDFA's feedback update.
+    pub bdfa_update: BdfaUpdate,
+    /// BDFA's target.
+    pub bdfa_target: BdfaTarget,
+    /// `alpha` of BDFA's mixed and reference targets.
+    pub bdfa_alpha: f32,
+}
+
+impl Default for RuleOptions {
+    fn default() -> Self {
+        Self {
+            init: InitScheme::Default,
+            feedback_scale: FeedbackScale::Sender,
+            max_rows: 128,
+            feedback_opt: OptimConfig::default(),
+            bfa_output: Output::SigmoidBce,
+            bfa_feedback_scale: FeedbackScale::Sender,
+            bdfa_update: BdfaUpdate::Paper,
+            bdfa_target: BdfaTarget::Label,
+            bdfa_alpha: 0.25,
+        }
+    }
+}
