@@ -6,7 +6,7 @@
 //! to [0, 1]. The files are read from the `cifar-10-batches-bin/` folder or
 //! straight from the distribution archive `cifar-10-binary.tar.gz`.
 
-use super::Dataset;
+use super::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
 use std::collections::BTreeMap;

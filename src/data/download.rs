@@ -146,7 +146,7 @@ pub fn ensure_mnist(cache: &Path) -> Result<PathBuf> {
                  files in {dir} yourself, or point --data-dir / ${env} at a folder that has them.",
                 name = f.name,
                 dir = dir.display(),
-                env = super::DATA_ENV,
+                env = super::dataset::DATA_ENV,
             )));
         }
     }
@@ -168,7 +168,7 @@ pub fn ensure_cifar10(cache: &Path) -> Result<PathBuf> {
                 archive = super::cifar::ARCHIVE,
                 folder = super::cifar::FOLDER,
                 dir = dir.display(),
-                env = super::DATA_ENV,
+                env = super::dataset::DATA_ENV,
             ))
         })?;
     }

@@ -1,8 +1,8 @@
 //! MNIST and every data set that ships as MNIST's four IDX files.
 
+use super::dataset::Dataset;
 use super::download::{sha256_hex, MNIST_FILES};
 use super::idx::{parse_idx, read_maybe_gz, IdxArray};
-use super::Dataset;
 use crate::error::{Error, Result};
 use crate::tensor::Matrix;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! Its error map is `delta W` (backpropagation) or `delta B^T` with a
 //! stand-in `B` `[in, out]`; its weight gradient is `delta^T x`.
 
-use super::Layer;
+use crate::activation::Activation;
 use crate::tensor::{gemm_then, Matrix};
 
 /// The geometry of a dense layer.
@@ -17,11 +17,17 @@ pub struct Dense {
 
 /// `y = f(x W^T + b)` over `rows` rows, the bias and activation applied to
 /// each block of the product on the thread that computed it.
-pub(super) fn forward(layer: &Layer, x: &Matrix, y: &mut Matrix, rows: usize) {
+pub(super) fn forward(
+    weight: &Matrix,
+    bias: &[f32],
+    activation: Option<Activation>,
+    x: &Matrix,
+    y: &mut Matrix,
+    rows: usize,
+) {
     let input = x.rows_view(rows);
-    let w = layer.weight.view().t();
-    let bias = &layer.bias;
-    match layer.activation {
+    let w = weight.view().t();
+    match activation {
         None => gemm_then(y, false, 1.0, input, w, &|block| {
             let cols = block.cols.clone();
             for (_, row) in block.rows_mut() {

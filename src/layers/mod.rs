@@ -170,7 +170,7 @@ impl Layer {
     /// the bias and the activation (if any), fused.
     pub fn forward(&self, x: &Matrix, y: &mut Matrix, rows: usize) {
         match &self.kind {
-            Kind::Dense(_) => dense::forward(self, x, y, rows),
+            Kind::Dense(_) => dense::forward(&self.weight, &self.bias, self.activation, x, y, rows),
         }
     }
 

@@ -20,41 +20,13 @@
 //! Checkpoint tensors: as DFA, `feedback.{i}.weight` `[units_i, C]`, i = 0..L-1.
 
 use super::dfa::Dfa;
+use super::options::{BdfaTarget, BdfaUpdate};
 use super::{
-    named_projections, named_projections_mut, ErrorPath, FeedbackStep, LearningRule, NamedTensor,
-    NamedTensorMut, RuleKind,
+    named_projections, named_projections_mut, ErrorPath, FeedbackStep, LearningRule, RuleKind,
 };
+use crate::named::{NamedTensor, NamedTensorMut};
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::{gemm, Matrix};
-use serde::{Deserialize, Serialize};
-
-/// Which BDFA feedback update.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum BdfaUpdate {
-    /// The true gradient of `1 - sigmoid(s)`, through the feedback optimizer.
-    #[default]
-    Paper,
-    /// The published code's `(1 - sigmoid(s))`-weighted sum, plain SGD.
-    Reference,
-}
-
-/// Which target `y'` trains `D_l`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum BdfaTarget {
-    /// `y' = y`, the one-hot label (the paper on MNIST).
-    #[default]
-    Label,
-    /// `y' = y + alpha * yhat` (the paper on CIFAR-10, eq. 51).
-    Mixed,
-    /// The published code's: 1 at the true class, `alpha^k * logits` elsewhere,
-    /// compounding down the layers.
-    Reference,
-}
-
-/// The published code's fixed feedback learning rate (on the summed update).
-pub const REFERENCE_FEEDBACK_LR: f32 = 5e-5;
 
 /// BDFA: DFA with learning feedback matrices.
 #[derive(Debug)]

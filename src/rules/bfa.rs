@@ -18,10 +18,9 @@
 //! (input side).
 
 use super::backward::hidden_deltas;
-use super::{
-    ErrorPath, FeedbackScale, FeedbackStep, LearningRule, NamedTensor, NamedTensorMut, RuleKind,
-};
+use super::{ErrorPath, FeedbackScale, FeedbackStep, LearningRule, RuleKind};
 use crate::loss::Output;
+use crate::named::{NamedTensor, NamedTensorMut};
 use crate::network::Network;
 use crate::optim::OptimConfig;
 use crate::tensor::Matrix;

@@ -6,9 +6,10 @@
 
 use super::{
     named_projections, named_projections_mut, ErrorPath, FeedbackScale, InitScheme, LearningRule,
-    NamedTensor, NamedTensorMut, RuleKind,
+    RuleKind,
 };
 use crate::layers::uniform;
+use crate::named::{NamedTensor, NamedTensorMut};
 use crate::network::Network;
 use crate::tensor::Matrix;
 use rand::Rng;

@@ -15,9 +15,9 @@
 
 use super::dfa::Dfa;
 use super::{
-    named_projections, named_projections_mut, ErrorPath, FeedbackStep, LearningRule, NamedTensor,
-    NamedTensorMut, RuleKind,
+    named_projections, named_projections_mut, ErrorPath, FeedbackStep, LearningRule, RuleKind,
 };
+use crate::named::{NamedTensor, NamedTensorMut};
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::Matrix;
 

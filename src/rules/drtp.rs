@@ -8,10 +8,8 @@
 //! Checkpoint tensors: as DFA, `feedback.{i}.weight` `[units_i, C]`, i = 0..L-1.
 
 use super::dfa::Dfa;
-use super::{
-    named_projections, named_projections_mut, ErrorPath, LearningRule, NamedTensor, NamedTensorMut,
-    RuleKind,
-};
+use super::{named_projections, named_projections_mut, ErrorPath, LearningRule, RuleKind};
+use crate::named::{NamedTensor, NamedTensorMut};
 use crate::tensor::Matrix;
 
 /// DRTP: fixed random projections of the target.

@@ -5,11 +5,9 @@
 //! `forward.{i}` (for a dense layer `[in_i, out_i]`, the weight transposed),
 //! for i = 1..=L.
 
-use super::{
-    ErrorPath, FeedbackScale, InitScheme, LearningRule, NamedTensor, NamedTensorMut, RuleKind,
-    StandIns,
-};
+use super::{ErrorPath, FeedbackScale, InitScheme, LearningRule, RuleKind, StandIns};
 use crate::layers::uniform;
+use crate::named::{NamedTensor, NamedTensorMut};
 use crate::network::Network;
 use rand::Rng;
 

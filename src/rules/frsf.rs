@@ -8,10 +8,8 @@
 //! i = 1..=L.
 
 use super::fa::Fa;
-use super::{
-    ErrorPath, FeedbackScale, InitScheme, LearningRule, NamedTensor, NamedTensorMut, RuleKind,
-    StandIns,
-};
+use super::{ErrorPath, FeedbackScale, InitScheme, LearningRule, RuleKind, StandIns};
+use crate::named::{NamedTensor, NamedTensorMut};
 use crate::network::Network;
 use rand::Rng;
 

@@ -15,10 +15,8 @@
 //! optimizer state `optim.feedback.{i}.weight.{m|v}`.
 
 use super::fa::Fa;
-use super::{
-    ErrorPath, FeedbackScale, FeedbackStep, InitScheme, LearningRule, NamedTensor, NamedTensorMut,
-    RuleKind, StandIns,
-};
+use super::{ErrorPath, FeedbackScale, FeedbackStep, InitScheme, LearningRule, RuleKind, StandIns};
+use crate::named::{NamedTensor, NamedTensorMut};
 use crate::network::Network;
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::Matrix;

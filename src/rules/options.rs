@@ -1,7 +1,6 @@
 //! The settings of the rules: how feedback starts, at what scale, and each
 //! rule's own options (never the whole run configuration, which sits above).
 
-use super::bdfa::{BdfaTarget, BdfaUpdate};
 use crate::loss::Output;
 use crate::optim::OptimConfig;
 use serde::{Deserialize, Serialize};
@@ -110,3 +109,31 @@ impl Default for RuleOptions {
         }
     }
 }
+
+/// Which BDFA feedback update.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BdfaUpdate {
+    /// The true gradient of `1 - sigmoid(s)`, through the feedback optimizer.
+    #[default]
+    Paper,
+    /// The published code's `(1 - sigmoid(s))`-weighted sum, plain SGD.
+    Reference,
+}
+
+/// Which target `y'` trains `D_l`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BdfaTarget {
+    /// `y' = y`, the one-hot label (the paper on MNIST).
+    #[default]
+    Label,
+    /// `y' = y + alpha * yhat` (the paper on CIFAR-10, eq. 51).
+    Mixed,
+    /// The published code's: 1 at the true class, `alpha^k * logits` elsewhere,
+    /// compounding down the layers.
+    Reference,
+}
+
+/// The published code's fixed feedback learning rate (on the summed update).
+pub const REFERENCE_FEEDBACK_LR: f32 = 5e-5;
