@@ -12,6 +12,8 @@
 use crate::activation::Activation;
 use crate::data::DatasetKind;
 use crate::error::{Error, Result};
+use crate::layers::spec::{self, Planned, Preset};
+use crate::layers::{Dense, Kind, Shape};
 use crate::loss::Output;
 use crate::optim::{OptimConfig, OptimizerKind};
 use crate::rules::{
@@ -40,11 +42,19 @@ pub struct RunConfig {
     pub train_limit: Option<usize>,
     /// The learning rule.
     pub rule: RuleKind,
-    /// Widths of the hidden layers: `[800, 800]` or `"2x800"`.
+    /// Widths of the hidden layers of an MLP: `[800, 800]` or `"2x800"`
+    /// (without effect when `net` or `layers` names the network).
     #[serde(deserialize_with = "de_hidden")]
     pub hidden: Vec<usize>,
-    /// Hidden nonlinearity.
+    /// Hidden nonlinearity of an MLP.
     pub activation: Activation,
+    /// A network by name (`lenet-mnist`, `lenet-cifar`), in place of `hidden`.
+    pub net: Option<Preset>,
+    /// The network's layers, in place of `hidden`: `"conv 6 5x5, relu,
+    /// maxpool 2, flatten, dense 10"` (or a list of such items); see
+    /// docs/networks.md. Written out in canonical form.
+    #[serde(deserialize_with = "de_layers")]
+    pub layers: Option<String>,
     /// Output layer and loss.
     pub output: Output,
     /// Weight initialization.
@@ -62,6 +72,12 @@ pub struct RunConfig {
     pub optimizer: OptimizerKind,
     /// Learning rate on the mean gradient.
     pub lr: f32,
+    /// Epochs after which every learning rate is multiplied by `lr_gamma`
+    /// (a multistep schedule; `[100, 150, 200]` trains epochs 101 to 150 at
+    /// `lr * lr_gamma`).
+    pub lr_milestones: Vec<usize>,
+    /// The factor of `lr_milestones`.
+    pub lr_gamma: f32,
     /// SGD momentum.
     pub momentum: f32,
     /// Coupled L2 weight decay (for `kp` and `dkp`, `kp_decay` takes its place).
@@ -121,6 +137,8 @@ impl Default for RunConfig {
             rule: RuleKind::Bp,
             hidden: vec![800],
             activation: Activation::Tanh,
+            net: None,
+            layers: None,
             output: Output::SigmoidBce,
             init: InitScheme::Default,
             feedback_scale: None,
@@ -128,6 +146,8 @@ impl Default for RunConfig {
             batch_size: 128,
             optimizer: o.kind,
             lr: o.lr,
+            lr_milestones: Vec::new(),
+            lr_gamma: 0.1,
             momentum: o.momentum,
             weight_decay: o.weight_decay,
             beta1: o.beta1,
@@ -197,6 +217,24 @@ fn de_hidden<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<
         Hidden::List(v) => Ok(v),
         Hidden::Text(s) => parse_hidden(&s).map_err(serde::de::Error::custom),
     }
+}
+
+fn de_layers<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Layers {
+        Text(String),
+        List(Vec<String>),
+    }
+    let text = match Option::<Layers>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Layers::Text(t)) => t,
+        Some(Layers::List(items)) => items.join(", "),
+    };
+    let items = spec::parse(&text).map_err(serde::de::Error::custom)?;
+    Ok(Some(spec::describe(&items)))
 }
 
 /// Writes hidden widths the paper's way: `1x800`, `2x800`, `800,400`, `none`.
@@ -370,6 +408,19 @@ impl RunConfig {
             "init",
             "the published code initializes BP as the default does",
         );
+        let described = self.net.is_some() || self.layers.is_some();
+        for key in ["hidden", "activation"] {
+            unless(
+                !described,
+                key,
+                "--net or --layers names every layer (and its activation)",
+            );
+        }
+        unless(
+            !self.lr_milestones.is_empty(),
+            "lr_gamma",
+            "it applies at --lr-milestones, and none are set",
+        );
         unless(
             self.dataset == DatasetKind::Idx,
             "classes",
@@ -466,7 +517,98 @@ impl RunConfig {
         if self.train_limit == Some(0) {
             return bad("train-limit must be at least 1".into());
         }
+        if self.net.is_some() && self.layers.is_some() {
+            return bad("net and layers both name the network: give one".into());
+        }
+        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
+            return bad(format!(
+                "lr-gamma must be a finite number > 0, got {}",
+                self.lr_gamma
+            ));
+        }
+        if self.lr_milestones.windows(2).any(|w| w[0] >= w[1]) || self.lr_milestones.contains(&0) {
+            return bad(format!(
+                "lr-milestones must be increasing epochs from 1, got {:?}",
+                self.lr_milestones
+            ));
+        }
+        if let (RuleKind::Bfa, Some(text)) = (self.rule, self.layer_description()) {
+            let items = spec::parse(&text).map_err(Error::Config)?;
+            let dense = |i: &spec::Item| matches!(i, spec::Item::Dense { .. } | spec::Item::Act(_));
+            if !items.iter().all(dense) {
+                return bad(
+                    "rule bfa on convolution, pooling or flatten layers: its mirrored feedback \
+                     network is not built yet; use dense layers for BFA"
+                        .into(),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The description of the network's layers, when `net` or `layers`
+    /// gives one (else the network is the MLP of `hidden`).
+    pub fn layer_description(&self) -> Option<String> {
+        match (&self.net, &self.layers) {
+            (Some(p), _) => Some(p.description().to_string()),
+            (None, Some(l)) => Some(l.clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// The network's name in run names and reports: the preset's, else
+    /// `conv` for a described network (its layers are in the config), else
+    /// the MLP's hidden widths (`2x800`).
+    pub fn architecture(&self) -> String {
+        match (&self.net, &self.layers) {
+            (Some(p), _) => p.name().to_string(),
+            (None, Some(l)) => l.clone(),
+            (None, None) => format_hidden(&self.hidden),
+        }
+    }
+
+    /// The network's layers for inputs of `image` and `classes` outputs; an
+    /// error names the layer that does not fit.
+    pub fn network_plan(&self, image: Shape, classes: usize) -> Result<Vec<Planned>> {
+        let Some(text) = self.layer_description() else {
+            let mut sizes = vec![image.len()];
+            sizes.extend(&self.hidden);
+            sizes.push(classes);
+            let last = sizes.len() - 2;
+            return Ok(sizes
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| {
+                    let kind = Kind::Dense(Dense {
+                        inputs: w[0],
+                        outputs: w[1],
+                    });
+                    (kind, (i < last).then_some(self.activation), Vec::new())
+                })
+                .collect());
+        };
+        let items = spec::parse(&text).map_err(Error::Config)?;
+        let plan = spec::build(image, &items)
+            .map_err(|e| Error::Config(format!("{e} (inputs {image})")))?;
+        let out = plan
+            .last()
+            .expect("a built network has layers")
+            .0
+            .out_shape();
+        if out.len() != classes {
+            return Err(Error::Config(format!(
+                "the last layer has {} outputs, the data has {classes} classes: end the layers with `dense {classes}`",
+                out.len()
+            )));
+        }
+        Ok(plan)
+    }
+
+    /// The factor of every learning rate in `epoch` (1-based): `lr_gamma`
+    /// to the number of milestones before it.
+    pub fn lr_factor(&self, epoch: usize) -> f32 {
+        let passed = self.lr_milestones.iter().filter(|&&m| m < epoch).count();
+        self.lr_gamma.powi(passed as i32)
     }
 
     /// The forward optimizer's settings.
@@ -516,12 +658,11 @@ impl RunConfig {
 
     /// A short name for the run: `bp-2x800-seed1`.
     pub fn run_name(&self) -> String {
-        format!(
-            "{}-{}-seed{}",
-            self.rule,
-            format_hidden(&self.hidden),
-            self.seed
-        )
+        let arch = match (&self.net, &self.layers) {
+            (None, Some(_)) => "conv".to_string(),
+            _ => self.architecture(),
+        };
+        format!("{}-{arch}-seed{}", self.rule, self.seed)
     }
 }
 

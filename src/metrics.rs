@@ -2,7 +2,7 @@
 //! hidden errors and its feedback matrices are from backpropagation's (the
 //! paper's section 4.3).
 
-use crate::rules::{backward::hidden_deltas, ErrorPath};
+use crate::rules::ErrorPath;
 use crate::tensor::{gemm, Matrix};
 use crate::train::Trainer;
 use serde::Serialize;
@@ -100,19 +100,18 @@ impl AlignmentProbe {
     /// `t` (`rows` samples), with the current weights. Nothing is updated.
     pub fn measure(&mut self, t: &mut Trainer, rows: usize) -> Alignment {
         t.compute_errors(rows);
+        let hidden = t.net.hidden_layers();
+        self.bp_deltas[hidden].copy_from(&t.deltas()[hidden]);
+        // BP's errors on the same forward pass (its buffers are scratch here).
+        t.backprop_into(&mut self.bp_deltas, rows);
         let net = &t.net;
-        let hidden = net.hidden_layers();
         let (acts, deltas) = (t.activations(), t.deltas());
-        self.bp_deltas[hidden].copy_from(&deltas[hidden]);
-        hidden_deltas(net, acts, &mut self.bp_deltas, t.targets(), rows, |_| {
-            ErrorPath::Weights
-        });
         let mut out = Alignment::default();
         for i in 0..hidden {
-            let kind = &net.layers[i].kind;
-            let (a, b) = kind.grad_operands(&acts[i], &deltas[i], rows);
+            let (layer, ws) = (&net.layers[i], &acts.workspaces[i]);
+            let (a, b) = layer.grad_operands(&acts[i], ws, &deltas[i], rows);
             gemm(&mut self.grad_rule[i], false, 1.0, a, b);
-            let (a, b) = kind.grad_operands(&acts[i], &self.bp_deltas[i], rows);
+            let (a, b) = layer.grad_operands(&acts[i], ws, &self.bp_deltas[i], rows);
             gemm(&mut self.grad_bp[i], false, 1.0, a, b);
             out.update.push(angle_degrees(
                 self.grad_rule[i].as_slice(),

@@ -2,17 +2,31 @@
 //! outputs, with the output nonlinearity and loss; its forward pass over a
 //! batch, its initialization, and its weights as named tensors.
 //!
-//! Buffer convention shared by the trainer and the rules: `acts[0]` is the
-//! input batch, `acts[i + 1]` the output of layer `i` (after its
-//! activation), the last one the output pre-activations (then, once scored,
-//! the outputs).
+//! Buffer convention shared by the trainer and the rules ([`Activations`]):
+//! `acts[0]` is the input batch, `acts[i + 1]` the output of layer `i`
+//! (after its activation), the last one the output pre-activations (then,
+//! once scored, the outputs). Each layer's own buffers (a convolution's
+//! patches, a pooling layer's output) are in its workspace.
 
 use crate::activation::Activation;
-use crate::layers::{uniform, Dense, Kind, Layer, Shape};
+use crate::layers::spec::Planned;
+use crate::layers::{uniform, Dense, Kind, Layer, Plain, Shape, Workspace};
 use crate::loss::Output;
 use crate::named::{NamedTensor, NamedTensorMut};
 use crate::tensor::Matrix;
 use rand::Rng;
+
+/// How a network's weights start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Init {
+    /// Weights and biases from `U(+-1/sqrt(fan_in))` (PyTorch's default for
+    /// `nn.Linear` and `nn.Conv2d`).
+    #[default]
+    FanIn,
+    /// Weights from `U(+-sqrt(6 / (fan_in + fan_out)))` (Glorot and Bengio
+    /// 2010), biases zero.
+    Xavier,
+}
 
 /// A feed-forward network of parametric layers.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,33 +40,48 @@ pub struct Network {
 }
 
 impl Network {
-    /// Layers of the given kinds and activations, every weight and bias drawn
-    /// from `U(+-1/sqrt(fan_in))` (PyTorch's default for `nn.Linear` and
-    /// `nn.Conv2d`), layer by layer, weights before biases.
+    /// Layers of the given kinds and activations (see
+    /// [`crate::layers::spec::build`]), every weight and bias drawn from
+    /// `U(+-1/sqrt(fan_in))` ([`Init::FanIn`]).
     ///
     /// # Panics
-    /// When `kinds` is empty or a layer's input is not the previous output.
-    pub fn new(
+    /// When `layers` is empty or a layer's input is not the previous output.
+    pub fn new(input: Shape, layers: Vec<Planned>, output: Output, rng: &mut impl Rng) -> Self {
+        Self::with_init(input, layers, output, Init::FanIn, rng)
+    }
+
+    /// [`Network::new`] with the weights drawn as `init` says, layer by
+    /// layer, weights before biases.
+    pub fn with_init(
         input: Shape,
-        kinds: Vec<(Kind, Option<Activation>)>,
+        layers: Vec<Planned>,
         output: Output,
+        init: Init,
         rng: &mut impl Rng,
     ) -> Self {
-        assert!(!kinds.is_empty(), "a network needs an output layer");
+        assert!(!layers.is_empty(), "a network needs an output layer");
         let mut at = input;
-        let layers = kinds
+        let layers = layers
             .into_iter()
-            .map(|(kind, act)| {
+            .map(|(kind, act, pre)| {
+                let mut l = Layer::zeros(kind, act, pre);
                 assert_eq!(
-                    kind.in_shape().len(),
+                    l.in_shape().len(),
                     at.len(),
                     "a layer's input is the previous output"
                 );
-                at = kind.out_shape();
-                let mut l = Layer::zeros(kind, act);
-                let bound = 1.0 / (l.fan_in() as f32).sqrt();
-                uniform(l.weight.as_mut_slice(), bound, rng);
-                uniform(&mut l.bias, bound, rng);
+                at = l.out_shape();
+                match init {
+                    Init::FanIn => {
+                        let bound = 1.0 / (l.fan_in() as f32).sqrt();
+                        uniform(l.weight.as_mut_slice(), bound, rng);
+                        uniform(&mut l.bias, bound, rng);
+                    }
+                    Init::Xavier => {
+                        let bound = (6.0 / (l.fan_in() + l.fan_out()) as f32).sqrt();
+                        uniform(l.weight.as_mut_slice(), bound, rng);
+                    }
+                }
                 l
             })
             .collect();
@@ -79,7 +108,7 @@ impl Network {
                     inputs: w[0],
                     outputs: w[1],
                 });
-                (kind, (i < last).then_some(hidden))
+                (kind, (i < last).then_some(hidden), Vec::new())
             })
             .collect();
         Self::new(Shape::flat(sizes[0]), kinds, output, rng)
@@ -89,19 +118,23 @@ impl Network {
     /// input (BFA's feedback network): layer `k` mirrors layer `L - k`, each
     /// hidden layer with the activation of the forward layer whose output it
     /// reproduces, drawn as [`Network::new`] draws.
+    ///
+    /// # Panics
+    /// For layers that have no mirror yet (anything but dense layers).
     pub fn mirror(&self, output: Output, rng: &mut impl Rng) -> Self {
         let n = self.layers.len();
         let kinds = (0..n)
             .map(|k| {
                 let fwd = &self.layers[n - 1 - k];
                 let kind = match &fwd.kind {
-                    Kind::Dense(d) => Kind::Dense(Dense {
+                    Kind::Dense(d) if fwd.pre.is_empty() => Kind::Dense(Dense {
                         inputs: d.outputs,
                         outputs: d.inputs,
                     }),
+                    _ => unimplemented!("a mirror of {:?}", fwd.kind),
                 };
                 let act = (k + 1 < n).then(|| self.layers[n - 2 - k].activation);
-                (kind, act.flatten())
+                (kind, act.flatten(), Vec::<Plain>::new())
             })
             .collect();
         let input = self.layers[n - 1].out_shape();
@@ -135,21 +168,34 @@ impl Network {
     }
 
     /// Buffers for the activations of up to `rows` samples (see the module docs).
-    pub fn activation_buffers(&self, rows: usize) -> Vec<Matrix> {
-        self.sizes()
-            .into_iter()
-            .map(|n| Matrix::zeros(rows, n))
-            .collect()
+    pub fn buffers(&self, rows: usize) -> Activations {
+        Activations {
+            outputs: self
+                .sizes()
+                .into_iter()
+                .map(|n| Matrix::zeros(rows, n))
+                .collect(),
+            workspaces: self
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| l.workspace(rows, i == 0))
+                .collect(),
+        }
     }
 
     /// Forward pass over the first `rows` rows of `acts[0]`: fills every
     /// hidden layer's output and leaves the output *pre-activations* (bias
     /// added) in the last buffer, for [`Output::forward_error`] or
     /// [`Output::activate`].
-    pub fn forward(&self, acts: &mut [Matrix], rows: usize) {
+    pub fn forward(&self, acts: &mut Activations, rows: usize) {
+        let Activations {
+            outputs,
+            workspaces,
+        } = acts;
         for (i, layer) in self.layers.iter().enumerate() {
-            let (lo, hi) = acts.split_at_mut(i + 1);
-            layer.forward(&lo[i], &mut hi[0], rows);
+            let (lo, hi) = outputs.split_at_mut(i + 1);
+            layer.forward(&lo[i], &mut hi[0], &mut workspaces[i], rows);
         }
     }
 
@@ -211,12 +257,58 @@ impl Network {
     /// function: a convenience for small batches outside training.
     pub fn infer(&self, inputs: &Matrix) -> Matrix {
         let rows = inputs.rows();
-        let mut acts = self.activation_buffers(rows);
+        let mut acts = self.buffers(rows);
         acts[0].copy_from(inputs);
         self.forward(&mut acts, rows);
-        let mut out = acts.pop().expect("output layer");
+        let mut out = acts.outputs.pop().expect("output layer");
         self.output.activate(out.as_mut_slice(), self.outputs());
         out
+    }
+}
+
+/// A batch's forward buffers: each layer's output, and each layer's
+/// workspace. Indexing gives the outputs: `acts[0]` is the input,
+/// `acts[i + 1]` the output of layer `i`.
+#[derive(Clone, Debug)]
+pub struct Activations {
+    /// The input, then each layer's output.
+    pub outputs: Vec<Matrix>,
+    /// Each layer's own buffers.
+    pub workspaces: Vec<Workspace>,
+}
+
+impl Activations {
+    /// The last buffer: the output pre-activations, or the outputs once scored.
+    pub fn output(&self) -> &Matrix {
+        self.outputs.last().expect("an output buffer")
+    }
+
+    /// [`Activations::output`], mutable.
+    pub fn output_mut(&mut self) -> &mut Matrix {
+        self.outputs.last_mut().expect("an output buffer")
+    }
+
+    /// The number of buffers: the input and each layer's output.
+    pub fn len(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// True when there are no buffers.
+    pub fn is_empty(&self) -> bool {
+        self.outputs.is_empty()
+    }
+}
+
+impl std::ops::Index<usize> for Activations {
+    type Output = Matrix;
+    fn index(&self, i: usize) -> &Matrix {
+        &self.outputs[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Activations {
+    fn index_mut(&mut self, i: usize) -> &mut Matrix {
+        &mut self.outputs[i]
     }
 }
 

@@ -153,8 +153,9 @@ impl OptimConfig {
 /// GEMM, no buffer); other optimizers get one buffer per tensor, made once.
 #[derive(Debug)]
 pub struct ParamGroup {
-    /// The optimizer settings.
+    /// The optimizer settings (its `lr` the scheduled one).
     pub opt: OptimConfig,
+    base_lr: f32,
     states: Vec<ParamState>,
     grads: Vec<Matrix>,
     steps: u64,
@@ -207,9 +208,16 @@ impl ParamGroup {
             } else {
                 shapes.iter().map(|&(r, c)| Matrix::zeros(r, c)).collect()
             },
+            base_lr: opt.lr,
             opt,
             steps: 0,
         }
+    }
+
+    /// Sets the learning rate to the configured one times `factor` (a
+    /// schedule's); 1 gives it back exactly.
+    pub fn set_lr_factor(&mut self, factor: f32) {
+        self.opt.lr = self.base_lr * factor;
     }
 
     /// Steps begun.

@@ -8,9 +8,10 @@ use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::data::{self, Splits};
 use crate::error::{Error, Result};
+use crate::layers::Shape;
 use crate::metrics::AlignmentProbe;
-use crate::network::Network;
-use crate::rules;
+use crate::network::{Init, Network};
+use crate::rules::{self, InitScheme};
 use crate::state::{self, CheckpointExt};
 use crate::tensor::{with_gemm_backend, GemmBackend, Parallelism};
 use crate::train::{Tally, Trainer};
@@ -81,26 +82,24 @@ pub fn build_trainer(
     splits: &Splits,
     init_from: Option<&InitFrom>,
 ) -> Result<Trainer> {
-    build_trainer_sized(
-        cfg,
-        splits.train.features(),
-        splits.train.classes,
-        init_from,
-    )
+    let (c, h, w) = splits.train.image;
+    build_trainer_sized(cfg, Shape::new(c, h, w), splits.train.classes, init_from)
 }
 
-/// [`build_trainer`] for `inputs` features and `classes` outputs.
+/// [`build_trainer`] for inputs of `image` and `classes` outputs.
 pub fn build_trainer_sized(
     cfg: &RunConfig,
-    inputs: usize,
+    image: Shape,
     classes: usize,
     init_from: Option<&InitFrom>,
 ) -> Result<Trainer> {
-    let mut sizes = vec![inputs];
-    sizes.extend(&cfg.hidden);
-    sizes.push(classes);
+    let plan = cfg.network_plan(image, classes)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut net = Network::mlp(&sizes, cfg.activation, cfg.output, &mut rng);
+    let init = match cfg.init {
+        InitScheme::Xavier => Init::Xavier,
+        InitScheme::Default | InitScheme::Reference => Init::FanIn,
+    };
+    let mut net = Network::with_init(image, plan, cfg.output, init, &mut rng);
     let mut rule = rules::build(cfg.rule, &mut net, &cfg.rule_options(), &mut rng);
     match init_from {
         Some(InitFrom::Everything(path)) => {
@@ -432,6 +431,7 @@ fn run_epochs(
     let probe_idx: Vec<usize> = (0..cfg.batch_size.min(probe_set.len())).collect();
     let mut probe = cfg.alignment.then(|| AlignmentProbe::new(trainer));
     for epoch in done + 1..=cfg.epochs {
+        trainer.set_lr_factor(cfg.lr_factor(epoch));
         if cfg.shuffle {
             epoch_order(cfg.seed, epoch, &mut order);
         }

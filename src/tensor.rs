@@ -132,6 +132,18 @@ impl Matrix {
     pub fn fill(&mut self, v: f32) {
         self.data.fill(v);
     }
+
+    /// Gives the same elements another shape, in place: a convolution's
+    /// output is one row a sample to the layers around it, and one row an
+    /// output position to its own product.
+    ///
+    /// # Panics
+    /// When `rows * cols` is not the number of elements.
+    pub fn reshape(&mut self, rows: usize, cols: usize) {
+        assert_eq!(rows * cols, self.data.len(), "reshape keeps the elements");
+        self.rows = rows;
+        self.cols = cols;
+    }
 }
 
 /// A matrix whose element count does not match its shape.

@@ -6,7 +6,7 @@
 
 use crate::data::Dataset;
 use crate::named::NamedTensorMut;
-use crate::network::{argmax_rows, Network};
+use crate::network::{argmax_rows, Activations, Network};
 use crate::optim::OptimConfig;
 use crate::rules::{backward::hidden_deltas, FeedbackStep, LearningRule};
 use crate::tensor::{with_gemm_backend, GemmBackend, Matrix, Parallelism};
@@ -54,11 +54,11 @@ pub struct Trainer {
     par: Parallelism,
     backend: GemmBackend,
     max_rows: usize,
-    acts: Vec<Matrix>,
+    acts: Activations,
     deltas: Vec<Matrix>,
     targets: Matrix,
     logits: Matrix,
-    eval_acts: Vec<Matrix>,
+    eval_acts: Activations,
     eval_targets: Matrix,
     eval_err: Matrix,
 }
@@ -74,7 +74,7 @@ impl Trainer {
         opt: OptimConfig,
         max_rows: usize,
     ) -> Self {
-        let acts = net.activation_buffers(max_rows);
+        let acts = net.buffers(max_rows);
         let deltas = net.sizes()[1..]
             .iter()
             .map(|&n| Matrix::zeros(max_rows, n))
@@ -82,7 +82,7 @@ impl Trainer {
         let c = net.outputs();
         Self {
             targets: Matrix::zeros(max_rows, c),
-            eval_acts: net.activation_buffers(EVAL_ROWS),
+            eval_acts: net.buffers(EVAL_ROWS),
             eval_targets: Matrix::zeros(EVAL_ROWS, c),
             eval_err: Matrix::zeros(EVAL_ROWS, c),
             logits: Matrix::zeros(max_rows, c),
@@ -150,6 +150,13 @@ impl Trainer {
         v
     }
 
+    /// Scales every learning rate (forward and feedback) by a schedule's
+    /// `factor`, from the configured ones.
+    pub fn set_lr_factor(&mut self, factor: f32) {
+        self.updater.set_lr_factor(factor);
+        self.rule.set_lr_factor(factor);
+    }
+
     /// Sets the step count of every optimizer (when resuming).
     pub fn set_steps(&mut self, steps: u64) {
         self.updater.set_steps(steps);
@@ -157,7 +164,7 @@ impl Trainer {
     }
 
     /// Activations of the last step (see [`crate::network`] for the layout).
-    pub fn activations(&self) -> &[Matrix] {
+    pub fn activations(&self) -> &Activations {
         &self.acts
     }
 
@@ -213,7 +220,7 @@ impl Trainer {
     fn compute_errors_here(&mut self, rows: usize) -> Tally {
         self.net.forward(&mut self.acts, rows);
         let l = self.net.hidden_layers();
-        let out = self.acts.last_mut().expect("output buffer");
+        let out = self.acts.output_mut();
         self.logits
             .rows_slice_mut(rows)
             .copy_from_slice(out.rows_slice(rows));
@@ -222,13 +229,24 @@ impl Trainer {
         let rule = &self.rule;
         hidden_deltas(
             &self.net,
-            &self.acts,
+            &mut self.acts,
             &mut self.deltas,
             &self.targets,
             rows,
             |p| rule.error_path(p),
         );
         tally
+    }
+
+    /// Backpropagation's hidden errors for the batch of the last forward
+    /// pass, into `deltas` (whose last entry holds the output error on
+    /// entry): what the alignment probes compare a rule against.
+    pub fn backprop_into(&mut self, deltas: &mut [Matrix], rows: usize) {
+        self.with_compute(|t| {
+            hidden_deltas(&t.net, &mut t.acts, deltas, &t.targets, rows, |_| {
+                crate::rules::ErrorPath::Weights
+            })
+        })
     }
 
     /// One training step on the loaded batch of `rows` samples.
@@ -290,7 +308,7 @@ impl Trainer {
                     .rows_slice_mut(rows)
                     .copy_from_slice(&inputs[start * d..(start + rows) * d]);
                 t.net.forward(&mut t.eval_acts, rows);
-                let o = t.eval_acts.last_mut().expect("output buffer");
+                let o = t.eval_acts.output_mut();
                 // The output function, as scoring applies it (its error is not used).
                 t.eval_targets.rows_slice_mut(rows).fill(0.0);
                 t.net.output.forward_error_with(
@@ -331,7 +349,7 @@ impl Trainer {
                 t[r * c + label as usize] = 1.0;
             }
             self.net.forward(&mut self.eval_acts, rows);
-            let out = self.eval_acts.last_mut().expect("output buffer");
+            let out = self.eval_acts.output_mut();
             total.add(score(
                 &self.net,
                 out,

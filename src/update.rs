@@ -5,8 +5,9 @@
 //! (`W -= lr/B * delta^T h` in one GEMM call), so no gradient buffer is
 //! written; other optimizers get buffers allocated once.
 
+use crate::layers::{grad_operands, Layer};
 use crate::named::NamedTensorMut;
-use crate::network::Network;
+use crate::network::{Activations, Network};
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::Matrix;
 
@@ -34,6 +35,11 @@ impl NetUpdater {
         &self.group.opt
     }
 
+    /// Scales the learning rate by a schedule's `factor`.
+    pub fn set_lr_factor(&mut self, factor: f32) {
+        self.group.set_lr_factor(factor);
+    }
+
     /// Steps taken.
     pub fn steps(&self) -> u64 {
         self.group.steps()
@@ -54,17 +60,20 @@ impl NetUpdater {
 
     /// Updates every layer `i` of `net` from `deltas[i]` (its pre-activation
     /// errors) and `acts[i]` (its inputs), over the first `rows` rows.
-    pub fn apply(&mut self, net: &mut Network, acts: &[Matrix], deltas: &[Matrix], rows: usize) {
+    pub fn apply(&mut self, net: &mut Network, acts: &Activations, deltas: &[Matrix], rows: usize) {
         self.group.begin_step();
         let scale = 1.0 / rows as f32;
         for (i, layer) in net.layers.iter_mut().enumerate() {
-            let (a, b) = layer.kind.grad_operands(&acts[i], &deltas[i], rows);
-            self.group
-                .step_product(2 * i, &mut layer.weight, scale, a, b);
+            let Layer {
+                kind, weight, bias, ..
+            } = layer;
+            let ws = &acts.workspaces[i];
+            let (a, b) = grad_operands(kind, &acts[i], ws, &deltas[i], rows, false);
+            self.group.step_product(2 * i, weight, scale, a, b);
             // A bias is one per output channel: its gradient sums the error
             // over every sample and position.
             let d = deltas[i].rows_slice(rows);
-            self.group.step_with(2 * i + 1, &mut layer.bias, |out, s| {
+            self.group.step_with(2 * i + 1, bias, |out, s| {
                 column_sums_into(out, d, s * scale)
             });
         }

@@ -89,6 +89,7 @@ fn random_feedback_angles_match_a_direct_computation() {
         let rule_deltas: Vec<Vec<f32>> = t.deltas().iter().map(|d| d.as_slice().to_vec()).collect();
         let acts: Vec<Vec<f32>> = t
             .activations()
+            .outputs
             .iter()
             .map(|m| m.as_slice().to_vec())
             .collect();

@@ -294,7 +294,7 @@ fn bdfa_mixed_target_uses_the_outputs() {
     let after = feedback_mats(t.rule.as_ref());
     let c = SIZES[3];
     let ds = synthetic(ROWS, SIZES[0], c, 21);
-    let yhat = t.activations().last().unwrap();
+    let yhat = t.activations().output();
     let mut yp = Matrix::zeros(ROWS, c);
     for r in 0..ROWS {
         for k in 0..c {

@@ -126,7 +126,7 @@ fn kp_gap_shrinks_by_one_minus_lr_decay_each_step() {
         batch_size: ROWS,
         ..Default::default()
     };
-    let mut t = run::build_trainer_sized(&cfg, 12, 4, None).unwrap();
+    let mut t = run::build_trainer_sized(&cfg, biprop::layers::Shape::flat(12), 4, None).unwrap();
     let factor = 1.0 - 0.2f32 * 0.1;
     let mut before = gaps(&t);
     assert!(max_abs(&before[0]) > 0.1, "B starts random, far from W^T");
@@ -585,7 +585,7 @@ fn every_new_rule_has_its_name_in_configs() {
         let cfg = RunConfig::from_toml_str(&format!("rule = \"{rule}\"")).unwrap();
         assert_eq!(cfg.rule, rule);
         assert!(RuleKind::ALL.contains(&rule));
-        let t = run::build_trainer_sized(&cfg, 12, 4, None).unwrap();
+        let t = run::build_trainer_sized(&cfg, biprop::layers::Shape::flat(12), 4, None).unwrap();
         assert_eq!(t.rule.kind(), rule);
     }
     // In a sweep grid.

@@ -537,8 +537,13 @@ impl Trainer {
         layers.insert(0, all)?;
         let cfg = resolve(layers, explicit)?;
         cfg.validate().map_err(py_err)?;
-        let core = run::build_trainer_sized(&cfg, sizes[0], sizes[sizes.len() - 1], None)
-            .map_err(py_err)?;
+        let core = run::build_trainer_sized(
+            &cfg,
+            biprop::layers::Shape::flat(sizes[0]),
+            sizes[sizes.len() - 1],
+            None,
+        )
+        .map_err(py_err)?;
         Ok(Self::from_core(core, cfg, 0))
     }
 
@@ -750,7 +755,9 @@ fn load(path: PathBuf) -> PyResult<Trainer> {
     let ck = Checkpoint::load(&path).map_err(py_err)?;
     let cfg = ck.config().map_err(py_err)?;
     let (inputs, classes) = ck.io_sizes().map_err(py_err)?;
-    let mut core = run::build_trainer_sized(&cfg, inputs, classes, None).map_err(py_err)?;
+    let (c, h, w) = ck.image_or_guess(inputs);
+    let image = biprop::layers::Shape::new(c, h, w);
+    let mut core = run::build_trainer_sized(&cfg, image, classes, None).map_err(py_err)?;
     if ck.metadata.contains_key("steps") {
         ck.restore_trainer(&mut core).map_err(py_err)?;
     } else {

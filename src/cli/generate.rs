@@ -43,9 +43,10 @@ pub(super) fn generate(args: GenerateArgs) -> Result<()> {
     let ck = Checkpoint::load(&ckpt)?;
     let mut cfg = ck.config()?;
     let (inputs, classes) = ck.io_sizes()?;
+    let image = ck.image_or_guess(inputs);
     let trainer = run::build_trainer_sized(
         &cfg,
-        inputs,
+        crate::layers::Shape::new(image.0, image.1, image.2),
         classes,
         Some(&InitFrom::Everything(ckpt.clone())),
     )?;
@@ -56,7 +57,6 @@ pub(super) fn generate(args: GenerateArgs) -> Result<()> {
             cfg.rule
         );
     };
-    let image = ck.image_or_guess(inputs);
     let (tiles, default_name, cols) = match args.reconstruct {
         Some(n) => {
             if args.data_dir.is_some() {

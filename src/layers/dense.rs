@@ -4,7 +4,7 @@
 //! stand-in `B` `[in, out]`; its weight gradient is `delta^T x`.
 
 use crate::activation::Activation;
-use crate::tensor::{gemm_then, Matrix};
+use crate::tensor::Matrix;
 
 /// The geometry of a dense layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,8 +15,7 @@ pub struct Dense {
     pub outputs: usize,
 }
 
-/// `y = f(x W^T + b)` over `rows` rows, the bias and activation applied to
-/// each block of the product on the thread that computed it.
+/// `y = f(x W^T + b)` over `rows` rows.
 pub(super) fn forward(
     weight: &Matrix,
     bias: &[f32],
@@ -25,22 +24,7 @@ pub(super) fn forward(
     y: &mut Matrix,
     rows: usize,
 ) {
-    let input = x.rows_view(rows);
-    let w = weight.view().t();
-    match activation {
-        None => gemm_then(y, false, 1.0, input, w, &|block| {
-            let cols = block.cols.clone();
-            for (_, row) in block.rows_mut() {
-                row.iter_mut()
-                    .zip(&bias[cols.clone()])
-                    .for_each(|(v, b)| *v += b);
-            }
-        }),
-        Some(act) => gemm_then(y, false, 1.0, input, w, &|block| {
-            let b = &bias[block.cols.clone()];
-            act.apply_with_bias_rows(block.rows_mut().map(|(_, row)| row), b);
-        }),
-    }
+    super::affine::affine(y, x.rows_view(rows), weight, bias, activation);
 }
 
 /// `dst = sign(w)^T .* magnitude`: `dst[i][o] = sign(w[o][i]) * magnitude(k)`

@@ -1,7 +1,7 @@
 //! Layers: what a network is made of, each kind in its own file.
 //!
-//! A parametric layer ([`Layer`]) owns three maps, side by side (llm.c's
-//! forward/backward pairs):
+//! A parametric layer ([`Layer`]: dense or convolution) owns three maps,
+//! side by side (llm.c's forward/backward pairs):
 //! - its forward pass, `y = f(x W^T + b)` for a dense layer, with its hidden
 //!   activation `f` fused into the product's epilogue;
 //! - the operands of its weight gradient, from its input and the error at its
@@ -11,67 +11,50 @@
 //!   stand-in for them (feedback alignment and its relatives). That operator
 //!   is all a feedback rule changes, so rules never see a layer's kind.
 //!
-//! A stand-in is kept in the layer's own stand-in layout
+//! The layers without weights (pooling, `flatten`) run before the parametric
+//! layer they feed ([`Layer::pre`]), and route errors the same way for every
+//! rule. A stand-in is kept in the layer's own stand-in layout
 //! ([`Layer::stand_in_zeros`]): for a dense layer `[in, out]`, the weight
-//! transposed, which is how checkpoints have always stored FA's `B`.
+//! transposed, which is how checkpoints have always stored FA's `B`; for a
+//! convolution the weight's own `[out, in, kh, kw]`.
+//!
+//! Kind files (`dense.rs`, `conv2d.rs`, `pool.rs`, `flatten.rs`) are leaves:
+//! they know their kernels and nothing above them; this file dispatches.
 
+mod affine;
+mod conv2d;
 mod dense;
+mod flatten;
+mod pool;
+mod shape;
+pub mod spec;
 
+pub use conv2d::Conv2d;
 pub use dense::Dense;
+pub use flatten::Flatten;
+pub use pool::{Pool, PoolKind};
+pub use shape::{Layout, Shape};
 
 use crate::activation::Activation;
 use crate::tensor::{gemm_then, Matrix, View};
 use rand::Rng;
-
-/// The shape of one sample's activations: channels, height, width. A dense
-/// layer's output is `n x 1 x 1`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Shape {
-    /// Channels.
-    pub c: usize,
-    /// Height.
-    pub h: usize,
-    /// Width.
-    pub w: usize,
-}
-
-impl Shape {
-    /// `n` values with no spatial layout.
-    pub fn flat(n: usize) -> Self {
-        Self { c: n, h: 1, w: 1 }
-    }
-
-    /// `(c, h, w)`.
-    pub fn new(c: usize, h: usize, w: usize) -> Self {
-        Self { c, h, w }
-    }
-
-    /// Values per sample.
-    pub fn len(&self) -> usize {
-        self.c * self.h * self.w
-    }
-
-    /// True when a sample holds no value.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl std::fmt::Display for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.h == 1 && self.w == 1 {
-            write!(f, "{}", self.c)
-        } else {
-            write!(f, "{}x{}x{}", self.c, self.h, self.w)
-        }
-    }
-}
 
 /// What a parametric layer computes; the geometry of its weight.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
     /// An affine map of flat vectors.
     Dense(Dense),
+    /// A 2-D convolution.
+    Conv2d(Conv2d),
+}
+
+/// A layer without weights, run before a parametric layer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plain {
+    /// Max- or average-pooling.
+    Pool(Pool),
+    /// A feature map as one vector, in `C, H, W` order.
+    Flatten(Flatten),
 }
 
 /// What carries an error back across a layer, from its output to its input.
@@ -84,24 +67,77 @@ pub enum Through<'a> {
     StandIn(&'a Matrix),
 }
 
-/// A parametric layer: its kind, its weights and bias, and the hidden
+/// A parametric layer: its kind, its weights and bias, the hidden
 /// activation fused into its forward pass (none for the output layer, whose
-/// nonlinearity belongs to the loss).
+/// nonlinearity belongs to the loss), and the layers without weights that
+/// run before it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer {
     /// What it computes.
     pub kind: Kind,
-    /// `[out, fan_in]`: `[out, in]` for a dense layer (PyTorch's `nn.Linear`).
+    /// `[out, fan_in]`: `[out, in]` for a dense layer (PyTorch's
+    /// `nn.Linear`), `[out, in kh kw]` for a convolution (`nn.Conv2d`'s
+    /// `[out, in, kh, kw]`, flattened).
     pub weight: Matrix,
     /// One per output channel.
     pub bias: Vec<f32>,
     /// The nonlinearity applied to its output, if any.
     pub activation: Option<Activation>,
+    /// Pooling and `flatten`, in the order they run before this layer.
+    pub pre: Vec<Plain>,
+}
+
+/// The buffers of one layer for a batch, allocated once: its convolution's
+/// patches, and the output, error and arg-max of each layer before it.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace {
+    conv: Option<conv2d::Workspace>,
+    pre: Vec<PreBuffers>,
+}
+
+#[derive(Clone, Debug)]
+struct PreBuffers {
+    out: Matrix,
+    err: Matrix,
+    argmax: Vec<u32>,
+}
+
+impl Plain {
+    /// The shape of one output sample.
+    pub fn output(&self) -> Shape {
+        match self {
+            Plain::Pool(p) => p.output(),
+            Plain::Flatten(f) => f.output(),
+        }
+    }
+
+    /// The layout of the output.
+    pub fn out_layout(&self) -> Layout {
+        match self {
+            Plain::Pool(p) => p.layout,
+            Plain::Flatten(_) => Layout::Chw,
+        }
+    }
+
+    fn forward(&self, x: &Matrix, b: &mut PreBuffers, rows: usize) {
+        match self {
+            Plain::Pool(p) => pool::forward(p, x, &mut b.out, &mut b.argmax, rows),
+            Plain::Flatten(f) => flatten::forward(f, x, &mut b.out, rows),
+        }
+    }
+
+    /// `dx` from the error `dy` at this layer's output.
+    fn backward(&self, dy: &Matrix, dx: &mut Matrix, argmax: &[u32], rows: usize) {
+        match self {
+            Plain::Pool(p) => pool::backward(p, dy, dx, argmax, rows),
+            Plain::Flatten(f) => flatten::backward(f, dy, dx, rows),
+        }
+    }
 }
 
 impl Layer {
     /// A layer of `kind` with zero weights.
-    pub fn zeros(kind: Kind, activation: Option<Activation>) -> Self {
+    pub fn zeros(kind: Kind, activation: Option<Activation>, pre: Vec<Plain>) -> Self {
         let (rows, cols) = kind.weight_matrix_shape();
         let bias = vec![0.0; rows];
         Self {
@@ -109,12 +145,17 @@ impl Layer {
             weight: Matrix::zeros(rows, cols),
             bias,
             activation,
+            pre,
         }
     }
 
-    /// The shape of one input sample.
+    /// The shape of one input sample (before the layers in [`Layer::pre`]).
     pub fn in_shape(&self) -> Shape {
-        self.kind.in_shape()
+        match self.pre.first() {
+            Some(Plain::Pool(p)) => p.input,
+            Some(Plain::Flatten(f)) => f.input,
+            None => self.kind.in_shape(),
+        }
     }
 
     /// The shape of one output sample.
@@ -146,7 +187,10 @@ impl Layer {
 
     /// The stand-in layout's shape as checkpoints store it.
     pub fn stand_in_shape(&self) -> Vec<usize> {
-        self.kind.stand_in_shape()
+        match &self.kind {
+            Kind::Dense(d) => vec![d.inputs, d.outputs],
+            Kind::Conv2d(_) => self.weight_shape(),
+        }
     }
 
     /// The weights themselves in the stand-in layout (for the published
@@ -154,6 +198,7 @@ impl Layer {
     pub fn weight_as_stand_in(&self) -> Matrix {
         match &self.kind {
             Kind::Dense(_) => self.weight.transposed(),
+            Kind::Conv2d(_) => self.weight.clone(),
         }
     }
 
@@ -163,39 +208,175 @@ impl Layer {
     pub fn sign_stand_in(&self, dst: &mut Matrix, magnitude: impl Fn(usize) -> f32 + Sync) {
         match &self.kind {
             Kind::Dense(_) => dense::sign_transposed(dst, &self.weight, magnitude),
+            Kind::Conv2d(_) => conv2d::sign_like(dst, &self.weight, magnitude),
         }
     }
 
-    /// Forward pass over the first `rows` rows of `x` into `y`: the product,
-    /// the bias and the activation (if any), fused.
-    pub fn forward(&self, x: &Matrix, y: &mut Matrix, rows: usize) {
+    /// Buffers for batches of `rows`; `first` for the network's first layer,
+    /// whose input error nothing reads.
+    pub fn workspace(&self, rows: usize, first: bool) -> Workspace {
+        let mut at = self.in_shape();
+        let pre = self
+            .pre
+            .iter()
+            .map(|op| {
+                let out = op.output();
+                let argmax = match op {
+                    Plain::Pool(p) if p.kind == PoolKind::Max => rows * out.len(),
+                    _ => 0,
+                };
+                let b = PreBuffers {
+                    out: Matrix::zeros(rows, out.len()),
+                    err: Matrix::zeros(rows, out.len()),
+                    argmax: vec![0; argmax],
+                };
+                at = out;
+                b
+            })
+            .collect();
+        debug_assert_eq!(at, self.kind.in_shape());
+        Workspace {
+            conv: match &self.kind {
+                Kind::Conv2d(g) => Some(g.workspace(rows, !first)),
+                Kind::Dense(_) => None,
+            },
+            pre,
+        }
+    }
+
+    /// Forward pass over the first `rows` rows of `x` into `y`: the layers
+    /// in [`Layer::pre`], then the product, the bias and the activation (if
+    /// any), fused.
+    pub fn forward(&self, x: &Matrix, y: &mut Matrix, ws: &mut Workspace, rows: usize) {
+        for j in 0..self.pre.len() {
+            let (done, rest) = ws.pre.split_at_mut(j);
+            let input = done.last().map_or(x, |b| &b.out);
+            self.pre[j].forward(input, &mut rest[0], rows);
+        }
+        let input = ws.pre.last().map_or(x, |b| &b.out);
         match &self.kind {
-            Kind::Dense(_) => dense::forward(&self.weight, &self.bias, self.activation, x, y, rows),
+            Kind::Dense(_) => {
+                dense::forward(&self.weight, &self.bias, self.activation, input, y, rows)
+            }
+            Kind::Conv2d(g) => {
+                let cw = ws.conv.as_mut().expect("a convolution's workspace");
+                conv2d::forward(
+                    g,
+                    &self.weight,
+                    &self.bias,
+                    self.activation,
+                    input,
+                    y,
+                    cw,
+                    rows,
+                )
+            }
         }
     }
 
     /// Carries `delta` (the error at this layer's output, pre-activation,
-    /// first `rows` rows) back to its input through `through`, into `dst`;
-    /// then, when the layer below has an activation (`below`, with its
-    /// output `h`), multiplies by its derivative, so that `dst` is the error
-    /// at the layer below's pre-activation.
+    /// first `rows` rows) back through `through` and the layers in
+    /// [`Layer::pre`] to its input, into `dst`; then, when the layer below
+    /// has an activation (`below`, with its output `h`, this layer's input),
+    /// multiplies by its derivative, so that `dst` is the error at the layer
+    /// below's pre-activation.
+    #[allow(clippy::too_many_arguments)]
     pub fn backward_input(
         &self,
         through: Through<'_>,
-        delta: View<'_>,
+        delta: &Matrix,
         dst: &mut Matrix,
+        ws: &mut Workspace,
         below: Option<Activation>,
         h: &Matrix,
         rows: usize,
     ) {
+        let Workspace { conv, pre } = ws;
+        // Where this layer's own map writes: straight into `dst` (with the
+        // derivative fused where the kind can), or into the last pre layer's
+        // error buffer, to be routed back from there.
+        let (own_dst, own_below) = match pre.last_mut() {
+            Some(b) => (&mut b.err, None),
+            None => (&mut *dst, below),
+        };
         match &self.kind {
             Kind::Dense(_) => {
                 let path = match through {
                     Through::Weights => self.weight.view(),
                     Through::StandIn(b) => b.view().t(),
                 };
-                propagate(dst, delta, path, below, h, rows);
+                propagate(own_dst, delta.rows_view(rows), path, own_below, h, rows);
             }
+            Kind::Conv2d(g) => {
+                let path = match through {
+                    Through::Weights => self.weight.view(),
+                    Through::StandIn(b) => b.view(),
+                };
+                let cw = conv.as_mut().expect("a convolution's workspace");
+                conv2d::backward_input(g, path, delta, own_dst, cw, own_below, h, rows);
+            }
+        }
+        if pre.is_empty() {
+            return;
+        }
+        for j in (0..self.pre.len()).rev() {
+            let (lower, upper) = pre.split_at_mut(j);
+            let b = &upper[0];
+            let target = match lower.last_mut() {
+                Some(l) => &mut l.err,
+                None => &mut *dst,
+            };
+            self.pre[j].backward(&b.err, target, &b.argmax, rows);
+        }
+        if let Some(act) = below {
+            act.mul_derivative(dst.rows_slice_mut(rows), h.rows_slice(rows));
+        }
+    }
+
+    /// The operands `(a, b)` whose product `a b` is the summed weight
+    /// gradient (divide by the rows for the mean), in the weight's layout,
+    /// from the layer's outer input `x`, its workspace, and the error
+    /// `delta` at its output, over the first `rows` rows.
+    pub fn grad_operands<'a>(
+        &self,
+        x: &'a Matrix,
+        ws: &'a Workspace,
+        delta: &'a Matrix,
+        rows: usize,
+    ) -> (View<'a>, View<'a>) {
+        grad_operands(&self.kind, x, ws, delta, rows, false)
+    }
+
+    /// [`Layer::grad_operands`] in the stand-in layout (the Kolen-Pollack
+    /// rules' feedback gradient).
+    pub fn stand_in_grad_operands<'a>(
+        &self,
+        x: &'a Matrix,
+        ws: &'a Workspace,
+        delta: &'a Matrix,
+        rows: usize,
+    ) -> (View<'a>, View<'a>) {
+        grad_operands(&self.kind, x, ws, delta, rows, true)
+    }
+}
+
+/// [`Layer::grad_operands`] from the kind alone, so that the caller may
+/// hold the layer's weight mutably (the optimizer steps it with them).
+pub fn grad_operands<'a>(
+    kind: &Kind,
+    x: &'a Matrix,
+    ws: &'a Workspace,
+    delta: &'a Matrix,
+    rows: usize,
+    stand_in_layout: bool,
+) -> (View<'a>, View<'a>) {
+    let input = ws.pre.last().map_or(x, |b| &b.out);
+    match kind {
+        Kind::Dense(_) if stand_in_layout => (input.rows_view(rows).t(), delta.rows_view(rows)),
+        Kind::Dense(_) => (delta.rows_view(rows).t(), input.rows_view(rows)),
+        Kind::Conv2d(g) => {
+            let cw = ws.conv.as_ref().expect("a convolution's workspace");
+            conv2d::grad_operands(g, cw, delta, rows)
         }
     }
 }
@@ -205,6 +386,7 @@ impl Kind {
     pub fn in_shape(&self) -> Shape {
         match self {
             Kind::Dense(d) => Shape::flat(d.inputs),
+            Kind::Conv2d(g) => g.input,
         }
     }
 
@@ -212,6 +394,15 @@ impl Kind {
     pub fn out_shape(&self) -> Shape {
         match self {
             Kind::Dense(d) => Shape::flat(d.outputs),
+            Kind::Conv2d(g) => g.output(),
+        }
+    }
+
+    /// The layout of the output.
+    pub fn out_layout(&self) -> Layout {
+        match self {
+            Kind::Dense(_) => Layout::Chw,
+            Kind::Conv2d(_) => Layout::Hwc,
         }
     }
 
@@ -219,6 +410,7 @@ impl Kind {
     pub fn fan_in(&self) -> usize {
         match self {
             Kind::Dense(d) => d.inputs,
+            Kind::Conv2d(g) => g.patch_len(),
         }
     }
 
@@ -226,6 +418,7 @@ impl Kind {
     pub fn fan_out(&self) -> usize {
         match self {
             Kind::Dense(d) => d.outputs,
+            Kind::Conv2d(g) => g.out_channels * g.kernel.0 * g.kernel.1,
         }
     }
 
@@ -233,6 +426,7 @@ impl Kind {
     pub fn weight_matrix_shape(&self) -> (usize, usize) {
         match self {
             Kind::Dense(d) => (d.outputs, d.inputs),
+            Kind::Conv2d(g) => (g.out_channels, g.patch_len()),
         }
     }
 
@@ -240,6 +434,7 @@ impl Kind {
     pub fn weight_shape(&self) -> Vec<usize> {
         match self {
             Kind::Dense(d) => vec![d.outputs, d.inputs],
+            Kind::Conv2d(g) => vec![g.out_channels, g.input.c, g.kernel.0, g.kernel.1],
         }
     }
 
@@ -247,39 +442,15 @@ impl Kind {
     pub fn stand_in_matrix_shape(&self) -> (usize, usize) {
         match self {
             Kind::Dense(d) => (d.inputs, d.outputs),
+            Kind::Conv2d(_) => self.weight_matrix_shape(),
         }
     }
 
-    /// See [`Layer::stand_in_shape`].
-    pub fn stand_in_shape(&self) -> Vec<usize> {
-        let (r, c) = self.stand_in_matrix_shape();
-        vec![r, c]
-    }
-
-    /// The operands `(a, b)` whose product `a b` is the summed weight
-    /// gradient (divide by the rows for the mean), from the layer's `input`
-    /// and the error `delta` at its output, over the first `rows` rows.
-    pub fn grad_operands<'a>(
-        &self,
-        input: &'a Matrix,
-        delta: &'a Matrix,
-        rows: usize,
-    ) -> (View<'a>, View<'a>) {
+    /// Multiply-adds of one sample's forward product.
+    pub fn macs(&self) -> usize {
         match self {
-            Kind::Dense(_) => (delta.rows_view(rows).t(), input.rows_view(rows)),
-        }
-    }
-
-    /// [`Kind::grad_operands`] for a matrix in the stand-in layout (the
-    /// Kolen-Pollack rules' feedback gradient).
-    pub fn stand_in_grad_operands<'a>(
-        &self,
-        input: &'a Matrix,
-        delta: &'a Matrix,
-        rows: usize,
-    ) -> (View<'a>, View<'a>) {
-        match self {
-            Kind::Dense(_) => (input.rows_view(rows).t(), delta.rows_view(rows)),
+            Kind::Dense(d) => d.inputs * d.outputs,
+            Kind::Conv2d(g) => g.positions() * g.patch_len() * g.out_channels,
         }
     }
 }
@@ -293,8 +464,8 @@ pub fn uniform(m: &mut [f32], bound: f32, rng: &mut impl Rng) {
 
 /// `dst = (src * path) .* f'(h)` over `rows` rows (without the derivative
 /// when `act` is `None`): the one product of every error that travels
-/// through a matrix to a layer's output, whether back across the layer above
-/// or projected from the output (the direct rules).
+/// through a matrix to a layer's output, whether back across a dense layer
+/// above or projected from the output (the direct rules).
 pub fn propagate(
     dst: &mut Matrix,
     src: View<'_>,

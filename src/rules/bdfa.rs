@@ -174,6 +174,10 @@ impl LearningRule for Bdfa {
         self.group.set_steps(steps);
     }
 
+    fn set_lr_factor(&mut self, factor: f32) {
+        self.group.set_lr_factor(factor);
+    }
+
     fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
         named_projections(&self.d)
     }

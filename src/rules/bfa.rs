@@ -21,7 +21,7 @@ use super::backward::hidden_deltas;
 use super::{ErrorPath, FeedbackScale, FeedbackStep, LearningRule, RuleKind};
 use crate::loss::Output;
 use crate::named::{NamedTensor, NamedTensorMut};
-use crate::network::Network;
+use crate::network::{Activations, Network};
 use crate::optim::OptimConfig;
 use crate::tensor::Matrix;
 use crate::update::NetUpdater;
@@ -33,7 +33,7 @@ pub struct Bfa {
     /// The feedback network, label to input.
     pub feedback: Network,
     updater: NetUpdater,
-    acts: Vec<Matrix>,
+    acts: Activations,
     deltas: Vec<Matrix>,
     sq_err_sum: f64,
     samples: usize,
@@ -81,7 +81,7 @@ impl Bfa {
             .collect();
         Self {
             updater: NetUpdater::new(&feedback, opt),
-            acts: feedback.activation_buffers(max_rows),
+            acts: feedback.buffers(max_rows),
             deltas,
             feedback,
             sq_err_sum: 0.0,
@@ -90,7 +90,7 @@ impl Bfa {
     }
 
     /// The last feedback step's activations: `[0]` the labels, last the reconstructions.
-    pub fn activations(&self) -> &[Matrix] {
+    pub fn activations(&self) -> &Activations {
         &self.acts
     }
 }
@@ -128,7 +128,7 @@ impl LearningRule for Bfa {
         let fwd = step.net;
         hidden_deltas(
             &self.feedback,
-            &self.acts,
+            &mut self.acts,
             &mut self.deltas,
             &step.acts[0],
             rows,
@@ -160,6 +160,10 @@ impl LearningRule for Bfa {
 
     fn set_steps(&mut self, steps: u64) {
         self.updater.set_steps(steps);
+    }
+
+    fn set_lr_factor(&mut self, factor: f32) {
+        self.updater.set_lr_factor(factor);
     }
 
     fn feedback_network(&self) -> Option<&Network> {

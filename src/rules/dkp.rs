@@ -79,4 +79,8 @@ impl LearningRule for Dkp {
     fn set_steps(&mut self, steps: u64) {
         self.group.set_steps(steps);
     }
+
+    fn set_lr_factor(&mut self, factor: f32) {
+        self.group.set_lr_factor(factor);
+    }
 }

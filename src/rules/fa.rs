@@ -32,7 +32,7 @@ impl Fa {
         rng: &mut impl Rng,
     ) -> Self {
         let b = StandIns::from_fn(net, |_, layer| match init {
-            InitScheme::Default => {
+            InitScheme::Default | InitScheme::Xavier => {
                 let mut m = layer.stand_in_zeros();
                 let bound = scale.bound(layer.fan_out(), layer.fan_in());
                 uniform(m.as_mut_slice(), bound, rng);

@@ -75,8 +75,9 @@ impl LearningRule for Kp {
         for (k, b) in self.b.mats.iter_mut().enumerate() {
             // The gradient W_j was stepped by, in B_j's layout.
             let j = k + 1;
-            let (a, g) = step.net.layers[j].kind.stand_in_grad_operands(
+            let (a, g) = step.net.layers[j].stand_in_grad_operands(
                 &step.acts[j],
+                &step.acts.workspaces[j],
                 &step.deltas[j],
                 rows,
             );
@@ -99,5 +100,9 @@ impl LearningRule for Kp {
 
     fn set_steps(&mut self, steps: u64) {
         self.group.set_steps(steps);
+    }
+
+    fn set_lr_factor(&mut self, factor: f32) {
+        self.group.set_lr_factor(factor);
     }
 }

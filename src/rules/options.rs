@@ -20,6 +20,11 @@ pub enum InitScheme {
     /// the rules beyond the paper's have no published scheme and the config
     /// refuses it for them.
     Reference,
+    /// Glorot and Bengio's (2010), as biotorch's benchmarks start: every
+    /// forward weight from `U(+-sqrt(6 / (fan_in + fan_out)))`, biases at
+    /// zero; fixed random feedback at the same scale for its own shape
+    /// (feedback scale `xavier`).
+    Xavier,
 }
 
 /// The scale of fixed random feedback matrices (FA's B, DFA's and BDFA's
@@ -38,6 +43,9 @@ pub enum FeedbackScale {
     /// scale of the forward weight that B replaces, and the published code's
     /// D. The paper's numbers were made at this scale.
     Receiver,
+    /// `a = sqrt(6 / (sender + receiver))`: Glorot's bound for the matrix's
+    /// own shape (`--init xavier`'s).
+    Xavier,
 }
 
 impl FeedbackScale {
@@ -47,17 +55,18 @@ impl FeedbackScale {
         match init {
             InitScheme::Default => FeedbackScale::Sender,
             InitScheme::Reference => FeedbackScale::Receiver,
+            InitScheme::Xavier => FeedbackScale::Xavier,
         }
     }
 
     /// The bound for a matrix carrying a `sender`-wide error to a
     /// `receiver`-wide layer.
     pub fn bound(self, sender: usize, receiver: usize) -> f32 {
-        let n = match self {
-            FeedbackScale::Sender => sender,
-            FeedbackScale::Receiver => receiver,
-        };
-        1.0 / (n as f32).sqrt()
+        match self {
+            FeedbackScale::Sender => 1.0 / (sender as f32).sqrt(),
+            FeedbackScale::Receiver => 1.0 / (receiver as f32).sqrt(),
+            FeedbackScale::Xavier => (6.0 / (sender + receiver) as f32).sqrt(),
+        }
     }
 
     /// The setting's name in configs.
@@ -65,6 +74,7 @@ impl FeedbackScale {
         match self {
             FeedbackScale::Sender => "sender",
             FeedbackScale::Receiver => "receiver",
+            FeedbackScale::Xavier => "xavier",
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::layers::Layer;
 use crate::named::{NamedTensor, NamedTensorMut};
-use crate::network::Network;
+use crate::network::{Activations, Network};
 use crate::tensor::Matrix;
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +100,7 @@ pub struct FeedbackStep<'a> {
     pub net: &'a Network,
     /// This batch's forward activations, before the update (see
     /// [`crate::network`]: `acts[p + 1]` is the output of layer `p`).
-    pub acts: &'a [Matrix],
+    pub acts: &'a Activations,
     /// This batch's errors, as the forward update used them: one per layer,
     /// at its pre-activation; the last is the output error `e`.
     pub deltas: &'a [Matrix],
@@ -153,6 +153,10 @@ pub trait LearningRule: Send {
 
     /// Sets the feedback optimizer's step count (when resuming).
     fn set_steps(&mut self, _steps: u64) {}
+
+    /// Scales the feedback optimizer's learning rate by a schedule's
+    /// `factor`, as the forward one is.
+    fn set_lr_factor(&mut self, _factor: f32) {}
 
     /// The generative feedback network, for rules that have one (BFA).
     fn feedback_network(&self) -> Option<&Network> {

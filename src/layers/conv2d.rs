@@ -1,0 +1,236 @@
+//! The 2-D convolution, `W` `[out, in, kh, kw]` (PyTorch's `nn.Conv2d`):
+//!
+//! `y[n, o, oy, ox] = f(b[o] + sum_{c, ky, kx} W[o, c, ky, kx] x[n, c, oy s - p + ky, ox s - p + kx])`
+//!
+//! with zero padding `p` and stride `s`. It is one product: every sample's
+//! patches, one row per output position (im2col, `P` `[N Ho Wo, C kh kw]`),
+//! times `W^T`, so the output comes channels last. The weight gradient is
+//! `delta^T P`; the error at the input is `delta W` (or `delta B` with a
+//! stand-in `B` of `W`'s shape: FA's fixed kernel, the sign rules'
+//! `sign(W)`) scattered back over the patches (col2im). The patch buffers are
+//! allocated once per batch size ([`Workspace`]).
+
+use super::shape::{by_samples, Layout, Shape};
+use crate::activation::Activation;
+use crate::tensor::{gemm, Matrix, View};
+
+/// The geometry of a convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    /// The input's shape.
+    pub input: Shape,
+    /// The input's layout.
+    pub layout: Layout,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel height and width.
+    pub kernel: (usize, usize),
+    /// Stride (both directions).
+    pub stride: usize,
+    /// Zero padding (every side).
+    pub padding: usize,
+}
+
+/// The patch buffers of one convolution for batches of up to `rows`.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    /// `[rows Ho Wo, C kh kw]`: the forward pass's patches, which the
+    /// weight gradient reads again.
+    pub patches: Matrix,
+    /// The error at the patches, before it is scattered to the input
+    /// (only layers whose input error is ever needed have one).
+    pub dpatches: Matrix,
+}
+
+impl Conv2d {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.input.h + 2 * self.padding - self.kernel.0) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.input.w + 2 * self.padding - self.kernel.1) / self.stride + 1
+    }
+
+    /// The output's shape (laid out channels last).
+    pub fn output(&self) -> Shape {
+        Shape::new(self.out_channels, self.out_h(), self.out_w())
+    }
+
+    /// Output positions per sample.
+    pub fn positions(&self) -> usize {
+        self.out_h() * self.out_w()
+    }
+
+    /// Values of one patch: `C kh kw`, the weight's fan-in.
+    pub fn patch_len(&self) -> usize {
+        self.input.c * self.kernel.0 * self.kernel.1
+    }
+
+    /// Why this geometry cannot be: a kernel larger than the padded input,
+    /// a zero stride or size.
+    pub fn check(&self) -> Result<(), String> {
+        let (kh, kw) = self.kernel;
+        if self.out_channels == 0 || kh == 0 || kw == 0 || self.stride == 0 {
+            return Err("channels, kernel and stride must be at least 1".into());
+        }
+        let (h, w) = (
+            self.input.h + 2 * self.padding,
+            self.input.w + 2 * self.padding,
+        );
+        if kh > h || kw > w {
+            return Err(format!(
+                "a {kh}x{kw} kernel does not fit a {}x{} input padded by {} ({h}x{w})",
+                self.input.h, self.input.w, self.padding
+            ));
+        }
+        Ok(())
+    }
+
+    /// Buffers for batches of `rows`; `with_input_error` for every layer
+    /// but the first, whose input error nothing reads.
+    pub fn workspace(&self, rows: usize, with_input_error: bool) -> Workspace {
+        let m = rows * self.positions();
+        Workspace {
+            patches: Matrix::zeros(m, self.patch_len()),
+            dpatches: if with_input_error {
+                Matrix::zeros(m, self.patch_len())
+            } else {
+                Matrix::zeros(0, self.patch_len())
+            },
+        }
+    }
+}
+
+/// Fills `patches` with every sample's patches: row `n Ho Wo + oy Wo + ox`,
+/// column `(c kh + ky) kw + kx`, zero where the patch reaches the padding.
+fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
+    let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
+    by_samples(patches, positions * k, rows, &|n, out| {
+        let x = &x[n * in_len..(n + 1) * in_len];
+        for_each_tap(g, |pos, col, at| {
+            out[pos * k + col] = at.map_or(0.0, |i| x[i]);
+        });
+    });
+}
+
+/// The error at the input: each patch's error added back where the patch
+/// was read from, sample by sample, in one fixed order.
+fn col2im(g: &Conv2d, dpatches: &[f32], dx: &mut [f32], rows: usize) {
+    let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
+    by_samples(dx, in_len, rows, &|n, out| {
+        out.fill(0.0);
+        let dp = &dpatches[n * positions * k..(n + 1) * positions * k];
+        for_each_tap(g, |pos, col, at| {
+            if let Some(i) = at {
+                out[i] += dp[pos * k + col];
+            }
+        });
+    });
+}
+
+/// Calls `f(position, column, input offset)` for every tap of every output
+/// position of one sample, the offset `None` in the padding.
+#[inline(always)]
+fn for_each_tap(g: &Conv2d, mut f: impl FnMut(usize, usize, Option<usize>)) {
+    let (kh, kw) = g.kernel;
+    let (h, w) = (g.input.h as isize, g.input.w as isize);
+    let (s, p) = (g.stride as isize, g.padding as isize);
+    let wo = g.out_w();
+    for oy in 0..g.out_h() {
+        for ox in 0..wo {
+            let pos = oy * wo + ox;
+            let mut col = 0;
+            for c in 0..g.input.c {
+                for ky in 0..kh {
+                    let iy = oy as isize * s - p + ky as isize;
+                    for kx in 0..kw {
+                        let ix = ox as isize * s - p + kx as isize;
+                        let inside = (0..h).contains(&iy) && (0..w).contains(&ix);
+                        let at =
+                            inside.then(|| g.layout.index(g.input, c, iy as usize, ix as usize));
+                        f(pos, col, at);
+                        col += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `y = f(conv(x, W) + b)` over `rows` samples.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn forward(
+    g: &Conv2d,
+    weight: &Matrix,
+    bias: &[f32],
+    activation: Option<Activation>,
+    x: &Matrix,
+    y: &mut Matrix,
+    ws: &mut Workspace,
+    rows: usize,
+) {
+    let m = rows * g.positions();
+    im2col(g, x.rows_slice(rows), ws.patches.rows_slice_mut(m), rows);
+    // One row per output position for the product, one per sample outside.
+    let (yr, yc) = y.shape();
+    y.reshape(yr * g.positions(), g.out_channels);
+    super::affine::affine(y, ws.patches.rows_view(m), weight, bias, activation);
+    y.reshape(yr, yc);
+}
+
+/// The error at the output `delta` (`rows` samples, channels last) carried
+/// to the input through `path` (`[out, C kh kw]`: the weight or a stand-in
+/// of its shape), into `dst`; then times `f'` of the layer below when it has
+/// an activation (`below`, with its output `h`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_input(
+    g: &Conv2d,
+    path: View<'_>,
+    delta: &Matrix,
+    dst: &mut Matrix,
+    ws: &mut Workspace,
+    below: Option<Activation>,
+    h: &Matrix,
+    rows: usize,
+) {
+    let m = rows * g.positions();
+    gemm(
+        &mut ws.dpatches,
+        false,
+        1.0,
+        per_position(g, delta, rows),
+        path,
+    );
+    col2im(g, ws.dpatches.rows_slice(m), dst.rows_slice_mut(rows), rows);
+    if let Some(act) = below {
+        act.mul_derivative(dst.rows_slice_mut(rows), h.rows_slice(rows));
+    }
+}
+
+/// `delta` (`rows` samples, channels last) as `[rows Ho Wo, out]`.
+fn per_position<'a>(g: &Conv2d, delta: &'a Matrix, rows: usize) -> View<'a> {
+    let m = rows * g.positions();
+    View::new(&delta.as_slice()[..m * g.out_channels], m, g.out_channels)
+}
+
+/// The operands `(delta^T, P)` of the weight gradient `[out, C kh kw]`.
+pub(super) fn grad_operands<'a>(
+    g: &Conv2d,
+    ws: &'a Workspace,
+    delta: &'a Matrix,
+    rows: usize,
+) -> (View<'a>, View<'a>) {
+    let m = rows * g.positions();
+    (per_position(g, delta, rows).t(), ws.patches.rows_view(m))
+}
+
+/// `dst = sign(w) .* magnitude`, element by element (a convolution's
+/// stand-ins have its weight's own layout), `sign(0) = 0`.
+pub(super) fn sign_like(dst: &mut Matrix, w: &Matrix, magnitude: impl Fn(usize) -> f32) {
+    for (k, (d, &v)) in dst.as_mut_slice().iter_mut().zip(w.as_slice()).enumerate() {
+        let sign = (v > 0.0) as i32 as f32 - (v < 0.0) as i32 as f32;
+        *d = sign * magnitude(k);
+    }
+}

@@ -1,0 +1,136 @@
+//! Max- and average-pooling over square windows, in either layout (the
+//! output keeps the input's). Max-pooling sends each output's error to the
+//! input that won its window (the first of equal ones), average-pooling
+//! spreads it evenly; every rule routes errors through them the same way.
+
+use super::shape::{by_samples, Layout, Shape};
+use crate::tensor::Matrix;
+
+/// Which pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// The window's largest value.
+    Max,
+    /// The window's mean.
+    Avg,
+}
+
+/// The geometry of a pooling layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// The input's shape.
+    pub input: Shape,
+    /// The input's (and output's) layout.
+    pub layout: Layout,
+    /// Window side.
+    pub size: usize,
+    /// Stride (both directions).
+    pub stride: usize,
+}
+
+impl Pool {
+    /// The output's shape.
+    pub fn output(&self) -> Shape {
+        Shape::new(
+            self.input.c,
+            (self.input.h - self.size) / self.stride + 1,
+            (self.input.w - self.size) / self.stride + 1,
+        )
+    }
+
+    /// Why this geometry cannot be.
+    pub fn check(&self) -> Result<(), String> {
+        if self.size == 0 || self.stride == 0 {
+            return Err("size and stride must be at least 1".into());
+        }
+        if self.size > self.input.h || self.size > self.input.w {
+            return Err(format!(
+                "a {0}x{0} window does not fit a {1}x{2} input",
+                self.size, self.input.h, self.input.w
+            ));
+        }
+        Ok(())
+    }
+
+    /// Calls `f(output offset, window offsets)` for every output of one sample.
+    #[inline(always)]
+    fn for_each_window(&self, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+        let out = self.output();
+        let (inp, layout, k, s) = (self.input, self.layout, self.size, self.stride);
+        for c in 0..out.c {
+            for oy in 0..out.h {
+                for ox in 0..out.w {
+                    let mut taps = (0..k).flat_map(move |dy| {
+                        (0..k).map(move |dx| layout.index(inp, c, oy * s + dy, ox * s + dx))
+                    });
+                    f(layout.index(out, c, oy, ox), &mut taps);
+                }
+            }
+        }
+    }
+}
+
+/// Pools `rows` samples of `x` into `y`; max-pooling records each output's
+/// winning input in `argmax` (an offset within its sample).
+pub(super) fn forward(p: &Pool, x: &Matrix, y: &mut Matrix, argmax: &mut [u32], rows: usize) {
+    let (in_len, out_len) = (p.input.len(), p.output().len());
+    let x = x.rows_slice(rows);
+    match p.kind {
+        PoolKind::Max => {
+            let y = &mut y.rows_slice_mut(rows)[..];
+            for n in 0..rows {
+                let xs = &x[n * in_len..(n + 1) * in_len];
+                let (ys, am) = (
+                    &mut y[n * out_len..(n + 1) * out_len],
+                    &mut argmax[n * out_len..(n + 1) * out_len],
+                );
+                p.for_each_window(|o, taps| {
+                    let mut best = taps.next().expect("a window holds a value");
+                    for t in taps {
+                        // NaN never wins, so a NaN input cannot hide the others.
+                        if xs[t] > xs[best] {
+                            best = t;
+                        }
+                    }
+                    ys[o] = xs[best];
+                    am[o] = best as u32;
+                });
+            }
+        }
+        PoolKind::Avg => {
+            let scale = 1.0 / (p.size * p.size) as f32;
+            by_samples(y.as_mut_slice(), out_len, rows, &|n, ys| {
+                let xs = &x[n * in_len..(n + 1) * in_len];
+                p.for_each_window(|o, taps| ys[o] = taps.map(|t| xs[t]).sum::<f32>() * scale);
+            });
+        }
+    }
+}
+
+/// The error at the input from the error `dy` at the output, over `rows` samples.
+pub(super) fn backward(p: &Pool, dy: &Matrix, dx: &mut Matrix, argmax: &[u32], rows: usize) {
+    let (in_len, out_len) = (p.input.len(), p.output().len());
+    let dy = dy.rows_slice(rows);
+    match p.kind {
+        PoolKind::Max => by_samples(dx.as_mut_slice(), in_len, rows, &|n, dxs| {
+            dxs.fill(0.0);
+            let am = &argmax[n * out_len..(n + 1) * out_len];
+            for (o, &i) in am.iter().enumerate() {
+                dxs[i as usize] += dy[n * out_len + o];
+            }
+        }),
+        PoolKind::Avg => {
+            let scale = 1.0 / (p.size * p.size) as f32;
+            by_samples(dx.as_mut_slice(), in_len, rows, &|n, dxs| {
+                dxs.fill(0.0);
+                let dys = &dy[n * out_len..(n + 1) * out_len];
+                p.for_each_window(|o, taps| {
+                    let g = dys[o] * scale;
+                    taps.for_each(|t| dxs[t] += g);
+                });
+            });
+        }
+    }
+}
