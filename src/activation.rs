@@ -189,6 +189,25 @@ pub fn sigmoid(x: f32) -> f32 {
     0.5 * tanh(0.5 * x) + 0.5
 }
 
+/// `out[j] += scale * sum_r m[r][j]`.
+pub fn column_sums_into(out: &mut [f32], m: &[f32], scale: f32) {
+    vectorized(ColumnSums(out, m, scale))
+}
+
+struct ColumnSums<'a>(&'a mut [f32], &'a [f32], f32);
+
+impl Kernel for ColumnSums<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let ColumnSums(out, m, scale) = self;
+        for row in m.chunks_exact(out.len()) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += scale * v;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

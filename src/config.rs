@@ -534,11 +534,11 @@ impl RunConfig {
         }
         if let (RuleKind::Bfa, Some(text)) = (self.rule, self.layer_description()) {
             let items = spec::parse(&text).map_err(Error::Config)?;
-            let dense = |i: &spec::Item| matches!(i, spec::Item::Dense { .. } | spec::Item::Act(_));
-            if !items.iter().all(dense) {
+            let plain = |i: &spec::Item| matches!(i, spec::Item::Pool { .. } | spec::Item::Flatten);
+            if items.first().is_some_and(plain) {
                 return bad(
-                    "rule bfa on convolution, pooling or flatten layers: its mirrored feedback \
-                     network is not built yet; use dense layers for BFA"
+                    "rule bfa: the network must start with a conv or dense layer, which its \
+                     feedback network mirrors last (to generate the input)"
                         .into(),
                 );
             }

@@ -115,30 +115,41 @@ impl Network {
     }
 
     /// The network that mirrors this one, from its outputs back to its
-    /// input (BFA's feedback network): layer `k` mirrors layer `L - k`, each
-    /// hidden layer with the activation of the forward layer whose output it
-    /// reproduces, drawn as [`Network::new`] draws.
+    /// input (BFA's feedback network): layer `k` mirrors layer `L - k` (a
+    /// dense layer with its transpose's shape, a convolution with a
+    /// transposed convolution), pooling and `flatten` are undone by
+    /// upsampling and unflattening in mirrored order, and each hidden layer
+    /// has the activation of the forward layer whose output it reproduces.
+    /// Drawn as [`Network::new`] draws.
     ///
     /// # Panics
-    /// For layers that have no mirror yet (anything but dense layers).
+    /// When the first layer has pooling or `flatten` before it (the mirror
+    /// would end with them; the configuration refuses such a BFA run).
     pub fn mirror(&self, output: Output, rng: &mut impl Rng) -> Self {
         let n = self.layers.len();
-        let kinds = (0..n)
+        assert!(
+            self.layers[0].pre.is_empty(),
+            "a mirrored network ends with a parametric layer"
+        );
+        let plan = (0..n)
             .map(|k| {
-                let fwd = &self.layers[n - 1 - k];
-                let kind = match &fwd.kind {
-                    Kind::Dense(d) if fwd.pre.is_empty() => Kind::Dense(Dense {
-                        inputs: d.outputs,
-                        outputs: d.inputs,
-                    }),
-                    _ => unimplemented!("a mirror of {:?}", fwd.kind),
-                };
+                let kind = self.layers[n - 1 - k].kind.mirror();
                 let act = (k + 1 < n).then(|| self.layers[n - 2 - k].activation);
-                (kind, act.flatten(), Vec::<Plain>::new())
+                // What ran between forward layers L - k and L - k + 1, undone.
+                let pre = match k {
+                    0 => Vec::new(),
+                    _ => self.layers[n - k]
+                        .pre
+                        .iter()
+                        .rev()
+                        .map(Plain::mirror)
+                        .collect(),
+                };
+                (kind, act.flatten(), pre)
             })
             .collect();
         let input = self.layers[n - 1].out_shape();
-        Self::new(input, kinds, output, rng)
+        Self::new(input, plan, output, rng)
     }
 
     /// Number of hidden layers (every layer but the output layer).

@@ -257,7 +257,7 @@ impl Trainer {
     fn step_here(&mut self, rows: usize) -> Tally {
         let tally = self.compute_errors_here(rows);
         self.updater
-            .apply(&mut self.net, &self.acts, &self.deltas, rows);
+            .apply(&mut self.net, &mut self.acts, &self.deltas, rows);
         self.rule.train_feedback(&FeedbackStep {
             net: &self.net,
             acts: &self.acts,

@@ -5,7 +5,7 @@
 //! (`W -= lr/B * delta^T h` in one GEMM call), so no gradient buffer is
 //! written; other optimizers get buffers allocated once.
 
-use crate::layers::{grad_operands, Layer};
+use crate::layers::{bias_grad, grad_operands, Layer};
 use crate::named::NamedTensorMut;
 use crate::network::{Activations, Network};
 use crate::optim::{OptimConfig, ParamGroup};
@@ -60,10 +60,17 @@ impl NetUpdater {
 
     /// Updates every layer `i` of `net` from `deltas[i]` (its pre-activation
     /// errors) and `acts[i]` (its inputs), over the first `rows` rows.
-    pub fn apply(&mut self, net: &mut Network, acts: &Activations, deltas: &[Matrix], rows: usize) {
+    pub fn apply(
+        &mut self,
+        net: &mut Network,
+        acts: &mut Activations,
+        deltas: &[Matrix],
+        rows: usize,
+    ) {
         self.group.begin_step();
         let scale = 1.0 / rows as f32;
         for (i, layer) in net.layers.iter_mut().enumerate() {
+            layer.prepare_grad(&deltas[i], &mut acts.workspaces[i], rows);
             let Layer {
                 kind, weight, bias, ..
             } = layer;
@@ -72,29 +79,10 @@ impl NetUpdater {
             self.group.step_product(2 * i, weight, scale, a, b);
             // A bias is one per output channel: its gradient sums the error
             // over every sample and position.
-            let d = deltas[i].rows_slice(rows);
+            let d = &deltas[i];
             self.group.step_with(2 * i + 1, bias, |out, s| {
-                column_sums_into(out, d, s * scale)
+                bias_grad(kind, out, d, rows, s * scale)
             });
-        }
-    }
-}
-
-/// `out[j] += scale * sum_r m[r][j]`.
-pub fn column_sums_into(out: &mut [f32], m: &[f32], scale: f32) {
-    crate::activation::vectorized(ColumnSums(out, m, scale))
-}
-
-struct ColumnSums<'a>(&'a mut [f32], &'a [f32], f32);
-
-impl crate::activation::Kernel for ColumnSums<'_> {
-    #[inline(always)]
-    fn run(self) {
-        let ColumnSums(out, m, scale) = self;
-        for row in m.chunks_exact(out.len()) {
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o += scale * v;
-            }
         }
     }
 }

@@ -29,6 +29,14 @@ pub(super) struct SettingsArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     activation: Option<Activation>,
+    /// A network by name, in place of --hidden.
+    #[arg(long, value_enum, conflicts_with_all = ["hidden", "layers"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    net: Option<crate::layers::spec::Preset>,
+    /// The network's layers, in place of --hidden: "conv 6 5x5, relu, maxpool 2, flatten, dense 10" (docs/networks.md).
+    #[arg(long, value_name = "LAYERS", conflicts_with = "hidden")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layers: Option<String>,
     /// Output layer and loss.
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +68,14 @@ pub(super) struct SettingsArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     lr: Option<f32>,
+    /// Epochs after which every learning rate is multiplied by --lr-gamma, e.g. 100,150,200.
+    #[arg(long, value_name = "EPOCHS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    lr_milestones: Vec<usize>,
+    /// The factor of --lr-milestones [default: 0.1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lr_gamma: Option<f32>,
     /// SGD momentum.
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,10 +215,22 @@ pub(super) fn protocol_line(c: &RunConfig) -> String {
     if c.optimizer == OptimizerKind::Sgd && c.momentum > 0.0 {
         optim.push_str(&format!(" momentum {}", c.momentum));
     }
+    if !c.lr_milestones.is_empty() {
+        optim.push_str(&format!(
+            " x{} after epochs {:?}",
+            c.lr_gamma, c.lr_milestones
+        ));
+    }
+    let net = match c.layer_description() {
+        Some(_) => c.architecture(),
+        None => format!(
+            "hidden {} {}",
+            crate::config::format_hidden(&c.hidden),
+            value_name(&c.activation)
+        ),
+    };
     format!(
-        "hidden {} {}, {} outputs, {optim}, batch {}",
-        crate::config::format_hidden(&c.hidden),
-        value_name(&c.activation),
+        "{net}, {} outputs, {optim}, batch {}",
         value_name(&c.output),
         c.batch_size
     )

@@ -88,13 +88,13 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
     let interactive = std::io::stderr().is_terminal();
     if !args.quiet {
         eprintln!(
-            "{} on {}: {} train / {} val / {} test samples, hidden {}, {} threads -> {}",
+            "{} on {}: {} train / {} val / {} test samples, network {}, {} threads -> {}",
             cfg.rule,
             format!("{:?}", cfg.dataset).to_lowercase(),
             splits.train.len(),
             splits.val.len(),
             splits.test.len(),
-            crate::config::format_hidden(&cfg.hidden),
+            cfg.architecture(),
             run::resolve_threads(cfg.threads),
             out.display()
         );

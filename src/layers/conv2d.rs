@@ -105,7 +105,7 @@ impl Conv2d {
 
 /// Fills `patches` with every sample's patches: row `n Ho Wo + oy Wo + ox`,
 /// column `(c kh + ky) kw + kx`, zero where the patch reaches the padding.
-fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
+pub(super) fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
     let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
     by_samples(patches, positions * k, rows, &|n, out| {
         let x = &x[n * in_len..(n + 1) * in_len];
@@ -117,7 +117,7 @@ fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
 
 /// The error at the input: each patch's error added back where the patch
 /// was read from, sample by sample, in one fixed order.
-fn col2im(g: &Conv2d, dpatches: &[f32], dx: &mut [f32], rows: usize) {
+pub(super) fn col2im(g: &Conv2d, dpatches: &[f32], dx: &mut [f32], rows: usize) {
     let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
     by_samples(dx, in_len, rows, &|n, out| {
         out.fill(0.0);

@@ -23,6 +23,7 @@
 
 mod affine;
 mod conv2d;
+mod conv_transpose;
 mod dense;
 mod flatten;
 mod pool;
@@ -46,6 +47,10 @@ pub enum Kind {
     Dense(Dense),
     /// A 2-D convolution.
     Conv2d(Conv2d),
+    /// The transpose of the convolution of this geometry, from its output's
+    /// shape to its input's (BFA's feedback network mirrors a convolution
+    /// with one).
+    ConvTranspose(Conv2d),
 }
 
 /// A layer without weights, run before a parametric layer.
@@ -55,6 +60,11 @@ pub enum Plain {
     Pool(Pool),
     /// A feature map as one vector, in `C, H, W` order.
     Flatten(Flatten),
+    /// The mirror of a pooling layer: its output spread back over its
+    /// input's shape.
+    Upsample(Pool),
+    /// The mirror of `flatten`: a vector back to its feature map.
+    Unflatten(Flatten),
 }
 
 /// What carries an error back across a layer, from its output to its input.
@@ -108,14 +118,37 @@ impl Plain {
         match self {
             Plain::Pool(p) => p.output(),
             Plain::Flatten(f) => f.output(),
+            Plain::Upsample(p) => p.input,
+            Plain::Unflatten(f) => f.input,
+        }
+    }
+
+    /// The shape of one input sample.
+    pub fn input(&self) -> Shape {
+        match self {
+            Plain::Pool(p) => p.input,
+            Plain::Flatten(f) => f.input,
+            Plain::Upsample(p) => p.output(),
+            Plain::Unflatten(f) => f.output(),
         }
     }
 
     /// The layout of the output.
     pub fn out_layout(&self) -> Layout {
         match self {
-            Plain::Pool(p) => p.layout,
+            Plain::Pool(p) | Plain::Upsample(p) => p.layout,
             Plain::Flatten(_) => Layout::Chw,
+            Plain::Unflatten(f) => f.layout,
+        }
+    }
+
+    /// The layer that undoes this one's shape (BFA's feedback network).
+    pub fn mirror(&self) -> Plain {
+        match *self {
+            Plain::Pool(p) => Plain::Upsample(p),
+            Plain::Upsample(p) => Plain::Pool(p),
+            Plain::Flatten(f) => Plain::Unflatten(f),
+            Plain::Unflatten(f) => Plain::Flatten(f),
         }
     }
 
@@ -123,6 +156,8 @@ impl Plain {
         match self {
             Plain::Pool(p) => pool::forward(p, x, &mut b.out, &mut b.argmax, rows),
             Plain::Flatten(f) => flatten::forward(f, x, &mut b.out, rows),
+            Plain::Upsample(p) => pool::spread(p, x, &mut b.out, rows),
+            Plain::Unflatten(f) => flatten::backward(f, x, &mut b.out, rows),
         }
     }
 
@@ -131,6 +166,8 @@ impl Plain {
         match self {
             Plain::Pool(p) => pool::backward(p, dy, dx, argmax, rows),
             Plain::Flatten(f) => flatten::backward(f, dy, dx, rows),
+            Plain::Upsample(p) => pool::gather(p, dy, dx, rows),
+            Plain::Unflatten(f) => flatten::forward(f, dy, dx, rows),
         }
     }
 }
@@ -139,7 +176,7 @@ impl Layer {
     /// A layer of `kind` with zero weights.
     pub fn zeros(kind: Kind, activation: Option<Activation>, pre: Vec<Plain>) -> Self {
         let (rows, cols) = kind.weight_matrix_shape();
-        let bias = vec![0.0; rows];
+        let bias = vec![0.0; kind.out_shape().c];
         Self {
             kind,
             weight: Matrix::zeros(rows, cols),
@@ -151,11 +188,9 @@ impl Layer {
 
     /// The shape of one input sample (before the layers in [`Layer::pre`]).
     pub fn in_shape(&self) -> Shape {
-        match self.pre.first() {
-            Some(Plain::Pool(p)) => p.input,
-            Some(Plain::Flatten(f)) => f.input,
-            None => self.kind.in_shape(),
-        }
+        self.pre
+            .first()
+            .map_or_else(|| self.kind.in_shape(), Plain::input)
     }
 
     /// The shape of one output sample.
@@ -189,7 +224,7 @@ impl Layer {
     pub fn stand_in_shape(&self) -> Vec<usize> {
         match &self.kind {
             Kind::Dense(d) => vec![d.inputs, d.outputs],
-            Kind::Conv2d(_) => self.weight_shape(),
+            Kind::Conv2d(_) | Kind::ConvTranspose(_) => self.weight_shape(),
         }
     }
 
@@ -198,7 +233,7 @@ impl Layer {
     pub fn weight_as_stand_in(&self) -> Matrix {
         match &self.kind {
             Kind::Dense(_) => self.weight.transposed(),
-            Kind::Conv2d(_) => self.weight.clone(),
+            Kind::Conv2d(_) | Kind::ConvTranspose(_) => self.weight.clone(),
         }
     }
 
@@ -208,7 +243,9 @@ impl Layer {
     pub fn sign_stand_in(&self, dst: &mut Matrix, magnitude: impl Fn(usize) -> f32 + Sync) {
         match &self.kind {
             Kind::Dense(_) => dense::sign_transposed(dst, &self.weight, magnitude),
-            Kind::Conv2d(_) => conv2d::sign_like(dst, &self.weight, magnitude),
+            Kind::Conv2d(_) | Kind::ConvTranspose(_) => {
+                conv2d::sign_like(dst, &self.weight, magnitude)
+            }
         }
     }
 
@@ -238,6 +275,8 @@ impl Layer {
         Workspace {
             conv: match &self.kind {
                 Kind::Conv2d(g) => Some(g.workspace(rows, !first)),
+                // Its product's buffer, and the patches of its output's error.
+                Kind::ConvTranspose(g) => Some(g.workspace(rows, true)),
                 Kind::Dense(_) => None,
             },
             pre,
@@ -270,6 +309,11 @@ impl Layer {
                     cw,
                     rows,
                 )
+            }
+            Kind::ConvTranspose(g) => {
+                let cw = ws.conv.as_mut().expect("a convolution's workspace");
+                let (w, b, act) = (&self.weight, &self.bias, self.activation);
+                conv_transpose::forward(g, w, b, act, input, y, cw, rows)
             }
         }
     }
@@ -315,6 +359,14 @@ impl Layer {
                 let cw = conv.as_mut().expect("a convolution's workspace");
                 conv2d::backward_input(g, path, delta, own_dst, cw, own_below, h, rows);
             }
+            Kind::ConvTranspose(g) => {
+                let path = match through {
+                    Through::Weights => self.weight.view(),
+                    Through::StandIn(b) => b.view(),
+                };
+                let cw = conv.as_mut().expect("a convolution's workspace");
+                conv_transpose::backward_input(g, path, delta, own_dst, cw, own_below, h, rows);
+            }
         }
         if pre.is_empty() {
             return;
@@ -330,6 +382,16 @@ impl Layer {
         }
         if let Some(act) = below {
             act.mul_derivative(dst.rows_slice_mut(rows), h.rows_slice(rows));
+        }
+    }
+
+    /// Makes what [`Layer::grad_operands`] reads that the forward pass did
+    /// not: a transposed convolution's patches of its output error (its
+    /// input error may never have been asked for).
+    pub fn prepare_grad(&self, delta: &Matrix, ws: &mut Workspace, rows: usize) {
+        if let Kind::ConvTranspose(g) = &self.kind {
+            let cw = ws.conv.as_mut().expect("a convolution's workspace");
+            conv_transpose::error_patches(g, delta, cw, rows);
         }
     }
 
@@ -378,6 +440,32 @@ pub fn grad_operands<'a>(
             let cw = ws.conv.as_ref().expect("a convolution's workspace");
             conv2d::grad_operands(g, cw, delta, rows)
         }
+        Kind::ConvTranspose(g) => {
+            let cw = ws.conv.as_ref().expect("a convolution's workspace");
+            conv_transpose::grad_operands(g, cw, input, rows)
+        }
+    }
+}
+
+/// `out[c] += scale * (the error at channel c, summed over the first `rows`
+/// samples and every position)`: a bias's gradient, in the layout of the
+/// layer's output.
+pub fn bias_grad(kind: &Kind, out: &mut [f32], delta: &Matrix, rows: usize, scale: f32) {
+    let d = delta.rows_slice(rows);
+    match kind.out_layout() {
+        Layout::Hwc => crate::activation::column_sums_into(out, d, scale),
+        Layout::Chw => {
+            let plane = kind.out_shape().h * kind.out_shape().w;
+            if plane == 1 {
+                crate::activation::column_sums_into(out, d, scale);
+                return;
+            }
+            for sample in d.chunks_exact(out.len() * plane) {
+                for (o, ch) in out.iter_mut().zip(sample.chunks_exact(plane)) {
+                    *o += scale * ch.iter().sum::<f32>();
+                }
+            }
+        }
     }
 }
 
@@ -387,6 +475,7 @@ impl Kind {
         match self {
             Kind::Dense(d) => Shape::flat(d.inputs),
             Kind::Conv2d(g) => g.input,
+            Kind::ConvTranspose(g) => g.output(),
         }
     }
 
@@ -395,6 +484,7 @@ impl Kind {
         match self {
             Kind::Dense(d) => Shape::flat(d.outputs),
             Kind::Conv2d(g) => g.output(),
+            Kind::ConvTranspose(g) => g.input,
         }
     }
 
@@ -403,6 +493,7 @@ impl Kind {
         match self {
             Kind::Dense(_) => Layout::Chw,
             Kind::Conv2d(_) => Layout::Hwc,
+            Kind::ConvTranspose(g) => g.layout,
         }
     }
 
@@ -411,6 +502,7 @@ impl Kind {
         match self {
             Kind::Dense(d) => d.inputs,
             Kind::Conv2d(g) => g.patch_len(),
+            Kind::ConvTranspose(g) => g.out_channels * g.kernel.0 * g.kernel.1,
         }
     }
 
@@ -419,6 +511,7 @@ impl Kind {
         match self {
             Kind::Dense(d) => d.outputs,
             Kind::Conv2d(g) => g.out_channels * g.kernel.0 * g.kernel.1,
+            Kind::ConvTranspose(g) => g.patch_len(),
         }
     }
 
@@ -426,15 +519,18 @@ impl Kind {
     pub fn weight_matrix_shape(&self) -> (usize, usize) {
         match self {
             Kind::Dense(d) => (d.outputs, d.inputs),
-            Kind::Conv2d(g) => (g.out_channels, g.patch_len()),
+            Kind::Conv2d(g) | Kind::ConvTranspose(g) => (g.out_channels, g.patch_len()),
         }
     }
 
-    /// See [`Layer::weight_shape`].
+    /// See [`Layer::weight_shape`]: a transposed convolution's is the
+    /// mirrored convolution's (PyTorch's `nn.ConvTranspose2d` layout).
     pub fn weight_shape(&self) -> Vec<usize> {
         match self {
             Kind::Dense(d) => vec![d.outputs, d.inputs],
-            Kind::Conv2d(g) => vec![g.out_channels, g.input.c, g.kernel.0, g.kernel.1],
+            Kind::Conv2d(g) | Kind::ConvTranspose(g) => {
+                vec![g.out_channels, g.input.c, g.kernel.0, g.kernel.1]
+            }
         }
     }
 
@@ -442,7 +538,7 @@ impl Kind {
     pub fn stand_in_matrix_shape(&self) -> (usize, usize) {
         match self {
             Kind::Dense(d) => (d.inputs, d.outputs),
-            Kind::Conv2d(_) => self.weight_matrix_shape(),
+            Kind::Conv2d(_) | Kind::ConvTranspose(_) => self.weight_matrix_shape(),
         }
     }
 
@@ -450,7 +546,21 @@ impl Kind {
     pub fn macs(&self) -> usize {
         match self {
             Kind::Dense(d) => d.inputs * d.outputs,
-            Kind::Conv2d(g) => g.positions() * g.patch_len() * g.out_channels,
+            Kind::Conv2d(g) | Kind::ConvTranspose(g) => {
+                g.positions() * g.patch_len() * g.out_channels
+            }
+        }
+    }
+
+    /// The kind that mirrors this one (BFA's feedback network).
+    pub fn mirror(&self) -> Kind {
+        match *self {
+            Kind::Dense(d) => Kind::Dense(Dense {
+                inputs: d.outputs,
+                outputs: d.inputs,
+            }),
+            Kind::Conv2d(g) => Kind::ConvTranspose(g),
+            Kind::ConvTranspose(g) => Kind::Conv2d(g),
         }
     }
 }

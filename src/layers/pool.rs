@@ -56,7 +56,10 @@ impl Pool {
 
     /// Calls `f(output offset, window offsets)` for every output of one sample.
     #[inline(always)]
-    fn for_each_window(&self, mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>)) {
+    pub(super) fn for_each_window(
+        &self,
+        mut f: impl FnMut(usize, &mut dyn Iterator<Item = usize>),
+    ) {
         let out = self.output();
         let (inp, layout, k, s) = (self.input, self.layout, self.size, self.stride);
         for c in 0..out.c {
@@ -133,4 +136,27 @@ pub(super) fn backward(p: &Pool, dy: &Matrix, dx: &mut Matrix, argmax: &[u32], r
             });
         }
     }
+}
+
+/// Upsampling, the mirror of pooling `p` (BFA's feedback network): each
+/// value of the pooled map spread over its window of `p`'s input shape
+/// (for windows that tile the map, nearest-neighbour upsampling).
+pub(super) fn spread(p: &Pool, x: &Matrix, y: &mut Matrix, rows: usize) {
+    let (in_len, out_len) = (p.input.len(), p.output().len());
+    let x = x.rows_slice(rows);
+    by_samples(y.as_mut_slice(), in_len, rows, &|n, ys| {
+        ys.fill(0.0);
+        let xs = &x[n * out_len..(n + 1) * out_len];
+        p.for_each_window(|o, taps| taps.for_each(|t| ys[t] += xs[o]));
+    });
+}
+
+/// The error at [`spread`]'s input: each window's errors summed.
+pub(super) fn gather(p: &Pool, dy: &Matrix, dx: &mut Matrix, rows: usize) {
+    let (in_len, out_len) = (p.input.len(), p.output().len());
+    let dy = dy.rows_slice(rows);
+    by_samples(dx.as_mut_slice(), out_len, rows, &|n, dxs| {
+        let dys = &dy[n * in_len..(n + 1) * in_len];
+        p.for_each_window(|o, taps| dxs[o] = taps.map(|t| dys[t]).sum());
+    });
 }

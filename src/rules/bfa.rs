@@ -135,7 +135,7 @@ impl LearningRule for Bfa {
             |q| ErrorPath::StandIn(&fwd.layers[l - 1 - q].weight),
         );
         self.updater
-            .apply(&mut self.feedback, &self.acts, &self.deltas, rows);
+            .apply(&mut self.feedback, &mut self.acts, &self.deltas, rows);
     }
 
     fn take_feedback_losses(&mut self) -> Vec<(String, f64)> {

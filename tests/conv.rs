@@ -1,0 +1,579 @@
+//! Convolutional networks: each kernel against a naive loop, a
+//! finite-difference check of backpropagation through conv, relu, max-pool
+//! and dense, and the identities between rules on convolutions.
+
+mod common;
+
+use biprop::activation::Activation;
+use biprop::layers::spec::{build, parse};
+use biprop::layers::{Conv2d, Kind, Layer, Layout, Shape, Through};
+use biprop::loss::Output;
+use biprop::network::Network;
+use biprop::optim::OptimConfig;
+use biprop::rules::{
+    Bp, Dfa, ErrorPath, Fa, FeedbackScale, InitScheme, LearningRule, StandIns, Usf,
+};
+use biprop::tensor::{gemm, Matrix, Parallelism};
+use biprop::train::Trainer;
+use common::synthetic;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random(rows: usize, cols: usize, seed: u64) -> Matrix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let data = (0..rows * cols)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect();
+    Matrix::from_vec(rows, cols, data).unwrap()
+}
+
+/// `x[n]` at `(c, y, x)` in `layout`, or 0 in the padding.
+fn at(x: &Matrix, n: usize, g: &Conv2d, c: usize, y: isize, xx: isize) -> f64 {
+    let s = g.input;
+    if y < 0 || xx < 0 || y >= s.h as isize || xx >= s.w as isize {
+        return 0.0;
+    }
+    x.row(n)[g.layout.index(s, c, y as usize, xx as usize)] as f64
+}
+
+/// The convolution by its definition, in f64: `[n][oy][ox][o]` (channels last).
+fn naive_forward(g: &Conv2d, x: &Matrix, w: &Matrix, b: &[f32], rows: usize) -> Vec<f64> {
+    let (ho, wo, (kh, kw)) = (g.out_h(), g.out_w(), g.kernel);
+    let (s, p) = (g.stride as isize, g.padding as isize);
+    let mut y = Vec::new();
+    for n in 0..rows {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for o in 0..g.out_channels {
+                    let mut acc = b[o] as f64;
+                    for c in 0..g.input.c {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let wv = w.get(o, (c * kh + ky) * kw + kx) as f64;
+                                let iy = oy as isize * s - p + ky as isize;
+                                let ix = ox as isize * s - p + kx as isize;
+                                acc += wv * at(x, n, g, c, iy, ix);
+                            }
+                        }
+                    }
+                    y.push(acc);
+                }
+            }
+        }
+    }
+    y
+}
+
+/// The error at the input, `dx = conv_transpose(delta, W)`, by its definition.
+fn naive_input_grad(g: &Conv2d, delta: &Matrix, w: &Matrix, rows: usize) -> Vec<f64> {
+    let (ho, wo, (kh, kw)) = (g.out_h(), g.out_w(), g.kernel);
+    let (s, p) = (g.stride as isize, g.padding as isize);
+    let mut dx = vec![0.0f64; rows * g.input.len()];
+    for n in 0..rows {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for o in 0..g.out_channels {
+                    let d = delta.row(n)[(oy * wo + ox) * g.out_channels + o] as f64;
+                    for c in 0..g.input.c {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = oy as isize * s - p + ky as isize;
+                                let ix = ox as isize * s - p + kx as isize;
+                                if iy < 0
+                                    || ix < 0
+                                    || iy >= g.input.h as isize
+                                    || ix >= g.input.w as isize
+                                {
+                                    continue;
+                                }
+                                let i = g.layout.index(g.input, c, iy as usize, ix as usize);
+                                dx[n * g.input.len() + i] +=
+                                    w.get(o, (c * kh + ky) * kw + kx) as f64 * d;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// The summed weight gradient `dW[o][c][ky][kx]` by its definition.
+fn naive_weight_grad(g: &Conv2d, x: &Matrix, delta: &Matrix, rows: usize) -> Vec<f64> {
+    let (ho, wo, (kh, kw)) = (g.out_h(), g.out_w(), g.kernel);
+    let (s, p) = (g.stride as isize, g.padding as isize);
+    let mut dw = vec![0.0f64; g.out_channels * g.patch_len()];
+    for n in 0..rows {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                for o in 0..g.out_channels {
+                    let d = delta.row(n)[(oy * wo + ox) * g.out_channels + o] as f64;
+                    for c in 0..g.input.c {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = oy as isize * s - p + ky as isize;
+                                let ix = ox as isize * s - p + kx as isize;
+                                dw[o * g.patch_len() + (c * kh + ky) * kw + kx] +=
+                                    d * at(x, n, g, c, iy, ix);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dw
+}
+
+fn assert_close(got: &[f32], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g as f64 - w).abs() <= 1e-5 * scale,
+            "{what}: element {i} is {g}, the definition gives {w}"
+        );
+    }
+}
+
+/// The convolution's three maps equal their definitions, across strides,
+/// paddings, odd and rectangular sizes, both input layouts, on 1 and 3 threads.
+#[test]
+fn conv_forward_and_both_gradients_match_naive_loops() {
+    let cases = [
+        (Shape::new(3, 7, 6), 4, (3, 3), 1, 0),
+        (Shape::new(2, 9, 7), 5, (3, 2), 2, 1),
+        (Shape::new(1, 8, 8), 3, (5, 5), 1, 2),
+        (Shape::new(4, 5, 11), 2, (2, 4), 3, 2),
+        (Shape::new(3, 6, 6), 7, (1, 1), 1, 0),
+    ];
+    let rows = 3;
+    for (k, &(input, out_channels, kernel, stride, padding)) in cases.iter().enumerate() {
+        for layout in [Layout::Chw, Layout::Hwc] {
+            let g = Conv2d {
+                input,
+                layout,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+            };
+            g.check().unwrap();
+            let mut layer = Layer::zeros(Kind::Conv2d(g), None, Vec::new());
+            layer.weight = random(out_channels, g.patch_len(), 10 + k as u64);
+            layer.bias = random(1, out_channels, 20 + k as u64).as_slice().to_vec();
+            let x = random(rows + 1, input.len(), 30 + k as u64);
+            let delta = random(rows + 1, g.output().len(), 40 + k as u64);
+            let want_y = naive_forward(&g, &x, &layer.weight, &layer.bias, rows);
+            let want_dx = naive_input_grad(&g, &delta, &layer.weight, rows);
+            let want_dw = naive_weight_grad(&g, &x, &delta, rows);
+            for threads in [1, 3] {
+                let what = format!("case {k} {layout:?} {threads} threads");
+                let par = Parallelism::threads(threads).unwrap();
+                par.install(|| {
+                    let mut ws = layer.workspace(rows + 1, false);
+                    let mut y = Matrix::zeros(rows + 1, g.output().len());
+                    layer.forward(&x, &mut y, &mut ws, rows);
+                    assert_close(y.rows_slice(rows), &want_y, &format!("forward, {what}"));
+                    let mut dx = Matrix::zeros(rows + 1, input.len());
+                    let none = Matrix::zeros(0, 0);
+                    layer.backward_input(
+                        Through::Weights,
+                        &delta,
+                        &mut dx,
+                        &mut ws,
+                        None,
+                        &none,
+                        rows,
+                    );
+                    assert_close(
+                        dx.rows_slice(rows),
+                        &want_dx,
+                        &format!("input gradient, {what}"),
+                    );
+                    let (a, b) = layer.grad_operands(&x, &ws, &delta, rows);
+                    let mut dw = Matrix::zeros(out_channels, g.patch_len());
+                    gemm(&mut dw, false, 1.0, a, b);
+                    assert_close(dw.as_slice(), &want_dw, &format!("weight gradient, {what}"));
+                });
+            }
+        }
+    }
+}
+
+fn conv_net(text: &str, input: Shape, act_seed: u64) -> Network {
+    let plan = build(input, &parse(text).unwrap()).unwrap();
+    Network::new(
+        input,
+        plan,
+        Output::SoftmaxCe,
+        &mut ChaCha8Rng::seed_from_u64(act_seed),
+    )
+}
+
+fn sgd(lr: f32) -> OptimConfig {
+    OptimConfig {
+        lr,
+        ..Default::default()
+    }
+}
+
+/// Backpropagation's weight gradients through conv, relu, max-pool, flatten
+/// and dense equal central finite differences of the mean loss.
+#[test]
+fn bp_through_conv_relu_maxpool_dense_matches_finite_differences() {
+    let input = Shape::new(2, 6, 6);
+    let net = conv_net(
+        "conv 3 3x3 pad 1, relu, maxpool 2, conv 4 2x2, tanh, flatten, dense 5",
+        input,
+        3,
+    );
+    let rows = 4;
+    let ds = synthetic(rows, input.len(), 5, 7);
+    let idx: Vec<usize> = (0..rows).collect();
+    let mut t = Trainer::new(net, Box::new(Bp), sgd(0.1), rows);
+    t.load_batch(&ds, &idx);
+    t.compute_errors(rows);
+    let grads: Vec<Vec<f32>> = (0..t.net.layers.len())
+        .map(|l| {
+            let acts = t.activations();
+            let (a, b) =
+                t.net.layers[l].grad_operands(&acts[l], &acts.workspaces[l], &t.deltas()[l], rows);
+            let mut g = t.net.layers[l].weight.clone();
+            gemm(&mut g, false, 1.0 / rows as f32, a, b);
+            g.as_slice().to_vec()
+        })
+        .collect();
+    let mut checked = 0;
+    for (l, g) in grads.iter().enumerate() {
+        for (k, &gk) in g.iter().enumerate().step_by(3) {
+            let w0 = t.net.layers[l].weight.as_slice()[k];
+            let mut loss_at = |w: f32| {
+                t.net.layers[l].weight.as_mut_slice()[k] = w;
+                t.compute_errors(rows).mean_loss()
+            };
+            // Small enough that no relu or max-pool window changes its winner.
+            let h = 1e-3f32;
+            let fd = (loss_at(w0 + h) - loss_at(w0 - h)) / (2.0 * h as f64);
+            loss_at(w0);
+            assert!(
+                (fd - gk as f64).abs() < 3e-3 * (1.0 + gk.abs() as f64),
+                "layer {l} weight {k}: backprop {gk} vs finite difference {fd}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked} weights checked");
+}
+
+fn step_with(rule: Box<dyn LearningRule>, net0: &Network, rows: usize, steps: u64) -> Trainer {
+    let mut t = Trainer::new(net0.clone(), rule, sgd(0.2), rows);
+    for k in 0..steps {
+        let ds = synthetic(rows, net0.inputs(), net0.outputs(), 50 + k);
+        t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
+        t.step(rows);
+    }
+    t
+}
+
+/// A network of convolutions and pooling only (its outputs a 10x1x1 map).
+fn all_conv() -> Network {
+    conv_net(
+        "conv 4 3x3 pad 1, relu, maxpool 2, conv 6 3x3, relu, avgpool 2 stride 1, conv 10 1x1",
+        Shape::new(2, 8, 8),
+        5,
+    )
+}
+
+/// FA whose feedback kernels are the forward kernels is BP, bit for bit,
+/// step after step: a convolution's stand-in has its weight's layout and
+/// takes the same product.
+#[test]
+fn fa_with_the_forward_kernels_is_bp_bit_for_bit() {
+    let net0 = all_conv();
+    let fa = |net: &Network| Fa {
+        b: StandIns::from_fn(net, |_, l| l.weight_as_stand_in()),
+    };
+    // B = W at the start only: after a step W moves and FA's B does not,
+    // so compare one step, then random B for the negative check.
+    let a = step_with(Box::new(fa(&net0)), &net0, 6, 1);
+    let b = step_with(Box::new(Bp), &net0, 6, 1);
+    assert_eq!(a.net, b.net, "FA with B = W and BP differ");
+    for (da, db) in a.deltas().iter().zip(b.deltas()) {
+        assert_eq!(da, db);
+    }
+    let mut scratch = net0.clone();
+    let random_fa = Fa::new(
+        &mut scratch,
+        InitScheme::Default,
+        FeedbackScale::Sender,
+        &mut ChaCha8Rng::seed_from_u64(9),
+    );
+    let c = step_with(Box::new(random_fa), &net0, 6, 1);
+    assert_ne!(
+        c.net.layers[0].weight, b.net.layers[0].weight,
+        "the test can fail"
+    );
+}
+
+/// uSF's stand-in for a convolution is exactly `sign(W) / sqrt(C kh kw)`,
+/// element by element, and the errors it carries are FA's with that kernel.
+#[test]
+fn usf_on_convolutions_uses_exactly_the_signs_of_the_kernels() {
+    let mut net0 = all_conv();
+    net0.layers[1].weight.as_mut_slice()[5] = 0.0;
+    let mut t = Trainer::new(net0.clone(), Box::new(Usf::new(&net0)), sgd(0.2), 6);
+    let ds = synthetic(6, net0.inputs(), 10, 3);
+    t.load_batch(&ds, &(0..6).collect::<Vec<_>>());
+    t.compute_errors(6);
+    for j in 1..net0.layers.len() {
+        let w = &t.net.layers[j].weight;
+        let m = 1.0 / (t.net.layers[j].fan_in() as f32).sqrt();
+        let b = common::stand_in(&t, j).unwrap();
+        for (k, (&bv, &wv)) in b.as_slice().iter().zip(w.as_slice()).enumerate() {
+            let sign = if wv > 0.0 {
+                1.0
+            } else if wv < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            assert_eq!(bv, sign * m, "layer {j} element {k}");
+        }
+    }
+    assert_eq!(
+        common::stand_in(&t, 1).unwrap().as_slice()[5],
+        0.0,
+        "zero weight, zero path"
+    );
+    let signs = StandIns::from_fn(&net0, |_, l| {
+        let mut b = l.stand_in_zeros();
+        let m = 1.0 / (l.fan_in() as f32).sqrt();
+        l.sign_stand_in(&mut b, |_| m);
+        b
+    });
+    let mut fa = Trainer::new(net0.clone(), Box::new(Fa { b: signs }), sgd(0.2), 6);
+    fa.load_batch(&ds, &(0..6).collect::<Vec<_>>());
+    fa.compute_errors(6);
+    assert_eq!(t.deltas(), fa.deltas());
+}
+
+/// DFA on a network whose only hidden layer is a convolution: the error at
+/// the convolution's output is `(e D^T) .* relu'(h)`, computed here by hand.
+#[test]
+fn dfa_on_a_convolution_is_its_formula() {
+    let input = Shape::new(1, 5, 5);
+    let net0 = conv_net("conv 3 3x3, relu, flatten, dense 5", input, 2);
+    let mut scratch = net0.clone();
+    let dfa = Dfa::new(
+        &mut scratch,
+        InitScheme::Default,
+        FeedbackScale::Sender,
+        &mut ChaCha8Rng::seed_from_u64(4),
+    );
+    let d = dfa.d[0].clone();
+    assert_eq!(d.shape(), (27, 5), "D is [C H W, classes]");
+    let rows = 4;
+    let mut t = Trainer::new(net0.clone(), Box::new(dfa), sgd(0.2), rows);
+    let ds = synthetic(rows, input.len(), 5, 8);
+    t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
+    t.compute_errors(rows);
+    let (e, h) = (&t.deltas()[1], &t.activations()[1]);
+    for r in 0..rows {
+        for j in 0..27 {
+            let s: f64 = (0..5)
+                .map(|c| e.get(r, c) as f64 * d.get(j, c) as f64)
+                .sum();
+            let want = if h.get(r, j) > 0.0 { s } else { 0.0 };
+            let got = t.deltas()[0].get(r, j) as f64;
+            assert!((got - want).abs() < 1e-6, "({r}, {j}): {got} vs {want}");
+        }
+    }
+    assert!(matches!(t.rule.error_path(0), ErrorPath::OutputError(_)));
+}
+
+/// A step on a convolutional network is bitwise the same on 1, 2 and 3
+/// threads (the products are split; patches, pooling and col2im are cut
+/// into whole samples).
+#[test]
+fn conv_steps_are_bitwise_the_same_on_any_thread_count() {
+    let input = Shape::new(3, 16, 16);
+    let net0 = conv_net(
+        "conv 16 3x3 pad 1, relu, maxpool 2, conv 32 3x3, relu, avgpool 2, flatten, dense 10",
+        input,
+        6,
+    );
+    let rows = 64;
+    let run = |threads: usize| {
+        let mut t = Trainer::new(net0.clone(), Box::new(Bp), sgd(0.1), rows);
+        t.set_parallelism(Parallelism::threads(threads).unwrap());
+        for k in 0..2 {
+            let ds = synthetic(rows, input.len(), 10, 60 + k);
+            t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
+            t.step(rows);
+        }
+        t.net
+    };
+    let one = run(1);
+    assert_ne!(one, net0, "it trained");
+    for threads in [2, 3] {
+        assert_eq!(run(threads), one, "{threads} threads");
+    }
+}
+
+/// A convolution's weights are stored as PyTorch's `[out, in, kh, kw]`.
+#[test]
+fn conv_weights_are_named_in_pytorch_s_layout() {
+    let net = conv_net(
+        "conv 6 5x5, relu, flatten, dense 10",
+        Shape::new(3, 8, 8),
+        1,
+    );
+    let t = net.named_tensors("forward");
+    assert_eq!(t[0].name, "forward.0.weight");
+    assert_eq!(t[0].shape, [6, 3, 5, 5]);
+    assert_eq!(t[1].shape, [6]);
+    assert_eq!(t[2].shape, [10, 6 * 4 * 4]);
+    assert_eq!(net.layers[0].activation, Some(Activation::Relu));
+}
+
+/// The transposed convolution is the convolution's adjoint: with no bias,
+/// `<conv(x), y> = <x, convT(y)>`; its error map is the convolution itself,
+/// and its weight gradient the convolution's with the roles of input and
+/// error exchanged.
+#[test]
+fn the_transposed_convolution_is_the_adjoint_and_its_gradients_match() {
+    for (k, (input, out_channels, kernel, stride, padding, layout)) in [
+        (Shape::new(3, 7, 6), 4, (3, 3), 1, 0, Layout::Chw),
+        (Shape::new(2, 9, 7), 5, (3, 2), 2, 1, Layout::Hwc),
+        (Shape::new(1, 8, 8), 3, (5, 5), 1, 2, Layout::Chw),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let g = Conv2d {
+            input,
+            layout,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+        };
+        let rows = 2;
+        let mut conv = Layer::zeros(Kind::Conv2d(g), None, Vec::new());
+        conv.weight = random(out_channels, g.patch_len(), 70 + k as u64);
+        let mut convt = Layer::zeros(Kind::ConvTranspose(g), None, Vec::new());
+        convt.weight = conv.weight.clone();
+        assert_eq!(convt.bias.len(), input.c, "one bias per output channel");
+        let x = random(rows, input.len(), 80 + k as u64);
+        let y = random(rows, g.output().len(), 90 + k as u64);
+        let mut cx = Matrix::zeros(rows, g.output().len());
+        conv.forward(&x, &mut cx, &mut conv.workspace(rows, false), rows);
+        let mut ty = Matrix::zeros(rows, input.len());
+        let mut tws = convt.workspace(rows, false);
+        convt.forward(&y, &mut ty, &mut tws, rows);
+        let dot = |a: &Matrix, b: &Matrix| -> f64 {
+            a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .map(|(p, q)| *p as f64 * *q as f64)
+                .sum()
+        };
+        let (lhs, rhs) = (dot(&cx, &y), dot(&x, &ty));
+        assert!(
+            (lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0),
+            "case {k}: {lhs} vs {rhs}"
+        );
+        // Its error map is the convolution (no bias) of the error.
+        let none = Matrix::zeros(0, 0);
+        let mut back = Matrix::zeros(rows, g.output().len());
+        convt.backward_input(Through::Weights, &x, &mut back, &mut tws, None, &none, rows);
+        let want = naive_forward(&g, &x, &conv.weight, &vec![0.0; out_channels], rows);
+        assert_close(
+            back.as_slice(),
+            &want,
+            &format!("case {k}: convT error map"),
+        );
+        // Its weight gradient: the convolution's, input and error exchanged.
+        let mut tws = convt.workspace(rows, false);
+        convt.prepare_grad(&x, &mut tws, rows);
+        let (a, b) = convt.grad_operands(&y, &tws, &x, rows);
+        let mut dw = Matrix::zeros(out_channels, g.patch_len());
+        gemm(&mut dw, false, 1.0, a, b);
+        let want = naive_weight_grad(&g, &x, &y, rows);
+        assert_close(
+            dw.as_slice(),
+            &want,
+            &format!("case {k}: convT weight gradient"),
+        );
+    }
+}
+
+/// BFA on a convolutional network: the feedback network mirrors it
+/// (transposed convolutions, upsampling, unflatten) and generates images of
+/// the input's shape; without feedback learning it is FA whose kernels are
+/// the feedback network's, bit for bit.
+#[test]
+fn bfa_on_convolutions_mirrors_the_network_and_is_fa_on_its_kernels() {
+    use biprop::rules::Bfa;
+    let input = Shape::new(1, 12, 12);
+    let net0 = conv_net(
+        "conv 4 3x3 pad 1, relu, maxpool 2, conv 6 3x3, relu, flatten, dense 10",
+        input,
+        7,
+    );
+    let fb = net0.mirror(Output::SigmoidBce, &mut ChaCha8Rng::seed_from_u64(8));
+    assert_eq!(fb.inputs(), 10);
+    assert_eq!(
+        fb.layers.last().unwrap().out_shape(),
+        input,
+        "it generates images"
+    );
+    assert!(matches!(fb.layers[1].kind, Kind::ConvTranspose(_)));
+    assert_eq!(
+        fb.layers[1].pre.len(),
+        1,
+        "unflatten before the first transposed conv"
+    );
+    assert_eq!(fb.layers[2].pre.len(), 1, "upsampling before the last");
+    for (f, w) in fb.layers.iter().rev().skip(1).zip(&net0.layers[1..]) {
+        assert_eq!(f.weight.shape(), w.stand_in_zeros().shape());
+    }
+    let n = net0.layers.len();
+    let fa = Fa {
+        b: StandIns::from_fn(&net0, |p, _| fb.layers[n - 1 - p].weight.clone()),
+    };
+    let frozen = Bfa::from_network(fb.clone(), sgd(0.0), 6);
+    let a = step_with(Box::new(frozen), &net0, 6, 3);
+    let b = step_with(Box::new(fa), &net0, 6, 3);
+    assert_eq!(a.net, b.net);
+    // With feedback learning the feedback network learns to draw each
+    // class's image (here one fixed image a class), so its error falls.
+    let labels: Vec<u8> = (0..6).map(|r| (r % 3) as u8).collect();
+    let pixels: Vec<f32> = labels
+        .iter()
+        .flat_map(|&c| (0..input.len()).map(move |i| ((i * (c as usize + 2)) % 7) as f32 / 7.0))
+        .collect();
+    let ds = biprop::data::Dataset {
+        inputs: Matrix::from_vec(6, input.len(), pixels).unwrap(),
+        labels,
+        classes: 10,
+        image: (1, 12, 12),
+    };
+    let rule = Box::new(Bfa::from_network(fb.clone(), sgd(0.03), 6));
+    let mut t = Trainer::new(net0.clone(), rule, sgd(0.05), 6);
+    let mut mse = Vec::new();
+    for _ in 0..200 {
+        t.load_batch(&ds, &(0..6).collect::<Vec<_>>());
+        t.step(6);
+        mse.push(t.rule.take_feedback_losses()[0].1);
+    }
+    assert!(
+        mse[199] < 0.9 * mse[0],
+        "reconstruction error {} -> {}",
+        mse[0],
+        mse[199]
+    );
+    assert_ne!(t.rule.feedback_network().unwrap(), &fb);
+}
