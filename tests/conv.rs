@@ -37,6 +37,7 @@ fn at(x: &Matrix, n: usize, g: &Conv2d, c: usize, y: isize, xx: isize) -> f64 {
 }
 
 /// The convolution by its definition, in f64: `[n][oy][ox][o]` (channels last).
+#[allow(clippy::needless_range_loop)]
 fn naive_forward(g: &Conv2d, x: &Matrix, w: &Matrix, b: &[f32], rows: usize) -> Vec<f64> {
     let (ho, wo, (kh, kw)) = (g.out_h(), g.out_w(), g.kernel);
     let (s, p) = (g.stride as isize, g.padding as isize);
