@@ -13,7 +13,7 @@ use crate::activation::Activation;
 use crate::data::DatasetKind;
 use crate::error::{Error, Result};
 use crate::layers::spec::{self, Planned, Preset};
-use crate::layers::{Dense, Kind, Shape};
+use crate::layers::Shape;
 use crate::loss::Output;
 use crate::optim::{OptimConfig, OptimizerKind};
 use crate::rules::{
@@ -574,18 +574,7 @@ impl RunConfig {
             let mut sizes = vec![image.len()];
             sizes.extend(&self.hidden);
             sizes.push(classes);
-            let last = sizes.len() - 2;
-            return Ok(sizes
-                .windows(2)
-                .enumerate()
-                .map(|(i, w)| {
-                    let kind = Kind::Dense(Dense {
-                        inputs: w[0],
-                        outputs: w[1],
-                    });
-                    (kind, (i < last).then_some(self.activation), Vec::new())
-                })
-                .collect());
+            return Ok(crate::network::mlp_plan(&sizes, self.activation));
         };
         let items = spec::parse(&text).map_err(Error::Config)?;
         let plan = spec::build(image, &items)

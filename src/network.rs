@@ -98,20 +98,7 @@ impl Network {
     /// # Panics
     /// When `sizes` has fewer than two entries.
     pub fn mlp(sizes: &[usize], hidden: Activation, output: Output, rng: &mut impl Rng) -> Self {
-        assert!(sizes.len() >= 2, "an MLP needs an input and an output size");
-        let last = sizes.len() - 2;
-        let kinds = sizes
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| {
-                let kind = Kind::Dense(Dense {
-                    inputs: w[0],
-                    outputs: w[1],
-                });
-                (kind, (i < last).then_some(hidden), Vec::new())
-            })
-            .collect();
-        Self::new(Shape::flat(sizes[0]), kinds, output, rng)
+        Self::new(Shape::flat(sizes[0]), mlp_plan(sizes, hidden), output, rng)
     }
 
     /// The network that mirrors this one, from its outputs back to its
@@ -275,6 +262,27 @@ impl Network {
         self.output.activate(out.as_mut_slice(), self.outputs());
         out
     }
+}
+
+/// The layers of a multilayer perceptron of widths `sizes` (input first),
+/// its hidden layers with activation `hidden`.
+///
+/// # Panics
+/// When `sizes` has fewer than two entries.
+pub fn mlp_plan(sizes: &[usize], hidden: Activation) -> Vec<Planned> {
+    assert!(sizes.len() >= 2, "an MLP needs an input and an output size");
+    let last = sizes.len() - 2;
+    sizes
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let kind = Kind::Dense(Dense {
+                inputs: w[0],
+                outputs: w[1],
+            });
+            (kind, (i < last).then_some(hidden), Vec::new())
+        })
+        .collect()
 }
 
 /// A batch's forward buffers: each layer's output, and each layer's

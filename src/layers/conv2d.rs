@@ -209,8 +209,9 @@ pub(super) fn backward_input(
     }
 }
 
-/// `delta` (`rows` samples, channels last) as `[rows Ho Wo, out]`.
-fn per_position<'a>(g: &Conv2d, delta: &'a Matrix, rows: usize) -> View<'a> {
+/// A map of `rows` samples, channels last (a convolution's output, or its
+/// error), as `[rows Ho Wo, out]`: one row per output position.
+pub(super) fn per_position<'a>(g: &Conv2d, delta: &'a Matrix, rows: usize) -> View<'a> {
     let m = rows * g.positions();
     View::new(&delta.as_slice()[..m * g.out_channels], m, g.out_channels)
 }

@@ -11,16 +11,10 @@
 //! `im2col(delta) K^T` (a convolution with `K`); the weight gradient
 //! `x^T im2col(delta)`.
 
-use super::conv2d::{col2im, im2col, Conv2d, Workspace};
+use super::conv2d::{col2im, im2col, per_position, Conv2d, Workspace};
 use super::shape::by_samples;
 use crate::activation::Activation;
 use crate::tensor::{gemm, Matrix, View};
-
-/// The input `x` (`rows` samples, channels last) as `[rows Ho Wo, out]`.
-fn per_position<'a>(g: &Conv2d, x: &'a Matrix, rows: usize) -> View<'a> {
-    let m = rows * g.positions();
-    View::new(&x.as_slice()[..m * g.out_channels], m, g.out_channels)
-}
 
 /// `y = f(col2im(x K) + b)` over `rows` samples; `ws.dpatches` holds `x K`.
 #[allow(clippy::too_many_arguments)]

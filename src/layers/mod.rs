@@ -343,27 +343,19 @@ impl Layer {
             Some(b) => (&mut b.err, None),
             None => (&mut *dst, below),
         };
+        // The operator in the weight's own layout, `[out, fan_in]`.
+        let path = match (through, &self.kind) {
+            (Through::Weights, _) => self.weight.view(),
+            (Through::StandIn(b), Kind::Dense(_)) => b.view().t(),
+            (Through::StandIn(b), _) => b.view(),
+        };
         match &self.kind {
-            Kind::Dense(_) => {
-                let path = match through {
-                    Through::Weights => self.weight.view(),
-                    Through::StandIn(b) => b.view().t(),
-                };
-                propagate(own_dst, delta.rows_view(rows), path, own_below, h, rows);
-            }
+            Kind::Dense(_) => propagate(own_dst, delta.rows_view(rows), path, own_below, h, rows),
             Kind::Conv2d(g) => {
-                let path = match through {
-                    Through::Weights => self.weight.view(),
-                    Through::StandIn(b) => b.view(),
-                };
                 let cw = conv.as_mut().expect("a convolution's workspace");
                 conv2d::backward_input(g, path, delta, own_dst, cw, own_below, h, rows);
             }
             Kind::ConvTranspose(g) => {
-                let path = match through {
-                    Through::Weights => self.weight.view(),
-                    Through::StandIn(b) => b.view(),
-                };
                 let cw = conv.as_mut().expect("a convolution's workspace");
                 conv_transpose::backward_input(g, path, delta, own_dst, cw, own_below, h, rows);
             }
