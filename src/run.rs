@@ -56,14 +56,7 @@ pub fn fresh_run_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// The number of threads a configuration asks for (0 = every core).
-pub fn resolve_threads(requested: usize) -> usize {
-    if requested > 0 {
-        requested
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-}
+pub use crate::tensor::resolve_threads;
 
 /// Where a run's starting weights come from, when not from the seed alone.
 #[derive(Clone, Debug, PartialEq)]
