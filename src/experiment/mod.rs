@@ -5,5 +5,6 @@ pub mod compare;
 pub mod paper;
 pub mod plot;
 pub mod report;
+pub mod results;
 pub mod slurm;
 pub mod sweep;

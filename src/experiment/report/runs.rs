@@ -1,0 +1,305 @@
+//! The runs of a folder read back, and grouped into the cells of a table:
+//! a data set, an architecture, a rule and the settings that set a group of
+//! runs apart.
+
+use super::super::sweep::CellStatus;
+use crate::config::{format_hidden, RunConfig};
+use crate::data::DatasetKind;
+use crate::error::{Error, Result};
+use crate::rules::RuleKind;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One finished (or partly finished) run, read back from its directory.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Its configuration.
+    pub config: RunConfig,
+    /// Per-epoch rows: column name to value.
+    pub epochs: Vec<BTreeMap<String, f64>>,
+    /// How it ended, from its `done` file (`None`: unfinished, or not a sweep's).
+    pub status: Option<CellStatus>,
+}
+
+impl RunResult {
+    /// Reads `dir/config.toml` and `dir/metrics.csv`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config = RunConfig::from_toml_file(&dir.join("config.toml"))?;
+        let path = dir.join("metrics.csv");
+        let mut rd =
+            csv::Reader::from_path(&path).map_err(|e| Error::format(&path, e.to_string()))?;
+        let header = rd
+            .headers()
+            .map_err(|e| Error::format(&path, e.to_string()))?
+            .clone();
+        let mut epochs = Vec::new();
+        for row in rd.records() {
+            let row = row.map_err(|e| Error::format(&path, e.to_string()))?;
+            epochs.push(
+                header
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(k, v)| (k.to_string(), v.parse::<f64>().unwrap_or(f64::NAN)))
+                    .collect(),
+            );
+        }
+        Ok(Self {
+            dir: dir.into(),
+            config,
+            epochs,
+            status: CellStatus::read(dir)?,
+        })
+    }
+
+    /// True when the run's training diverged.
+    pub fn diverged(&self) -> bool {
+        matches!(self.status, Some(CellStatus::Diverged { .. }))
+    }
+
+    /// `column` at the last epoch.
+    pub fn last(&self, column: &str) -> f64 {
+        self.epochs
+            .last()
+            .and_then(|r| r.get(column).copied())
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Test error at the epoch of lowest validation error (the first such epoch).
+    pub fn test_at_best_val(&self) -> f64 {
+        let mut best: Option<&BTreeMap<String, f64>> = None;
+        for r in &self.epochs {
+            let v = r.get("val_error").copied().unwrap_or(f64::NAN);
+            if v.is_nan() {
+                continue;
+            }
+            if best.is_none_or(|b| v < b["val_error"]) {
+                best = Some(r);
+            }
+        }
+        best.map_or(f64::NAN, |r| {
+            r.get("test_error").copied().unwrap_or(f64::NAN)
+        })
+    }
+}
+
+impl RunResult {
+    /// Lowest validation error (fraction) over the epochs, NaN without a
+    /// validation set.
+    pub fn best_val_error(&self) -> f64 {
+        self.epochs
+            .iter()
+            .filter_map(|r| r.get("val_error").copied())
+            .filter(|v| !v.is_nan())
+            .fold(f64::NAN, f64::min)
+    }
+
+    /// Mean over hidden layers of the angle (degrees) between the rule's
+    /// update and BP's gradient at the last epoch; NaN without alignment.
+    pub fn mean_update_angle(&self) -> f64 {
+        let angles: Vec<f64> = (0..self.config.hidden.len())
+            .map(|i| self.last(&format!("align_update_{i}")))
+            .filter(|a| a.is_finite())
+            .collect();
+        if angles.is_empty() {
+            return f64::NAN;
+        }
+        angles.iter().sum::<f64>() / angles.len() as f64
+    }
+
+    /// Wall seconds of training and evaluation, every epoch.
+    pub fn seconds(&self) -> f64 {
+        self.epochs
+            .iter()
+            .filter_map(|e| e.get("seconds").copied())
+            .sum()
+    }
+}
+
+/// Every run under `dir` (any depth) that has a `config.toml` and a
+/// `metrics.csv`; an error when there is none.
+pub fn collect(dir: &Path) -> Result<Vec<RunResult>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if d.join("config.toml").is_file() && d.join("metrics.csv").is_file() {
+            out.push(RunResult::load(&d)?);
+            continue;
+        }
+        let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Missing(format!(
+            "no runs (config.toml + metrics.csv) under {}",
+            dir.display()
+        )));
+    }
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(out)
+}
+
+/// The runs of one table cell: a data set, an architecture and a rule.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// The data set.
+    pub dataset: DatasetKind,
+    /// Hidden layers, short form (`2x800`).
+    pub hidden: String,
+    /// The rule.
+    pub rule: RuleKind,
+    /// Epochs of the runs (the least, if they differ).
+    pub epochs: usize,
+    /// Test error (%) at the last epoch, one a run.
+    pub last: Vec<f64>,
+    /// Test error (%) at the epoch of best validation error, one a run.
+    pub best_val: Vec<f64>,
+    /// Mean angle (degrees) between update and BP's gradient, last epoch,
+    /// one a run (see [`RunResult::mean_update_angle`]).
+    pub angle: Vec<f64>,
+    /// Wall seconds, one a run.
+    pub seconds: Vec<f64>,
+    /// The seeds of the runs in `last`, `best_val`, `angle` and `seconds`.
+    pub seeds: Vec<u64>,
+    /// The seeds whose runs diverged (not in the means).
+    pub diverged: Vec<u64>,
+    /// The seeds whose runs have not trained all their epochs yet (a sweep
+    /// still running; not in the means).
+    pub unfinished: Vec<u64>,
+    /// The settings in which this group's runs differ from other runs of the
+    /// folder (`feedback_scale=receiver`), empty when none do.
+    pub variant: String,
+    /// Whether every run trains with the paper's optimizer and network (SGD
+    /// without momentum or decay at lr 0.0128, batch 128, tanh,
+    /// sigmoid-BCE): only then do its tables show the paper's numbers.
+    pub paper_protocol: bool,
+}
+
+/// The paper's training protocol, but for the epoch count (short runs of it
+/// are compared with the paper's 300-epoch numbers, and say so).
+pub fn is_paper_protocol(c: &RunConfig) -> bool {
+    c.optimizer == crate::optim::OptimizerKind::Sgd
+        && c.momentum == 0.0
+        && c.weight_decay == 0.0
+        && (c.lr - 0.0128).abs() < 1e-7
+        && c.batch_size == 128
+        && c.activation == crate::activation::Activation::Tanh
+        && c.output == crate::loss::Output::SigmoidBce
+}
+
+/// Keys that never split a group: what a table's rows and columns already
+/// say, what seeds average over, and what does not change results (beyond
+/// the last bits, for the GEMM backend).
+const NOT_VARIANTS: [&str; 7] = [
+    "dataset", "hidden", "rule", "seed", "threads", "data_dir", "gemm",
+];
+
+/// For each run, the settings (beyond [`NOT_VARIANTS`] and those without
+/// effect on its rule) in which the runs differ: `key=value, ...`.
+pub fn variants(runs: &[RunResult]) -> Vec<String> {
+    variants_ignoring(runs, &[])
+}
+
+/// [`variants`], with the keys in `ignore` never splitting a group either
+/// (a key chosen per group by `select`).
+fn variants_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<String> {
+    let tables: Vec<toml::Table> = runs
+        .iter()
+        .map(|r| r.config.to_toml().parse().expect("a config's TOML parses"))
+        .collect();
+    let mut differing: Vec<&String> = Vec::new();
+    for t in &tables {
+        for (k, v) in t {
+            if !NOT_VARIANTS.contains(&k.as_str())
+                && !ignore.contains(&k.as_str())
+                && !differing.contains(&k)
+                && tables.iter().any(|o| o.get(k) != Some(v))
+            {
+                differing.push(k);
+            }
+        }
+    }
+    differing.sort();
+    runs.iter()
+        .zip(&tables)
+        .map(|(r, t)| {
+            let unused: Vec<&str> = r.config.unused_settings().iter().map(|(k, _)| *k).collect();
+            differing
+                .iter()
+                .filter(|k| !unused.contains(&k.as_str()))
+                .map(|k| match t.get(*k) {
+                    Some(toml::Value::String(v)) => format!("{k}={v}"),
+                    // Debug keeps 1e30 short where Display writes 31 digits.
+                    Some(toml::Value::Float(v)) => format!("{k}={v:?}"),
+                    Some(v) => format!("{k}={v}"),
+                    None => format!("{k}=unset"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect()
+}
+
+/// Groups runs by data set, architecture, rule and variant (over seeds): runs
+/// that differ in any other setting (learning rate, feedback scale, epochs)
+/// are never averaged together, but reported as variants side by side.
+pub fn group(runs: &[RunResult]) -> Vec<Group> {
+    group_ignoring(runs, &[])
+}
+
+/// [`group`], with the keys in `ignore` never making variants: the runs
+/// that [`select`] kept, whose chosen value differs from group to group.
+pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
+    let mut groups: BTreeMap<(String, String, usize, String, usize), Group> = BTreeMap::new();
+    for (r, variant) in runs.iter().zip(variants_ignoring(runs, ignore)) {
+        let c = &r.config;
+        let hidden = format_hidden(&c.hidden);
+        let rule_pos = RuleKind::ALL
+            .iter()
+            .position(|&k| k == c.rule)
+            .unwrap_or(99);
+        let key = (
+            format!("{:?}", c.dataset),
+            variant.clone(),
+            c.hidden.len() * 100_000 + c.hidden.iter().sum::<usize>(),
+            hidden.clone(),
+            rule_pos,
+        );
+        let g = groups.entry(key).or_insert_with(|| Group {
+            dataset: c.dataset,
+            hidden,
+            rule: c.rule,
+            epochs: usize::MAX,
+            last: Vec::new(),
+            best_val: Vec::new(),
+            angle: Vec::new(),
+            seconds: Vec::new(),
+            seeds: Vec::new(),
+            diverged: Vec::new(),
+            unfinished: Vec::new(),
+            variant,
+            paper_protocol: true,
+        });
+        g.paper_protocol &= is_paper_protocol(c);
+        if r.diverged() {
+            g.diverged.push(c.seed);
+            continue;
+        }
+        if r.epochs.len() < c.epochs {
+            g.unfinished.push(c.seed);
+            continue;
+        }
+        g.epochs = g.epochs.min(r.epochs.len());
+        g.last.push(100.0 * r.last("test_error"));
+        g.best_val.push(100.0 * r.test_at_best_val());
+        g.angle.push(r.mean_update_angle());
+        g.seconds.push(r.seconds());
+        g.seeds.push(c.seed);
+    }
+    groups.into_values().collect()
+}

@@ -1,0 +1,149 @@
+//! Choosing a setting per cell on the validation split (`biprop report
+//! --select lr`): the runs kept, and the choice made for each cell.
+
+use super::runs::RunResult;
+use super::stats::mean_std;
+use crate::config::format_hidden;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+/// How [`select`] chose one setting's value for one group of runs.
+#[derive(Clone, Debug)]
+pub struct Choice {
+    /// What the runs share: data set, architecture, rule and any variant.
+    pub group: String,
+    /// The seeds every value was run with: the ones the choice compares on.
+    pub seeds: Vec<u64>,
+    /// Each value, and its mean best validation error (%) over `seeds`
+    /// (infinite where a run diverged, `None` while one is unfinished).
+    pub scores: Vec<(String, Option<f64>)>,
+    /// The value kept; `None` while some run on `seeds` is unfinished.
+    pub chosen: Option<String>,
+}
+
+/// For every group of runs that differ only in `key` and the seed, keeps the
+/// runs of the value of `key` with the lowest mean best validation error,
+/// compared on the seeds that every value was run with (so that a value run
+/// with more seeds is not favoured or penalised); a value with a diverged
+/// run there loses. A group whose comparison is still missing a run (an
+/// unfinished one, or a value that other groups have) keeps no runs.
+/// Tuning on the validation split: test errors play no part.
+pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choice>)> {
+    let mut groups: BTreeMap<String, Vec<(String, &RunResult)>> = BTreeMap::new();
+    for r in runs {
+        let mut t: toml::Table = r.config.to_toml().parse().expect("a config's TOML parses");
+        let Some(value) = t.remove(key) else {
+            return Err(Error::Config(format!(
+                "--select {key}: not a setting of {}",
+                r.dir.display()
+            )));
+        };
+        for k in ["seed", "threads", "data_dir", "gemm"] {
+            t.remove(k);
+        }
+        let value = match value {
+            toml::Value::String(v) => v,
+            toml::Value::Float(v) => format!("{v:?}"),
+            v => v.to_string(),
+        };
+        groups
+            .entry(toml::to_string(&t).expect("a table serializes"))
+            .or_default()
+            .push((value, r));
+    }
+    let label_of = |r: &RunResult| {
+        format!(
+            "{} {} {}",
+            r.config.dataset.name(),
+            format_hidden(&r.config.hidden),
+            r.config.rule.name()
+        )
+    };
+    // Every value any group was run with: a group still missing one (a
+    // sweep in progress) is not decided yet.
+    let mut all_values: Vec<String> = Vec::new();
+    for (v, _) in groups.values().flatten() {
+        if !all_values.contains(v) {
+            all_values.push(v.clone());
+        }
+    }
+    let mut kept = Vec::new();
+    let mut choices = Vec::new();
+    for members in groups.values() {
+        let mut values: Vec<&String> = Vec::new();
+        for (v, _) in members {
+            if !values.contains(&v) {
+                values.push(v);
+            }
+        }
+        values.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.total_cmp(&y),
+            _ => a.cmp(b),
+        });
+        let seeds_of = |v: &String| -> Vec<u64> {
+            members
+                .iter()
+                .filter(|(w, _)| w == v)
+                .map(|(_, r)| r.config.seed)
+                .collect()
+        };
+        let mut common = seeds_of(values[0]);
+        for v in &values[1..] {
+            let s = seeds_of(v);
+            common.retain(|x| s.contains(x));
+        }
+        common.sort_unstable();
+        let scores: Vec<(String, Option<f64>)> = values
+            .iter()
+            .map(|v| {
+                let on_common = members
+                    .iter()
+                    .filter(|(w, r)| w == *v && common.contains(&r.config.seed));
+                let mut errs = Vec::new();
+                for (_, r) in on_common {
+                    if r.diverged() {
+                        return ((*v).clone(), Some(f64::INFINITY));
+                    }
+                    if r.epochs.len() < r.config.epochs {
+                        return ((*v).clone(), None);
+                    }
+                    errs.push(100.0 * r.best_val_error());
+                }
+                let (m, _) = mean_std(&errs);
+                ((*v).clone(), if errs.is_empty() { None } else { Some(m) })
+            })
+            .collect();
+        let complete = all_values.iter().all(|v| values.contains(&v));
+        let chosen = if !complete || scores.iter().any(|(_, s)| s.is_none()) {
+            None
+        } else {
+            scores
+                .iter()
+                .filter(|(_, s)| !s.is_some_and(f64::is_nan))
+                .min_by(|a, b| a.1.unwrap().total_cmp(&b.1.unwrap()))
+                .map(|(v, _)| v.clone())
+        };
+        if let Some(c) = &chosen {
+            kept.extend(
+                members
+                    .iter()
+                    .filter(|(v, _)| v == c)
+                    .map(|(_, r)| (*r).clone()),
+            );
+        }
+        choices.push(Choice {
+            group: label_of(members[0].1),
+            seeds: common,
+            scores,
+            chosen,
+        });
+    }
+    if choices.iter().all(|c| c.scores.len() < 2) {
+        return Err(Error::Config(format!(
+            "--select {key}: no group of runs differs in {key}"
+        )));
+    }
+    kept.sort_by(|a, b| a.dir.cmp(&b.dir));
+    choices.sort_by(|a, b| a.group.cmp(&b.group));
+    Ok((kept, choices))
+}
