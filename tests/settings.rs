@@ -4,8 +4,9 @@
 
 mod common;
 
-use biprop::config::RunConfig;
+use biprop::config::{format_hidden, parse_hidden, RunConfig};
 use biprop::data::Splits;
+use biprop::rules::{FeedbackScale, RuleKind};
 use biprop::run::{self, RunOptions};
 use common::synthetic;
 
@@ -362,4 +363,64 @@ fn the_gemm_backend_reaches_the_run_and_is_recorded() {
     );
     run_to("auto", 2, true).unwrap();
     assert_eq!(recorded(), GemmBackend::Faer);
+}
+
+// The parsing and checking of settings (formerly config.rs's unit tests).
+
+#[test]
+fn hidden_forms() {
+    assert_eq!(parse_hidden("800").unwrap(), vec![800]);
+    assert_eq!(parse_hidden("800, 400").unwrap(), vec![800, 400]);
+    assert_eq!(parse_hidden("3x400").unwrap(), vec![400; 3]);
+    assert_eq!(parse_hidden("none").unwrap(), Vec::<usize>::new());
+    for bad in ["8a0", "x800", "2x", "800,,3", "0", "2x0", "-5"] {
+        assert!(parse_hidden(bad).is_err(), "{bad}");
+    }
+    assert_eq!(format_hidden(&[800, 800]), "2x800");
+    assert_eq!(format_hidden(&[800]), "1x800");
+    assert_eq!(format_hidden(&[800, 400]), "800,400");
+}
+
+#[test]
+fn toml_round_trips_and_names_bad_keys() {
+    let cfg = RunConfig {
+        hidden: vec![400, 400],
+        rule: RuleKind::Dfa,
+        ..Default::default()
+    };
+    let back = RunConfig::from_toml_str(&cfg.to_toml()).unwrap();
+    assert_eq!(back.to_toml(), cfg.to_toml());
+    assert_eq!(back.feedback_scale, Some(FeedbackScale::Sender));
+    let err = RunConfig::from_toml_str("epochz = 3")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("epochz"), "{err}");
+    let err = RunConfig::from_toml_str("epochs = \"three\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("epochs"), "{err}");
+    let err = RunConfig::from_toml_str("rule = \"magic\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("magic"), "{err}");
+    assert!(RunConfig::from_toml_str("batch_size = 0").is_err());
+}
+
+#[test]
+fn rates_out_of_range_are_named() {
+    for (text, want) in [
+        ("lr = -0.1", "lr must be"),
+        ("feedback_lr = nan", "feedback-lr must be"),
+        ("weight_decay = -1.0", "weight-decay must be"),
+        ("momentum = 1.0", "momentum must be in [0, 1)"),
+        (
+            "feedback_momentum = -0.5",
+            "feedback-momentum must be in [0, 1)",
+        ),
+    ] {
+        let err = RunConfig::from_toml_str(text).unwrap_err().to_string();
+        assert!(err.contains(want), "{text}: {err}");
+    }
+    let ok = "lr = 0.1\nmomentum = 0.9\nfeedback_momentum = 0.0\nweight_decay = 0.0";
+    assert!(RunConfig::from_toml_str(ok).is_ok());
 }

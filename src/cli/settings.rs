@@ -100,7 +100,7 @@ pub(super) struct SettingsArgs {
     #[arg(long, short = 's')]
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
-    /// Threads (0 = all cores); the results are bitwise the same for every count.
+    /// Threads (0 = all cores; at most 4 x the cores, and 1024: more only wait for each other); the results are bitwise the same for every count.
     #[arg(long, short = 'j')]
     #[serde(skip_serializing_if = "Option::is_none")]
     threads: Option<usize>,

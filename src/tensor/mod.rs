@@ -25,7 +25,9 @@ pub use cpu::CpuInfo;
 pub use gemm::{gemm, gemm_then, Block};
 pub use matrix::{Matrix, ShapeError, View};
 pub(crate) use parallel::set_gemm_threads;
-pub use parallel::{gemm_threads, resolve_threads, Parallelism};
+pub use parallel::{
+    check_threads, cores, gemm_threads, resolve_threads, thread_limit, Parallelism, MAX_THREADS,
+};
 pub use timing::{record_products, ProductTime};
 
 #[cfg(test)]

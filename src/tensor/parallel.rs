@@ -15,8 +15,45 @@ pub fn resolve_threads(requested: usize) -> usize {
     if requested > 0 {
         requested
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cores()
     }
+}
+
+/// The cores this process may run on (its CPU affinity and quota, as the
+/// standard library reads them); 1 when unknown.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The most threads any run may ask for, whatever the machine: beyond it a
+/// pool's stacks alone take gigabytes, and no machine biprop runs on has
+/// the cores to use them.
+pub const MAX_THREADS: usize = 1024;
+
+/// How many threads may work on one thing here: 4 x the cores (a little
+/// oversubscription does no harm, and a run made on a larger machine may
+/// continue here), never more than [`MAX_THREADS`].
+pub fn thread_limit() -> usize {
+    cores().saturating_mul(4).min(MAX_THREADS)
+}
+
+/// `requested` threads (0 = every core) resolved, or an error saying why
+/// the count is refused. Starting threads far beyond the cores gains
+/// nothing and fails badly: with 100,000 the system runs out of stack
+/// guard pages and the process aborts, so the count is checked before any
+/// thread is started.
+pub fn check_threads(requested: usize) -> crate::Result<usize> {
+    let n = resolve_threads(requested);
+    let limit = thread_limit();
+    if n > limit {
+        return Err(crate::Error::Config(format!(
+            "threads = {requested} is more than this machine can use: at most {limit} \
+             (4 x its {} cores, and never more than {MAX_THREADS}); more threads \
+             than cores only wait for each other (0 = every core)",
+            cores()
+        )));
+    }
+    Ok(n)
 }
 
 /// Sets how many threads this thread's GEMM calls use (1 = sequential).
@@ -45,9 +82,10 @@ pub enum Parallelism {
 
 impl Parallelism {
     /// `threads` threads (0 = every core): [`Parallelism::Seq`] for one, else
-    /// a new pool of that many.
+    /// a new pool of that many. More than [`thread_limit`] is an error
+    /// ([`check_threads`]), never an attempt.
     pub fn threads(threads: usize) -> crate::Result<Self> {
-        let n = resolve_threads(threads);
+        let n = check_threads(threads)?;
         if n == 1 {
             return Ok(Self::Seq);
         }
