@@ -69,21 +69,52 @@ impl Conv2d {
     }
 
     /// Why this geometry cannot be: a kernel larger than the padded input,
-    /// a zero stride or size.
+    /// a zero stride or size, or sizes whose products (the padded input,
+    /// the patches, the weight, the output) do not fit a machine word, so
+    /// that nothing computed from a checked geometry can overflow.
     pub fn check(&self) -> Result<(), String> {
         let (kh, kw) = self.kernel;
         if self.out_channels == 0 || kh == 0 || kw == 0 || self.stride == 0 {
             return Err("channels, kernel and stride must be at least 1".into());
         }
-        let (h, w) = (
-            self.input.h + 2 * self.padding,
-            self.input.w + 2 * self.padding,
-        );
+        let too_large = || {
+            format!(
+                "its sizes are too large: the products of its channels ({}), kernel \
+                 ({kh}x{kw}), padding ({}) and input ({}x{}x{}) overflow",
+                self.out_channels, self.padding, self.input.c, self.input.h, self.input.w
+            )
+        };
+        let padded = |side: usize| {
+            self.padding
+                .checked_mul(2)
+                .and_then(|p| side.checked_add(p))
+        };
+        let (Some(h), Some(w)) = (padded(self.input.h), padded(self.input.w)) else {
+            return Err(too_large());
+        };
         if kh > h || kw > w {
             return Err(format!(
                 "a {kh}x{kw} kernel does not fit a {}x{} input padded by {} ({h}x{w})",
                 self.input.h, self.input.w, self.padding
             ));
+        }
+        let (oh, ow) = ((h - kh) / self.stride + 1, (w - kw) / self.stride + 1);
+        let taps = kh.checked_mul(kw);
+        let patch = taps.and_then(|t| t.checked_mul(self.input.c));
+        let positions = oh.checked_mul(ow);
+        let sizes = [
+            self.input.c.checked_mul(h).and_then(|x| x.checked_mul(w)),
+            patch.and_then(|p| p.checked_mul(self.out_channels)),
+            taps.and_then(|t| t.checked_mul(self.out_channels)),
+            positions.and_then(|p| p.checked_mul(self.out_channels)),
+            positions.zip(patch).and_then(|(a, b)| a.checked_mul(b)),
+            positions
+                .zip(patch)
+                .and_then(|(a, b)| a.checked_mul(b))
+                .and_then(|x| x.checked_mul(self.out_channels)),
+        ];
+        if sizes.iter().any(Option::is_none) {
+            return Err(too_large());
         }
         Ok(())
     }

@@ -534,13 +534,15 @@ impl Kind {
         }
     }
 
-    /// Multiply-adds of one sample's forward product.
+    /// Multiply-adds of one sample's forward product (saturating: a layer
+    /// too large to build still has a count, for the estimates that refuse it).
     pub fn macs(&self) -> usize {
         match self {
-            Kind::Dense(d) => d.inputs * d.outputs,
-            Kind::Conv2d(g) | Kind::ConvTranspose(g) => {
-                g.positions() * g.patch_len() * g.out_channels
-            }
+            Kind::Dense(d) => d.inputs.saturating_mul(d.outputs),
+            Kind::Conv2d(g) | Kind::ConvTranspose(g) => g
+                .positions()
+                .saturating_mul(g.patch_len())
+                .saturating_mul(g.out_channels),
         }
     }
 
