@@ -50,6 +50,24 @@ pub enum Error {
         /// That loss.
         loss: f64,
     },
+    /// Training or evaluation whose outputs are not finite numbers (a
+    /// step's or an evaluation chunk's loss is NaN or infinite): the
+    /// weights have diverged, and no metric is computed from such outputs.
+    #[error("{what}")]
+    NonFinite {
+        /// What was not finite, and what to do about it.
+        what: String,
+        /// The loss that was not finite.
+        loss: f64,
+    },
+    /// Values given to the library that it cannot compute with (NaN or
+    /// infinity in inputs or targets), named by their first bad row.
+    #[error("{0}")]
+    BadInput(String),
+    /// A run that needs more memory than the machine has, refused before
+    /// anything was allocated: the estimate and its largest parts.
+    #[error("{0}")]
+    Memory(String),
     /// A run stopped on request between two batches (Ctrl-C in Python).
     #[error("interrupted in epoch {epoch}; the checkpoint holds the epochs before it")]
     Interrupted {
@@ -85,6 +103,15 @@ impl Error {
     pub fn root(&self) -> &Error {
         match self {
             Error::InRun { err, .. } => err.root(),
+            e => e,
+        }
+    }
+
+    /// [`Error::NonFinite`] in a run's epoch `epoch` as [`Error::Diverged`]
+    /// (what a sweep records as a diverged cell); other errors as they are.
+    pub fn diverged_in(self, epoch: usize) -> Self {
+        match self {
+            Error::NonFinite { loss, .. } => Error::Diverged { epoch, loss },
             e => e,
         }
     }

@@ -18,6 +18,8 @@
 //! - [`data`]: IDX (MNIST) and CIFAR-10 readers, splits, checksummed downloads;
 //! - [`checkpoint`], [`state`]: named tensors on disk, and what a run stores there;
 //! - [`config`], [`run`]: every setting of a run, and a whole run with its files;
+//! - [`resources`]: a run's memory and FLOPs from its settings alone, and the
+//!   refusal of a run that cannot fit, before anything is allocated;
 //! - [`generate`], [`images`]: what BFA's feedback network generates (Figure 6);
 //! - [`metrics`]: alignment angles with backpropagation (the paper's section 4.3);
 //! - [`experiment`]: sweeps, reports laid out like the paper's tables, plots;
@@ -53,6 +55,7 @@ pub mod metrics;
 pub mod named;
 pub mod network;
 pub mod optim;
+pub mod resources;
 pub mod rules;
 pub mod run;
 pub mod state;

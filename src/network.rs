@@ -113,30 +113,17 @@ impl Network {
     /// When the first layer has pooling or `flatten` before it (the mirror
     /// would end with them; the configuration refuses such a BFA run).
     pub fn mirror(&self, output: Output, rng: &mut impl Rng) -> Self {
-        let n = self.layers.len();
         assert!(
             self.layers[0].pre.is_empty(),
             "a mirrored network ends with a parametric layer"
         );
-        let plan = (0..n)
-            .map(|k| {
-                let kind = self.layers[n - 1 - k].kind.mirror();
-                let act = (k + 1 < n).then(|| self.layers[n - 2 - k].activation);
-                // What ran between forward layers L - k and L - k + 1, undone.
-                let pre = match k {
-                    0 => Vec::new(),
-                    _ => self.layers[n - k]
-                        .pre
-                        .iter()
-                        .rev()
-                        .map(Plain::mirror)
-                        .collect(),
-                };
-                (kind, act.flatten(), pre)
-            })
+        let plan: Vec<Planned> = self
+            .layers
+            .iter()
+            .map(|l| (l.kind.clone(), l.activation, l.pre.clone()))
             .collect();
-        let input = self.layers[n - 1].out_shape();
-        Self::new(input, plan, output, rng)
+        let input = self.layers[self.layers.len() - 1].out_shape();
+        Self::new(input, mirror_plan(&plan), output, rng)
     }
 
     /// Number of hidden layers (every layer but the output layer).
@@ -262,6 +249,25 @@ impl Network {
         self.output.activate(out.as_mut_slice(), self.outputs());
         out
     }
+}
+
+/// The layers of the network that mirrors the network of `plan` (see
+/// [`Network::mirror`]), from its outputs back to its input: one definition
+/// for building BFA's feedback network and for estimating its size.
+pub fn mirror_plan(plan: &[Planned]) -> Vec<Planned> {
+    let n = plan.len();
+    (0..n)
+        .map(|k| {
+            let kind = plan[n - 1 - k].0.mirror();
+            let act = (k + 1 < n).then(|| plan[n - 2 - k].1);
+            // What ran between forward layers L - k and L - k + 1, undone.
+            let pre = match k {
+                0 => Vec::new(),
+                _ => plan[n - k].2.iter().rev().map(Plain::mirror).collect(),
+            };
+            (kind, act.flatten(), pre)
+        })
+        .collect()
 }
 
 /// The layers of a multilayer perceptron of widths `sizes` (input first),

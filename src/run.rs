@@ -87,6 +87,8 @@ pub fn build_trainer_sized(
     init_from: Option<&InitFrom>,
 ) -> Result<Trainer> {
     let plan = cfg.network_plan(image, classes)?;
+    // Refused here, before anything is allocated, if it cannot fit.
+    crate::resources::check_plan(cfg, image, &plan, &Default::default())?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let init = match cfg.init {
         InitScheme::Xavier => Init::Xavier,
@@ -285,6 +287,10 @@ pub fn run(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSum
     let mut cfg = cfg.clone();
     cfg.threads = threads;
     cfg.gemm = resolve_backend(&cfg, opts)?;
+    // The whole run's memory (its checkpoint's writing too; the data is loaded).
+    let extras = crate::resources::run_extras(&cfg, None, opts.out_dir.is_some());
+    let (c, h, w) = splits.train.image;
+    crate::resources::preflight(&cfg, Shape::new(c, h, w), splits.train.classes, &extras)?;
     let mut trainer = build_trainer(&cfg, splits, opts.init_from.as_ref())?;
     let (par, backend) = (trainer.parallelism().clone(), trainer.backend());
     // The whole run (evaluation and alignment probes too) on the trainer's

@@ -13,7 +13,7 @@ use crate::tensor::{with_gemm_backend, GemmBackend, Matrix, Parallelism};
 use crate::update::NetUpdater;
 
 /// Rows evaluated at once.
-const EVAL_ROWS: usize = 1000;
+pub const EVAL_ROWS: usize = 1000;
 
 /// Loss and error counts summed over samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

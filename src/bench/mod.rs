@@ -2,20 +2,10 @@
 //! machine's FMA peak, and the GEMM crate's best on the same shapes, so that
 //! a step's speed reads as a fraction of what the machine can do.
 //!
-//! FLOPs are counted analytically, 2 per multiply-add of the matrix
-//! products (elementwise work is left out). For layer widths `n_0 .. n_{L+1}`
-//! and `F = sum_i 2 n_i n_{i+1}` (one forward pass), per sample:
-//!
-//! | rule | FLOPs |
-//! |---|---|
-//! | BP, FA, USF, FRSF, BRSF | forward F + weight gradients F + errors `F - 2 n_0 n_1` |
-//! | KP | FA's + feedback update `F - 2 n_0 n_1` |
-//! | DFA, DRTP | `2F + sum_l 2 C n_l` |
-//! | DKP | DFA's + feedback update `sum_l 2 C n_l` |
-//! | BDFA | DFA's + feedback update `sum_l 4 C n_l` |
-//! | BFA | FA's + feedback network forward F + its errors `F - 2 n_L C` + its gradients F |
-//!
-//! The sign-concordant rules' making of B from W is elementwise, left out.
+//! FLOPs are counted analytically from the layer plan, 2 per multiply-add
+//! of the matrix products, by [`flops_per_sample`] (`resources/flops.rs`
+//! has the table per rule): the one count that `--dry-run`, the Slurm
+//! time estimate and these benchmarks share.
 
 use crate::config::{format_hidden, RunConfig};
 use crate::data::Dataset;
@@ -27,36 +17,15 @@ use crate::train::Trainer;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// FLOPs of one training sample of `rule` on layer widths `sizes`.
-pub fn flops_per_sample(rule: RuleKind, sizes: &[usize]) -> f64 {
-    let f: f64 = sizes.windows(2).map(|w| 2.0 * (w[0] * w[1]) as f64).sum();
-    let c = *sizes.last().unwrap_or(&0) as f64;
-    let hidden = &sizes[1..sizes.len().saturating_sub(1)];
-    let direct: f64 = hidden.iter().map(|&n| 2.0 * c * n as f64).sum();
-    let first = if sizes.len() > 2 {
-        2.0 * (sizes[0] * sizes[1]) as f64
-    } else {
-        0.0
-    };
-    let chain = f - first;
-    let last_hidden = hidden.last().map_or(0.0, |&n| n as f64);
-    match rule {
-        RuleKind::Bp | RuleKind::Fa | RuleKind::Usf | RuleKind::Frsf | RuleKind::Brsf => {
-            2.0 * f + chain
-        }
-        RuleKind::Kp => 2.0 * f + 2.0 * chain,
-        RuleKind::Dfa | RuleKind::Drtp => 2.0 * f + direct,
-        RuleKind::Dkp => 2.0 * f + 2.0 * direct,
-        RuleKind::Bdfa => 2.0 * f + 3.0 * direct,
-        RuleKind::Bfa => 2.0 * f + chain + f + (f - 2.0 * last_hidden * c) + f,
-    }
-}
+pub use crate::resources::flops_per_sample;
 
+mod forecast;
 mod peaks;
 
+pub use forecast::{duration, flop, forecast, Forecast, Rates};
 pub use peaks::{
-    concurrent_gemm_gflops, fma_peak, fma_peaks, gemm_gflops, product_gflops, step_products,
-    Product,
+    concurrent_gemm_gflops, fma_peak, fma_peaks, gemm_gflops, product_gflops, quick_gemm_gflops,
+    step_products, Product,
 };
 
 /// One benchmark result.
@@ -98,15 +67,16 @@ pub fn bench_steps(cfg: &RunConfig, data: &Dataset, par: &Parallelism, seconds: 
         }
         rounds.sort_by(|a, b| a.total_cmp(b));
         let per_sample = rounds[rounds.len() / 2];
-        let mut sizes = vec![data.features()];
-        sizes.extend(&cfg.hidden);
-        sizes.push(data.classes);
+        let (c, h, w) = data.image;
+        let plan = cfg
+            .network_plan(crate::layers::Shape::new(c, h, w), data.classes)
+            .expect("valid benchmark config");
         StepBench {
             rule: cfg.rule,
             hidden: format_hidden(&cfg.hidden),
             threads,
             samples_per_s: 1.0 / per_sample,
-            gflops: flops_per_sample(cfg.rule, &sizes) / per_sample / 1e9,
+            gflops: flops_per_sample(cfg.rule, &plan) / per_sample / 1e9,
             gemm,
         }
     })
@@ -432,18 +402,21 @@ pub fn run_table(
 mod tests {
     use super::*;
 
+    /// The count on an MLP of widths `sizes`.
+    fn mlp(rule: RuleKind, sizes: &[usize]) -> f64 {
+        let plan = crate::network::mlp_plan(sizes, crate::activation::Activation::Tanh);
+        flops_per_sample(rule, &plan)
+    }
+
     /// The figure: one BP epoch of 784-800-800-10 on 50k samples is about 320 GFLOP.
     #[test]
     fn bp_flops_match_the_hand_count() {
-        let per = flops_per_sample(RuleKind::Bp, &[784, 800, 800, 10]);
+        let per = mlp(RuleKind::Bp, &[784, 800, 800, 10]);
         assert_eq!(per, 6_396_800.0);
         assert!((per * 50_000.0 / 1e9 - 319.84).abs() < 0.01);
         // With one hidden layer FA and DFA do the same products.
         let s = [784, 800, 10];
-        assert_eq!(
-            flops_per_sample(RuleKind::Fa, &s),
-            flops_per_sample(RuleKind::Dfa, &s)
-        );
+        assert_eq!(mlp(RuleKind::Fa, &s), mlp(RuleKind::Dfa, &s));
     }
 
     /// The other rules on 784-800-800-10, counted by hand: a product of
@@ -455,22 +428,16 @@ mod tests {
         // DFA: forward, weight gradients, and the 10-wide error sent to
         // each of the two hidden layers.
         let direct = 2.0 * 10.0 * (800.0 + 800.0);
-        assert_eq!(flops_per_sample(RuleKind::Fa, &s), 6_396_800.0);
-        assert_eq!(flops_per_sample(RuleKind::Dfa, &s), 2.0 * fwd + direct);
+        assert_eq!(mlp(RuleKind::Fa, &s), 6_396_800.0);
+        assert_eq!(mlp(RuleKind::Dfa, &s), 2.0 * fwd + direct);
         // BDFA: DFA, plus D^T h and the update h y'^T for each layer.
-        assert_eq!(
-            flops_per_sample(RuleKind::Bdfa, &s),
-            2.0 * fwd + 3.0 * direct
-        );
+        assert_eq!(mlp(RuleKind::Bdfa, &s), 2.0 * fwd + 3.0 * direct);
         // BFA: FA, plus the feedback network's forward, its errors (all
         // but those into its 10-wide input) and its weight gradients.
-        let fa = flops_per_sample(RuleKind::Fa, &s);
+        let fa = mlp(RuleKind::Fa, &s);
         let feedback_errors = fwd - 2.0 * 800.0 * 10.0;
-        assert_eq!(
-            flops_per_sample(RuleKind::Bfa, &s),
-            fa + fwd + feedback_errors + fwd
-        );
-        assert_eq!(flops_per_sample(RuleKind::Bfa, &s), 14_032_000.0);
+        assert_eq!(mlp(RuleKind::Bfa, &s), fa + fwd + feedback_errors + fwd);
+        assert_eq!(mlp(RuleKind::Bfa, &s), 14_032_000.0);
     }
 
     /// The rules beyond the paper's on 784-800-800-10, by hand.
@@ -483,17 +450,14 @@ mod tests {
         let direct = 2.0 * 10.0 * (800.0 + 800.0);
         // Sign-concordant rules: FA's products (B from W is elementwise).
         for rule in [RuleKind::Usf, RuleKind::Frsf, RuleKind::Brsf] {
-            assert_eq!(flops_per_sample(rule, &s), 2.0 * fwd + chain, "{rule}");
+            assert_eq!(mlp(rule, &s), 2.0 * fwd + chain, "{rule}");
         }
         // KP: FA plus dB_j = h_{j-1}^T delta_j for the same two paths.
-        assert_eq!(flops_per_sample(RuleKind::Kp, &s), 2.0 * fwd + 2.0 * chain);
-        assert_eq!(flops_per_sample(RuleKind::Kp, &s), 7_692_800.0);
+        assert_eq!(mlp(RuleKind::Kp, &s), 2.0 * fwd + 2.0 * chain);
+        assert_eq!(mlp(RuleKind::Kp, &s), 7_692_800.0);
         // DRTP: y D^T costs what e D^T does.
-        assert_eq!(flops_per_sample(RuleKind::Drtp, &s), 2.0 * fwd + direct);
+        assert_eq!(mlp(RuleKind::Drtp, &s), 2.0 * fwd + direct);
         // DKP: DFA plus dD_l = h_l^T e for each hidden layer.
-        assert_eq!(
-            flops_per_sample(RuleKind::Dkp, &s),
-            2.0 * fwd + 2.0 * direct
-        );
+        assert_eq!(mlp(RuleKind::Dkp, &s), 2.0 * fwd + 2.0 * direct);
     }
 }

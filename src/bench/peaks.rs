@@ -115,6 +115,29 @@ pub fn gemm_gflops(m: usize, k: usize, n: usize) -> f64 {
     2.0 * (m * n * k) as f64 / best / 1e9
 }
 
+/// GFLOP/s of `m x k` times `k x n` (the transposed-weight forward layout)
+/// on the current thread's GEMM threads, timed for about `seconds`: the
+/// best of its repetitions, after one to warm up. Quick, for a forecast.
+pub fn quick_gemm_gflops(m: usize, k: usize, n: usize, seconds: f64) -> f64 {
+    let a =
+        Matrix::from_vec(m, k, (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect()).expect("shape");
+    let w =
+        Matrix::from_vec(n, k, (0..n * k).map(|i| (i % 5) as f32 * 0.1).collect()).expect("shape");
+    let mut c = Matrix::zeros(m, n);
+    gemm(&mut c, false, 1.0, a.view(), w.view().t());
+    let start = Instant::now();
+    let mut best = f64::INFINITY;
+    loop {
+        let t = Instant::now();
+        gemm(&mut c, false, 1.0, a.view(), w.view().t());
+        best = best.min(t.elapsed().as_secs_f64());
+        if start.elapsed().as_secs_f64() >= seconds {
+            break;
+        }
+    }
+    2.0 * (m * n * k) as f64 / best.max(1e-9) / 1e9
+}
+
 /// One product of the BP step on 784-800-...: its name and layout.
 #[derive(Clone, Copy, Debug)]
 pub struct Product {

@@ -2,7 +2,6 @@
 
 use crate::config::{parse_hidden, RunConfig};
 use crate::rules::RuleKind;
-use crate::run;
 use anyhow::{bail, Result};
 use clap::Args;
 
@@ -60,11 +59,26 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
             args.batch_size
         );
     }
+    if !(args.seconds.is_finite() && args.seconds >= 0.0) {
+        bail!(
+            "--seconds must be a finite number >= 0, got {}",
+            args.seconds
+        );
+    }
+    // Thread counts and jobs are refused as a run's are, before any starts.
     let mut modes: Vec<bench::Mode> = args
         .threads
         .iter()
-        .map(|&t| bench::Mode::Threads(run::resolve_threads(t)))
-        .collect();
+        .map(|&t| Ok(bench::Mode::Threads(crate::tensor::check_threads(t)?)))
+        .collect::<crate::Result<_>>()?;
+    if let Some(j) = args.jobs {
+        crate::tensor::check_threads(j.into()).map_err(|_| {
+            anyhow::anyhow!(
+                "--jobs {j} is more than this machine can run at once: at most {}",
+                crate::tensor::thread_limit()
+            )
+        })?;
+    }
     modes.extend(args.jobs.map(|j| bench::Mode::Jobs(usize::from(j))));
     let mut cells = Vec::new();
     for h in &args.hidden {
@@ -79,6 +93,15 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
                     ..Default::default()
                 };
                 cfg.validate()?;
+                // A network too large for the memory is refused here, not
+                // in the middle of the table.
+                let extras = crate::resources::Extras::default();
+                crate::resources::preflight(
+                    &cfg,
+                    crate::layers::Shape::new(1, 28, 28),
+                    10,
+                    &extras,
+                )?;
                 cells.push((cfg, mode));
             }
         }

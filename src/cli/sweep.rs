@@ -32,6 +32,11 @@ pub(super) struct SweepArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Run nothing and load no data: print each cell's memory, FLOPs an
+    /// epoch and expected time on this machine (cells that share them on
+    /// one line); exit 1 if a cell would be refused.
+    #[arg(long, conflicts_with_all = ["list", "export", "import", "slurm"])]
+    dry_run: bool,
     /// Write an sbatch script (OUT/slurm/array.sbatch) whose job array has one
     /// task per unfinished cell, each running `biprop sweep FILE --task ID`.
     #[arg(long, conflicts_with_all = ["list", "task", "export"])]
@@ -49,7 +54,8 @@ pub(super) struct SweepArgs {
     /// With --slurm: CPUs per task.
     #[arg(long, requires = "slurm", value_name = "N")]
     cpus_per_task: Option<u32>,
-    /// With --slurm: memory per task (default 2G, 4G for CIFAR-10).
+    /// With --slurm: memory per task (default: the largest unfinished cell's
+    /// memory estimate, as --dry-run prints it, a quarter more and 256 MB).
     #[arg(long, requires = "slurm", value_name = "MEM")]
     mem: Option<String>,
     /// With --slurm: at most N tasks at once (--array=...%N).
@@ -114,6 +120,24 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
         }
         return Ok(());
     }
+    let jobs = args.jobs.unwrap_or_else(sweep::default_jobs);
+    // Each job is a thread (and more threads of its own): refused as a
+    // thread count is, before any is started.
+    if jobs > crate::tensor::thread_limit() {
+        anyhow::bail!(
+            "--jobs {jobs} is more than this machine can run at once: at most {} \
+             (4 x its {} cores)",
+            crate::tensor::thread_limit(),
+            crate::tensor::cores()
+        );
+    }
+    if args.dry_run {
+        let cells = match args.task {
+            Some(i) => cells.into_iter().filter(|c| c.index == i).collect(),
+            None => cells,
+        };
+        return dry_run(&cells, jobs);
+    }
     if args.list {
         for c in &cells {
             let state = match s.status(c)? {
@@ -135,11 +159,87 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
         );
     }
     let opts = SweepOptions {
-        jobs: args.jobs.unwrap_or_else(sweep::default_jobs),
+        jobs,
         task: args.task,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
     let n = sweep::run_sweep(&s, &opts)?;
     say!("{n} run(s) finished; results in {}", s.out.display());
     Ok(())
+}
+
+/// `--dry-run`: each cell's forecast, cells with the same one on one line,
+/// then what the cells need together with `jobs` of them at once.
+fn dry_run(cells: &[crate::experiment::sweep::Cell], jobs: usize) -> Result<()> {
+    use crate::resources::bytes;
+    // A sweep gives each job the cores it shares (`run_sweep`).
+    let threads = (crate::tensor::cores() / jobs.max(1)).max(1);
+    let mut rates = crate::bench::Rates::default();
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let (mut largest, mut data, mut flops, mut seconds) = (0u128, 0u128, 0.0, 0.0);
+    let mut refused = Vec::new();
+    for cell in cells {
+        let c = &cell.config;
+        let cell_threads = if c.threads == 0 { threads } else { c.threads };
+        let line = match crate::bench::forecast(c, cell_threads, true, &mut rates) {
+            Ok(f) => {
+                let parts = f.estimate.by_category();
+                let d = parts
+                    .iter()
+                    .filter(|(k, _)| *k == crate::resources::Category::Data);
+                data = data.max(d.map(|(_, b)| *b).sum());
+                largest = largest.max(f.estimate.total());
+                flops += f.compute.epoch() * c.epochs as f64;
+                seconds += f.epoch_seconds() * c.epochs as f64;
+                if let Some(why) = &f.refusal {
+                    refused.push(format!("cell {}: {why}", cell.index));
+                }
+                format!(
+                    "{} {} on {}, batch {}: memory {}; {}",
+                    c.rule,
+                    c.architecture(),
+                    c.dataset.name(),
+                    c.batch_size,
+                    f.memory_line(),
+                    f.time_line()
+                )
+            }
+            Err(e) => {
+                refused.push(format!("cell {}: {e}", cell.index));
+                format!("cannot be estimated: {e}")
+            }
+        };
+        match groups.iter_mut().find(|(l, _)| *l == line) {
+            Some((_, ix)) => ix.push(cell.index),
+            None => groups.push((line, vec![cell.index])),
+        }
+    }
+    for (line, ix) in &groups {
+        say!(
+            "cells {}: {line}",
+            crate::experiment::slurm::index_ranges(ix)
+        );
+    }
+    let at_once = jobs.min(cells.len()).max(1);
+    // The data is loaded once per data set and shared by the jobs.
+    let together =
+        data.saturating_add((at_once as u128).saturating_mul(largest.saturating_sub(data)));
+    say!(
+        "all {} cell(s): {} in all, about {} of compute on this machine; {at_once} job(s) at once \
+         need about {} (the largest cell's trainer {at_once} times, its data once)",
+        cells.len(),
+        crate::bench::flop(flops),
+        crate::bench::duration(seconds / at_once as f64),
+        bytes(together)
+    );
+    say!("dry run: nothing run");
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} cell(s) would be refused: {}",
+            refused.len(),
+            refused.join("; ")
+        )
+    }
 }

@@ -3,6 +3,7 @@
 use super::settings::{flag_of, protocol_line, SettingsArgs};
 use crate::config::RunConfig;
 use crate::optim::OptimizerKind;
+use crate::resources::{self, DataShape};
 use crate::run::InitFrom;
 use crate::run::{self, RunOptions};
 use anyhow::{bail, Context, Result};
@@ -37,6 +38,11 @@ pub(super) struct TrainArgs {
     /// No progress bar and no per-epoch lines.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Train nothing and load no data: print the run's memory (its largest
+    /// parts, against what this machine has), its FLOPs an epoch and the time
+    /// they take here; exit 1 if the run would be refused.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 impl TrainArgs {
@@ -72,6 +78,9 @@ impl TrainArgs {
 
 pub(super) fn train(args: TrainArgs) -> Result<()> {
     let cfg = args.resolve()?;
+    if args.dry_run {
+        return dry_run(&cfg);
+    }
     let out = match &args.out {
         Some(dir) => {
             if run::holds_run(dir) && !args.force && !args.resume {
@@ -84,6 +93,12 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         }
         None => run::fresh_run_dir(&cfg.run_name()),
     };
+    // Refused before the data is loaded when it cannot fit (the run checks
+    // again, with the data in memory, before it allocates its trainer).
+    if let Ok(data) = DataShape::of(&cfg) {
+        let extras = resources::run_extras(&cfg, Some(&data), true);
+        resources::preflight(&cfg, data.image, data.classes, &extras)?;
+    }
     let splits = run::load_data(&cfg).context("loading the data")?;
     let interactive = std::io::stderr().is_terminal();
     if !args.quiet {
@@ -139,4 +154,18 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--dry-run`: the forecast of the run, and its refusal as the error.
+fn dry_run(cfg: &crate::config::RunConfig) -> Result<()> {
+    let threads = run::resolve_threads(cfg.threads);
+    let f = crate::bench::forecast(cfg, threads, true, &mut Default::default())?;
+    for line in f.report(cfg) {
+        say!("{line}");
+    }
+    say!("dry run: nothing trained");
+    match f.refusal {
+        Some(why) => bail!("{why}"),
+        None => Ok(()),
+    }
 }

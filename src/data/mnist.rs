@@ -113,6 +113,59 @@ pub fn pair(
     })
 }
 
+/// The dimensions in the header of the IDX file `path` (raw or gzip),
+/// reading only the header.
+fn header_dims(path: &Path) -> Result<Vec<usize>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut raw = std::io::BufReader::new(file);
+    // Compression is told by content, as the loader tells it.
+    let gz = std::io::BufRead::fill_buf(&mut raw)
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    let bad = |msg: String| Error::format(path, msg);
+    let mut head = [0u8; 4];
+    reader
+        .read_exact(&mut head)
+        .map_err(|e| bad(format!("not an IDX file: {e}")))?;
+    if head[..2] != [0, 0] || head[2] != 0x08 {
+        return Err(bad("not an IDX file of unsigned bytes".into()));
+    }
+    let mut dims = vec![0u8; 4 * head[3] as usize];
+    reader
+        .read_exact(&mut dims)
+        .map_err(|e| bad(format!("a truncated IDX header: {e}")))?;
+    Ok(dims
+        .chunks_exact(4)
+        .map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize)
+        .collect())
+}
+
+/// The number of training and test samples in `dir` (or `dir/mnist`) and
+/// their image shape `(1, h, w)`, from the image files' headers alone: what
+/// a run's memory and compute are estimated from before it loads anything.
+pub fn peek_dir(dir: &Path) -> Result<(usize, usize, (usize, usize, usize))> {
+    let image = |name: &str| -> Result<(usize, (usize, usize, usize))> {
+        let path = find(dir, name)?;
+        match header_dims(&path)?[..] {
+            [n, h, w] => Ok((n, (1, h, w))),
+            [n, d] => Ok((n, (1, 1, d))),
+            ref dims => Err(Error::format(
+                &path,
+                format!("expected images of dimensions [n, height, width], found {dims:?}"),
+            )),
+        }
+    };
+    let (train, shape) = image(TRAIN_IMAGES)?;
+    let (test, _) = image(TEST_IMAGES)?;
+    Ok((train, test, shape))
+}
+
 /// Loads the training and test sets from the four files in `dir` (or `dir/mnist`).
 pub fn load_dir(dir: &Path, classes: usize, verify: bool) -> Result<(Dataset, Dataset)> {
     let train = pair(

@@ -8,6 +8,7 @@
 use super::sweep::{Cell, Sweep};
 use crate::data::DatasetKind;
 use crate::error::{Error, Result};
+use crate::resources::{self, DataShape};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -40,24 +41,58 @@ pub struct JobArray {
     pub tasks: Vec<usize>,
 }
 
-/// Seconds one cell needs on one core, generously: its FLOPs at 20 GFLOP/s
-/// (a sixth of what a current core sustains in biprop, docs/performance.md),
-/// plus a minute for loading and evaluation, doubled for slow nodes.
+/// The sizes of a cell's data set: known for MNIST and CIFAR-10, read from
+/// the files' headers for `idx` (MNIST's where they cannot be read here:
+/// the cluster may hold the files elsewhere).
+fn data_shape(c: &crate::config::RunConfig) -> DataShape {
+    DataShape::of(c).unwrap_or(DataShape {
+        image: crate::layers::Shape::new(1, 28, 28),
+        classes: c.classes,
+        train: 60_000,
+        test: 10_000,
+    })
+}
+
+/// Seconds one cell needs on one core, generously: its FLOPs (training and
+/// evaluation, counted from its layers) at 20 GFLOP/s (a sixth of what a
+/// current core sustains in biprop, docs/performance.md), plus a minute
+/// for loading and evaluation, doubled for slow nodes.
 pub fn cell_seconds(cell: &Cell) -> f64 {
     let c = &cell.config;
-    let (inputs, classes, samples) = match c.dataset {
-        DatasetKind::Cifar10 => (3072, 10, 50_000),
-        _ => (784, c.classes, 60_000),
-    };
-    let train = c
-        .train_limit
-        .unwrap_or(samples)
-        .min(samples.saturating_sub(c.val_size));
-    let mut sizes = vec![inputs];
-    sizes.extend(&c.hidden);
-    sizes.push(classes);
-    let flops = crate::bench::flops_per_sample(c.rule, &sizes) * train as f64 * c.epochs as f64;
-    2.0 * (flops / 20e9 + 60.0)
+    let data = data_shape(c);
+    let epoch = c
+        .network_plan(data.image, data.classes)
+        .map_or(0.0, |plan| {
+            resources::Compute {
+                per_sample: resources::flops_per_sample(c.rule, &plan),
+                forward: resources::forward_flops(&plan),
+                train_samples: data.train_samples(c),
+                eval_samples: data.eval_samples(c),
+            }
+            .epoch()
+        });
+    2.0 * (epoch * c.epochs as f64 / 20e9 + 60.0)
+}
+
+/// Bytes one cell's task needs: the estimate of its data set, trainer and
+/// checkpoint writing ([`resources::estimate`]); `None` when its network
+/// does not fit its data.
+pub fn cell_memory(cell: &Cell) -> Option<u128> {
+    let c = &cell.config;
+    let data = data_shape(c);
+    let extras = resources::run_extras(c, Some(&data), true);
+    resources::estimate(c, data.image, data.classes, &extras)
+        .ok()
+        .map(|e| e.total())
+}
+
+/// Slurm's `--mem` for an estimate of `bytes`: a quarter more and 256 MB
+/// for what the estimate leaves out (the allocator, the loader's transient
+/// copies), in whole gigabytes (GiB), at least 1G.
+pub fn slurm_mem(bytes: u128) -> String {
+    const GIB: u128 = 1 << 30;
+    let with_headroom = bytes.saturating_add(bytes / 4).saturating_add(256 << 20);
+    format!("{}G", with_headroom.div_ceil(GIB).max(1))
 }
 
 /// Slurm's `D-HH:MM:SS`.
@@ -119,9 +154,19 @@ pub fn job_array(
     let out = absolute(&sweep.out)?;
     let logs = out.join("slurm");
     let largest = pending.iter().map(cell_seconds).fold(600.0, f64::max);
-    let big_data = pending
+    // The memory of the largest cell; the old fixed sizes only where no
+    // cell's network fits its data (its task then fails with the reason).
+    let mem = pending
         .iter()
-        .any(|c| c.config.dataset == DatasetKind::Cifar10);
+        .filter_map(cell_memory)
+        .max()
+        .map(slurm_mem)
+        .unwrap_or_else(|| {
+            let cifar = pending
+                .iter()
+                .any(|c| c.config.dataset == DatasetKind::Cifar10);
+            if cifar { "4G" } else { "2G" }.into()
+        });
     let mut s = String::from("#!/bin/bash\n");
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(s, "#SBATCH --{k}={v}");
@@ -142,13 +187,7 @@ pub fn job_array(
         &opts.time.clone().unwrap_or_else(|| slurm_time(largest)),
     );
     line("cpus-per-task", &opts.cpus.unwrap_or(1).to_string());
-    line(
-        "mem",
-        &opts
-            .mem
-            .clone()
-            .unwrap_or_else(|| if big_data { "4G" } else { "2G" }.into()),
-    );
+    line("mem", &opts.mem.clone().unwrap_or(mem));
     if let Some(p) = &opts.partition {
         line("partition", p);
     }
@@ -234,7 +273,7 @@ mod tests {
             "#SBATCH --array=0-3%2",
             "#SBATCH --partition=gpu",
             "#SBATCH --cpus-per-task=1",
-            "#SBATCH --mem=2G",
+            "#SBATCH --mem=1G",
             "#SBATCH --account=lab",
             "--task \"$SLURM_ARRAY_TASK_ID\"",
             "'/opt/biprop' sweep",
