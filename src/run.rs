@@ -473,9 +473,13 @@ fn run_epochs(
                 samples: 0,
             }
         } else {
-            trainer.evaluate(&splits.val)
+            trainer
+                .evaluate(&splits.val)
+                .map_err(|e| e.diverged_in(epoch))?
         };
-        let test = trainer.evaluate(&splits.test);
+        let test = trainer
+            .evaluate(&splits.test)
+            .map_err(|e| e.diverged_in(epoch))?;
         let feedback = trainer.rule.take_feedback_losses().into_iter().collect();
         let alignment = match probe.as_mut() {
             Some(p) => {

@@ -5,6 +5,7 @@
 //! the rule's feedback update. The step allocates nothing.
 
 use crate::data::Dataset;
+use crate::error::{Error, Result};
 use crate::named::NamedTensorMut;
 use crate::network::{argmax_rows, Activations, Network};
 use crate::optim::OptimConfig;
@@ -183,26 +184,30 @@ impl Trainer {
         &self.deltas
     }
 
-    /// Loads `rows` samples given as row-major inputs and targets as the next batch.
-    ///
-    /// # Panics
-    /// When `rows` exceeds [`Trainer::max_rows`] or the slices do not hold
-    /// `rows` inputs and targets of the network's widths.
-    pub fn load_rows(&mut self, inputs: &[f32], targets: &[f32], rows: usize) {
-        assert!(rows <= self.max_rows, "batch larger than the buffers");
+    /// Loads `rows` samples given as row-major inputs and targets as the next
+    /// batch. Values from outside are checked where they enter: NaN or
+    /// infinity in either is an [`Error::BadInput`] naming the first bad row,
+    /// and slices of the wrong sizes an [`Error::Mismatch`].
+    pub fn load_rows(&mut self, inputs: &[f32], targets: &[f32], rows: usize) -> Result<()> {
         let (n, c) = (self.net.inputs(), self.net.outputs());
-        assert_eq!(
-            inputs.len(),
-            rows * n,
-            "load_rows: expected {rows} x {n} inputs"
-        );
-        assert_eq!(
-            targets.len(),
-            rows * c,
-            "load_rows: expected {rows} x {c} targets"
-        );
+        if rows > self.max_rows {
+            return Err(Error::Mismatch(format!(
+                "a batch of {rows} rows; the trainer holds at most {} (batch_size)",
+                self.max_rows
+            )));
+        }
+        if inputs.len() != rows * n || targets.len() != rows * c {
+            return Err(Error::Mismatch(format!(
+                "load_rows: expected {rows} x {n} inputs and {rows} x {c} targets, got {} and {} values",
+                inputs.len(),
+                targets.len()
+            )));
+        }
+        check_finite("inputs", inputs, n)?;
+        check_finite("targets", targets, c)?;
         self.acts[0].rows_slice_mut(rows).copy_from_slice(inputs);
         self.targets.rows_slice_mut(rows).copy_from_slice(targets);
+        Ok(())
     }
 
     /// Loads samples `idx` of `ds` as the next batch.
@@ -249,13 +254,34 @@ impl Trainer {
         })
     }
 
-    /// One training step on the loaded batch of `rows` samples.
-    pub fn step(&mut self, rows: usize) -> Tally {
-        self.with_compute(|t| t.step_here(rows))
+    /// One training step on the loaded batch of `rows` samples. A batch
+    /// whose loss is not finite (outputs NaN or infinite: the weights have
+    /// diverged) updates nothing and is an [`Error::NonFinite`]: no metric
+    /// is computed from such outputs. The check is of the batch's summed
+    /// loss, which any non-finite output makes non-finite, so it costs one
+    /// comparison.
+    pub fn step(&mut self, rows: usize) -> Result<Tally> {
+        let tally = self.with_compute(|t| t.step_here(rows));
+        if tally.loss.is_finite() {
+            return Ok(tally);
+        }
+        Err(Error::NonFinite {
+            what: format!(
+                "training diverged at step {}: the batch's loss is {} (the network's outputs are \
+                 not finite numbers), and nothing was updated; lower the learning rate",
+                self.steps() + 1,
+                tally.loss
+            ),
+            loss: tally.loss,
+        })
     }
 
+    /// The step; one whose loss is not finite stops before the update.
     fn step_here(&mut self, rows: usize) -> Tally {
         let tally = self.compute_errors_here(rows);
+        if !tally.loss.is_finite() {
+            return tally;
+        }
         self.updater
             .apply(&mut self.net, &mut self.acts, &self.deltas, rows);
         self.rule.train_feedback(&FeedbackStep {
@@ -269,37 +295,42 @@ impl Trainer {
         tally
     }
 
-    /// Loss and error of the network on `ds`, in chunks, without training.
-    pub fn evaluate(&mut self, ds: &Dataset) -> Tally {
+    /// Loss and error of the network on `ds`, in chunks, without training;
+    /// outputs that are not finite are an [`Error::NonFinite`].
+    pub fn evaluate(&mut self, ds: &Dataset) -> Result<Tally> {
         self.with_compute(|t| t.evaluate_here(ds))
     }
 
-    fn evaluate_here(&mut self, ds: &Dataset) -> Tally {
+    fn evaluate_here(&mut self, ds: &Dataset) -> Result<Tally> {
         self.evaluate_slices_here(ds.inputs.as_slice(), &ds.labels)
     }
 
     /// Loss and error on samples given as row-major `inputs` (one row per
-    /// label) and their class `labels`, in chunks, without training.
-    ///
-    /// # Panics
-    /// When `inputs` does not hold one row of the network's input width per
-    /// label, or a label is not below the network's output width.
-    pub fn evaluate_slices(&mut self, inputs: &[f32], labels: &[u8]) -> Tally {
+    /// label) and their class `labels`, in chunks, without training. Inputs
+    /// that are not finite are an [`Error::BadInput`] naming the first bad
+    /// row, sizes that do not fit an [`Error::Mismatch`], outputs that are
+    /// not finite an [`Error::NonFinite`] (never an error rate computed from
+    /// them).
+    pub fn evaluate_slices(&mut self, inputs: &[f32], labels: &[u8]) -> Result<Tally> {
+        check_finite("inputs", inputs, self.net.inputs())?;
         self.with_compute(|t| t.evaluate_slices_here(inputs, labels))
     }
 
     /// The network's outputs (after the output function: probabilities for
     /// sigmoid and softmax outputs) for row-major `inputs`, into `out`
-    /// (`rows x classes`), in chunks.
-    ///
-    /// # Panics
-    /// When `inputs` or `out` are not whole rows of the network's widths,
-    /// or hold different numbers of rows.
-    pub fn predict_into(&mut self, inputs: &[f32], out: &mut [f32]) {
+    /// (`rows x classes`), in chunks. Inputs that are not finite are an
+    /// [`Error::BadInput`], outputs that are not an [`Error::NonFinite`],
+    /// sizes that do not fit an [`Error::Mismatch`].
+    pub fn predict_into(&mut self, inputs: &[f32], out: &mut [f32]) -> Result<()> {
         let (d, c) = (self.net.inputs(), self.net.outputs());
-        assert_eq!(inputs.len() % d, 0, "predict: inputs are not whole rows");
         let n = inputs.len() / d;
-        assert_eq!(out.len(), n * c, "predict: output is not {n} x {c}");
+        if !inputs.len().is_multiple_of(d) || out.len() != n * c {
+            return Err(Error::Mismatch(format!(
+                "predict: {} inputs are not whole rows of {d}, or the output is not {n} x {c}",
+                inputs.len()
+            )));
+        }
+        check_finite("inputs", inputs, d)?;
         self.with_compute(|t| {
             let mut start = 0;
             while start < n {
@@ -318,24 +349,30 @@ impl Trainer {
                     c,
                     false,
                 );
+                if let Some((r, _, v)) = first_non_finite(o.rows_slice(rows), c) {
+                    return Err(non_finite_outputs(start + r, v as f64));
+                }
                 out[start * c..(start + rows) * c].copy_from_slice(o.rows_slice(rows));
                 start += rows;
             }
+            Ok(())
         })
     }
 
-    fn evaluate_slices_here(&mut self, inputs: &[f32], labels: &[u8]) -> Tally {
+    fn evaluate_slices_here(&mut self, inputs: &[f32], labels: &[u8]) -> Result<Tally> {
         let (d, c) = (self.net.inputs(), self.net.outputs());
-        assert_eq!(
-            inputs.len(),
-            labels.len() * d,
-            "evaluate: expected {} x {d} inputs",
-            labels.len()
-        );
-        assert!(
-            labels.iter().all(|&l| (l as usize) < c),
-            "evaluate: a label is not below {c}"
-        );
+        if inputs.len() != labels.len() * d {
+            return Err(Error::Mismatch(format!(
+                "evaluate: expected {} x {d} inputs, got {} values",
+                labels.len(),
+                inputs.len()
+            )));
+        }
+        if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= c) {
+            return Err(Error::Mismatch(format!(
+                "evaluate: label {l} of sample {i} is not below the {c} outputs"
+            )));
+        }
         let mut total = Tally::default();
         let mut start = 0;
         while start < labels.len() {
@@ -350,16 +387,18 @@ impl Trainer {
             }
             self.net.forward(&mut self.eval_acts, rows);
             let out = self.eval_acts.output_mut();
-            total.add(score(
-                &self.net,
-                out,
-                &self.eval_targets,
-                &mut self.eval_err,
-                rows,
-            ));
+            let chunk = score(&self.net, out, &self.eval_targets, &mut self.eval_err, rows);
+            // A non-finite output makes the chunk's loss non-finite: one
+            // comparison stands for a scan of the outputs.
+            if !chunk.loss.is_finite() {
+                let (r, v) = first_non_finite(out.rows_slice(rows), c)
+                    .map_or((0, chunk.loss), |(r, _, v)| (r, v as f64));
+                return Err(non_finite_outputs(start + r, v));
+            }
+            total.add(chunk);
             start += rows;
         }
-        total
+        Ok(total)
     }
 
     /// One pass over `ds` in the order `order`, in batches of `batch`;
@@ -391,13 +430,57 @@ impl Trainer {
             let mut total = Tally::default();
             for chunk in order.chunks(batch) {
                 t.load_batch(ds, chunk);
-                total.add(t.step_here(chunk.len()));
-                if !on_batch(total.samples) {
+                let step = t.step_here(chunk.len());
+                total.add(step);
+                // A diverged step updated nothing; the epoch's loss is now
+                // not finite, which the caller reports (no later step runs
+                // on the same weights to no purpose).
+                if !step.loss.is_finite() || !on_batch(total.samples) {
                     break;
                 }
             }
             total
         })
+    }
+}
+
+/// The first value of `values` (rows of `cols`) that is NaN or infinite, as
+/// `(row, column, value)`. The scan that finds none, the common case, runs
+/// over the bits in wide chunks (it vectorizes), then stops early.
+pub fn first_non_finite(values: &[f32], cols: usize) -> Option<(usize, usize, f32)> {
+    const EXP: u32 = 0x7f80_0000;
+    let cols = cols.max(1);
+    let chunk = values
+        .chunks(256)
+        .position(|c| !c.iter().fold(true, |ok, x| ok & (x.to_bits() & EXP != EXP)))?;
+    let at = chunk * 256
+        + values[chunk * 256..]
+            .iter()
+            .position(|x| !x.is_finite())
+            .expect("a chunk with a non-finite value");
+    Some((at / cols, at % cols, values[at]))
+}
+
+/// `Ok` when every value of `values` (rows of `cols`) is finite, else an
+/// [`Error::BadInput`] naming `what`'s first bad row: where outside values
+/// enter the library.
+pub fn check_finite(what: &str, values: &[f32], cols: usize) -> Result<()> {
+    match first_non_finite(values, cols) {
+        None => Ok(()),
+        Some((row, col, v)) => Err(Error::BadInput(format!(
+            "{what}: row {row} holds {v} (column {col}); values must be finite numbers"
+        ))),
+    }
+}
+
+/// The error of outputs that are not finite, at sample `row`.
+fn non_finite_outputs(row: usize, value: f64) -> Error {
+    Error::NonFinite {
+        what: format!(
+            "the network's outputs are not finite numbers (sample {row}: {value}): its weights \
+             have diverged, and no loss or error is computed from such outputs"
+        ),
+        loss: value,
     }
 }
 

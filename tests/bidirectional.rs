@@ -46,7 +46,7 @@ fn train(net: Network, rule: Box<dyn LearningRule>, lr: f32, steps: usize) -> Tr
     for s in 0..steps {
         let idx: Vec<usize> = (s * ROWS..(s + 1) * ROWS).collect();
         t.load_batch(&ds, &idx);
-        t.step(ROWS);
+        t.step(ROWS).unwrap();
     }
     t
 }
@@ -91,8 +91,8 @@ fn bfa_feedback_update_is_backprop_through_the_feedback_network() {
     let mut x = Matrix::zeros(ROWS, SIZES[0]);
     let mut y = Matrix::zeros(ROWS, SIZES[3]);
     ds.gather(&idx, &mut x, &mut y);
-    bp.load_rows(y.as_slice(), x.as_slice(), ROWS);
-    bp.step(ROWS);
+    bp.load_rows(y.as_slice(), x.as_slice(), ROWS).unwrap();
+    bp.step(ROWS).unwrap();
     assert_same_net(learned, &bp.net, 1e-6);
     assert_ne!(*learned, fb, "the feedback network must have moved");
 }

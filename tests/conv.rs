@@ -273,7 +273,7 @@ fn step_with(rule: Box<dyn LearningRule>, net0: &Network, rows: usize, steps: u6
     for k in 0..steps {
         let ds = synthetic(rows, net0.inputs(), net0.outputs(), 50 + k);
         t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
-        t.step(rows);
+        t.step(rows).unwrap();
     }
     t
 }
@@ -412,7 +412,7 @@ fn conv_steps_are_bitwise_the_same_on_any_thread_count() {
         for k in 0..2 {
             let ds = synthetic(rows, input.len(), 10, 60 + k);
             t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
-            t.step(rows);
+            t.step(rows).unwrap();
         }
         t.net
     };
@@ -567,7 +567,7 @@ fn bfa_on_convolutions_mirrors_the_network_and_is_fa_on_its_kernels() {
     let mut mse = Vec::new();
     for _ in 0..200 {
         t.load_batch(&ds, &(0..6).collect::<Vec<_>>());
-        t.step(6);
+        t.step(6).unwrap();
         mse.push(t.rule.take_feedback_losses()[0].1);
     }
     assert!(

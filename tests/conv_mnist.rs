@@ -110,7 +110,7 @@ fn the_bound_catches_frozen_hidden_layers() {
     for _ in 0..c.epochs {
         t.train_epoch(&data().train, &order, c.batch_size, |_| {});
     }
-    let err = t.evaluate(&data().test).error_rate();
+    let err = t.evaluate(&data().test).unwrap().error_rate();
     eprintln!(
         "lenet-mnist, hidden layers frozen: test error {:.2}%",
         100.0 * err

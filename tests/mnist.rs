@@ -100,7 +100,7 @@ fn the_bound_catches_a_rule_that_does_not_train_hidden_layers() {
     for _ in 0..cfg.epochs {
         t.train_epoch(&splits.train, &order, cfg.batch_size, |_| {});
     }
-    let err = t.evaluate(&splits.test).error_rate();
+    let err = t.evaluate(&splits.test).unwrap().error_rate();
     eprintln!("output layer only: test error {:.2}%", 100.0 * err);
     assert!(
         err > q.bound + 0.005,

@@ -88,7 +88,7 @@ fn step_with(rule: Box<dyn LearningRule>, net0: &Network, rows: usize) -> Traine
     let idx: Vec<usize> = (0..rows).collect();
     let mut t = Trainer::new(net0.clone(), rule, sgd(0.5), rows);
     t.load_batch(&ds, &idx);
-    t.step(rows);
+    t.step(rows).unwrap();
     t
 }
 
@@ -339,7 +339,7 @@ fn fused_and_buffered_sgd_agree() {
     let mut buffered = Trainer::new(net0, Box::new(Bp), adam_like, 10);
     for t in [&mut fused, &mut buffered] {
         t.load_batch(&ds, &idx);
-        t.step(10);
+        t.step(10).unwrap();
     }
     assert_same_weights(&fused, &buffered, 1e-6);
 }

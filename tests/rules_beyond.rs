@@ -89,8 +89,8 @@ fn kp_started_at_the_transposed_weights_is_bp_at_every_step() {
     for k in 0..6 {
         load(&mut kp, k);
         load(&mut bp, k);
-        kp.step(ROWS);
-        bp.step(ROWS);
+        kp.step(ROWS).unwrap();
+        bp.step(ROWS).unwrap();
         for (a, b) in kp.deltas().iter().zip(bp.deltas()) {
             let d = max_abs_diff(a.as_slice(), b.as_slice());
             assert!(
@@ -132,7 +132,7 @@ fn kp_gap_shrinks_by_one_minus_lr_decay_each_step() {
     assert!(max_abs(&before[0]) > 0.1, "B starts random, far from W^T");
     for k in 0..4 {
         load(&mut t, k);
-        t.step(ROWS);
+        t.step(ROWS).unwrap();
         let after = gaps(&t);
         for (b, a) in before.iter().zip(&after) {
             let want: Vec<f32> = b.iter().map(|v| v * factor).collect();
@@ -194,7 +194,7 @@ fn usf_path_has_the_signs_of_the_transposed_weights() {
             let b = common::stand_in(&t, 2).unwrap();
             assert_eq!(b.get(3, 1), 0.0, "zero weight, zero path");
         }
-        t.step(ROWS);
+        t.step(ROWS).unwrap();
     }
 }
 
@@ -220,8 +220,8 @@ fn frsf_with_uniform_magnitudes_is_usf() {
     for k in 0..3 {
         load(&mut a, k);
         load(&mut b, k);
-        a.step(ROWS);
-        b.step(ROWS);
+        a.step(ROWS).unwrap();
+        b.step(ROWS).unwrap();
     }
     assert_eq!(a.net, b.net);
     assert_ne!(a.net, net0, "it trained");
@@ -233,7 +233,7 @@ fn brsf_run(seed: u64, steps: u64) -> Trainer {
     let mut t = Trainer::new(n, rule, sgd(0.5, 0.0), ROWS);
     for k in 0..steps {
         load(&mut t, k);
-        t.step(ROWS);
+        t.step(ROWS).unwrap();
     }
     t
 }
@@ -281,7 +281,7 @@ fn brsf_is_reproducible_and_redraws_every_batch() {
         t.compute_errors(ROWS);
         assert_eq!(brsf_m(&t, 2), m);
         seen.push(m);
-        t.step(ROWS);
+        t.step(ROWS).unwrap();
     }
     // Resuming: a fresh rule at step 2 draws the M of the third batch.
     let mut fresh = brsf_run(7, 0);
@@ -311,7 +311,7 @@ fn dkp_top_update_is_the_transposed_output_gradient() {
         let l = t.net.hidden_layers();
         let w0 = t.net.layers[l].weight.clone();
         load(&mut t, 0);
-        t.step(ROWS);
+        t.step(ROWS).unwrap();
         let d1: Vec<Matrix> = t
             .rule
             .feedback_tensors()
@@ -569,7 +569,7 @@ fn the_bound_catches_frozen_hidden_layers() {
     for _ in 0..cfg.epochs {
         t.train_epoch(&mnist().train, &order, cfg.batch_size, |_| {});
     }
-    let err = t.evaluate(&mnist().test).error_rate();
+    let err = t.evaluate(&mnist().test).unwrap().error_rate();
     eprintln!("output layer only: test error {:.2}%", 100.0 * err);
     assert!(
         err > bound + 0.005,

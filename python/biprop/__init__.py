@@ -220,12 +220,27 @@ class Trainer:
     Inputs ``x`` are float32 arrays ``[rows, sizes[0]]``, C-contiguous, used
     without copying; targets ``y`` are integer class labels ``[rows]`` or
     float32 one-hot rows ``[rows, sizes[-1]]``. A wrong dtype raises
-    ``TypeError``; a wrong shape or memory layout raises ``ValueError``.
+    ``TypeError``; a wrong shape or memory layout raises ``ValueError``, and
+    so does NaN or infinity in ``x`` or ``y`` (naming the first bad row). A
+    batch whose outputs are not finite (the weights have diverged) updates
+    nothing and raises :class:`DivergedError`; so does evaluating such a
+    network, which never reports an error rate computed from NaN.
+
+    A network that cannot fit in the memory this machine has left raises
+    ``MemoryError`` naming its largest parts, before anything is allocated;
+    sizes that are not positive integers, or more ``threads`` than the
+    machine can use (4 x its cores, at most 1024), raise ``ValueError``.
     """
 
     def __init__(self, sizes: List[int], rule: str = "bp", config: Settings = None, **settings: Any):
+        sizes = list(sizes)
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s < 2**64:
+                raise ValueError(
+                    f"sizes must be positive integers, e.g. [784, 800, 10]; got {sizes!r}"
+                )
         settings = dict(settings, rule=rule)
-        self._t = _native.Trainer(list(sizes), _layers(config), settings)
+        self._t = _native.Trainer([int(s) for s in sizes], _layers(config), settings)
 
     @classmethod
     def _wrap(cls, native: Any) -> "Trainer":

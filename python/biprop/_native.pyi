@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 class DivergedError(RuntimeError):
-    """Training diverged: an epoch's mean training loss was not a finite number."""
+    """Training diverged: a batch's or an epoch's loss, or the network's outputs, were not finite numbers."""
 
 def rules() -> List[str]: ...
 def default_config() -> str: ...

@@ -11,7 +11,9 @@ use biprop::run::{self, InitFrom, RunOptions};
 use biprop::state::{self, CheckpointExt};
 use biprop::train::{Tally, Trainer as Core};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use std::collections::BTreeMap;
@@ -24,7 +26,7 @@ pyo3::create_exception!(
     _native,
     DivergedError,
     PyRuntimeError,
-    "Training diverged: an epoch's mean training loss was not a finite number."
+    "Training diverged: a batch's or an epoch's loss, or the network's outputs, were not finite numbers."
 );
 
 /// The Python exception for a library error, with the CLI's message.
@@ -34,7 +36,10 @@ fn py_err(e: biprop::Error) -> PyErr {
         biprop::Error::Io { .. } | biprop::Error::Missing(_) | biprop::Error::Checksum { .. } => {
             PyOSError::new_err(msg)
         }
-        biprop::Error::Diverged { .. } => DivergedError::new_err(msg),
+        biprop::Error::Diverged { .. } | biprop::Error::NonFinite { .. } => {
+            DivergedError::new_err(msg)
+        }
+        biprop::Error::Memory(_) => PyMemoryError::new_err(msg),
         biprop::Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(msg),
         biprop::Error::Threads(_) => PyRuntimeError::new_err(msg),
         _ => PyValueError::new_err(msg),
@@ -488,7 +493,7 @@ impl Trainer {
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
         what: &str,
-        f: impl FnOnce(&mut Core, usize) -> R + Send,
+        f: impl FnOnce(&mut Core, usize) -> biprop::Result<R> + Send,
     ) -> PyResult<R> {
         let mut guard = self.lock()?;
         let st = &mut *guard;
@@ -496,10 +501,11 @@ impl Trainer {
         let (xs, rows) = st.batch(x, y, what)?;
         let xv = xs.as_slice().expect("checked contiguous");
         let (core, t) = (&mut st.core, &st.t[..rows * c]);
-        Ok(py.detach(|| {
-            core.load_rows(xv, t, rows);
+        py.detach(|| {
+            core.load_rows(xv, t, rows)?;
             f(core, rows)
-        }))
+        })
+        .map_err(py_err)
     }
 
     fn from_core(core: Core, cfg: RunConfig, epochs: usize) -> Self {
@@ -601,12 +607,15 @@ impl Trainer {
         }
         let mut targets = vec![0.0f32; rows * c];
         targets_into(y, rows, c, &mut targets)?;
+        let xv = xs.as_slice().expect("checked contiguous");
+        // Checked whole, so that an error names the caller's row, not a batch's.
+        biprop::train::check_finite("x", xv, n).map_err(py_err)?;
+        biprop::train::check_finite("y", &targets, c).map_err(py_err)?;
         let epoch = st.epochs + 1;
         let mut order: Vec<usize> = (0..rows).collect();
         if shuffle {
             run::epoch_order(st.cfg.seed, epoch, &mut order);
         }
-        let xv = xs.as_slice().expect("checked contiguous");
         let shared = Shared::default();
         let State {
             core, x: xb, t: tb, ..
@@ -622,21 +631,21 @@ impl Trainer {
                     let mut total = Tally::default();
                     for chunk in order.chunks(batch) {
                         if sh.stop.load(Ordering::Relaxed) {
-                            return None;
+                            return Ok(None);
                         }
                         for (r, &i) in chunk.iter().enumerate() {
                             xb[r * n..(r + 1) * n].copy_from_slice(&xv[i * n..(i + 1) * n]);
                             tb[r * c..(r + 1) * c].copy_from_slice(&targets[i * c..(i + 1) * c]);
                         }
                         let k = chunk.len();
-                        core.load_rows(&xb[..k * n], &tb[..k * c], k);
-                        let t = core.step(k);
+                        core.load_rows(&xb[..k * n], &tb[..k * c], k)?;
+                        let t = core.step(k)?;
                         total.loss += t.loss;
                         total.errors += t.errors;
                         total.samples += t.samples;
                         sh.samples.store(total.samples, Ordering::Relaxed);
                     }
-                    Some(total)
+                    Ok(Some(total))
                 })
             },
             |_, sh| match &on_progress {
@@ -645,7 +654,8 @@ impl Trainer {
                     .map(|_| ()),
                 None => Ok(()),
             },
-        )?;
+        )?
+        .map_err(py_err)?;
         let Some(tally) = tally else {
             return Err(PyKeyboardInterrupt::new_err("interrupted"));
         };
@@ -665,7 +675,8 @@ impl Trainer {
         let xv = xs.as_slice().expect("checked contiguous");
         let mut out = vec![0.0f32; rows * c];
         let core = &mut st.core;
-        py.detach(|| core.predict_into(xv, &mut out));
+        py.detach(|| core.predict_into(xv, &mut out))
+            .map_err(py_err)?;
         PyArray1::from_vec(py, out).reshape([rows, c])
     }
 
@@ -685,7 +696,9 @@ impl Trainer {
         let labels = labels_u8(y, rows, c)?;
         let xv = xs.as_slice().expect("checked contiguous");
         let core = &mut st.core;
-        let tally = py.detach(|| core.evaluate_slices(xv, &labels));
+        let tally = py
+            .detach(|| core.evaluate_slices(xv, &labels))
+            .map_err(py_err)?;
         tally_dict(py, &tally)
     }
 
@@ -698,7 +711,7 @@ impl Trainer {
         let named = self.on_batch(py, x, y, "the alignment batch", |core, rows| {
             let mut probe = AlignmentProbe::new(core);
             let par = core.parallelism().clone();
-            par.install(|| probe.measure(core, rows)).named()
+            Ok(par.install(|| probe.measure(core, rows)).named())
         })?;
         let d = PyDict::new(py);
         for (k, v) in named {

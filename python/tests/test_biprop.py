@@ -206,6 +206,81 @@ def test_bad_inputs_raise_the_right_exceptions(tmp_path):
         )
 
 
+def test_sizes_and_threads_beyond_the_machine_raise_before_allocating():
+    # 1e9 hidden units: 3 TB of weights alone, refused before any is made
+    # (the interpreter used to abort on the failed allocation).
+    with pytest.raises(MemoryError, match=r"needs about .*layer 1 \(dense 1000000000\)"):
+        biprop.Trainer([784, 1000000000, 10])
+    with pytest.raises(MemoryError, match="needs about"):
+        biprop.Trainer([784, 200000, 200000, 10], rule="bfa")
+    with pytest.raises(ValueError, match="threads = 100000"):
+        biprop.Trainer([12, 8, 3], threads=100000)
+    with pytest.raises(ValueError, match="more than this machine can use"):
+        biprop.Trainer([12, 8, 3], threads=4 * (os.cpu_count() or 1) + 1)
+    for bad in ([12, 0, 3], [12, -5, 3], [12, 2**64, 3], [12, 8.5, 3], [12, True, 3]):
+        with pytest.raises(ValueError, match="sizes"):
+            biprop.Trainer(bad)
+    # Still usable afterwards: nothing was left half-made.
+    t = biprop.Trainer([12, 8, 3], batch_size=4)
+    assert t.step(np.zeros((4, 12), dtype=np.float32), np.array([0, 1, 2, 0]))["samples"] == 4
+
+
+def test_non_finite_inputs_are_refused_where_they_enter():
+    t = biprop.Trainer([12, 8, 3], batch_size=4)
+    x = np.zeros((4, 12), dtype=np.float32)
+    y = np.array([0, 1, 2, 0])
+    for bad in (np.nan, np.inf, -np.inf):
+        xb = x.copy()
+        xb[2, 5] = bad
+        with pytest.raises(ValueError, match="row 2"):
+            t.step(xb, y)
+        with pytest.raises(ValueError, match="row 2"):
+            t.evaluate(xb, y)
+        with pytest.raises(ValueError, match="row 2"):
+            t.predict(xb)
+    big = np.zeros((10, 12), dtype=np.float32)
+    big[7, 0] = np.nan
+    with pytest.raises(ValueError, match="row 7"):
+        t.fit_epoch(big, np.zeros(10, dtype=np.int64))
+    soft = np.full((4, 3), 1 / 3, dtype=np.float32)
+    soft[1, 1] = np.nan
+    with pytest.raises(ValueError, match="row 1"):
+        t.step(x, soft)
+    with pytest.raises(ValueError, match="row 1"):
+        t.fit_epoch(x, soft)
+    assert t.steps == 0, "a refused batch trains nothing"
+
+
+def test_non_finite_outputs_raise_diverged_never_a_metric():
+    t = biprop.Trainer([12, 3], batch_size=4, output="identity")
+    y = np.array([0, 1, 2, 0])
+    # Finite inputs whose products overflow to infinity: 12 x 3e38.
+    t.load_state_dict({k: np.ones_like(v) for k, v in t.state_dict().items()})
+    huge = np.full((4, 12), 3e38, dtype=np.float32)
+    before = t.state_dict()
+    with pytest.raises(biprop.DivergedError, match="diverged at step 1"):
+        t.step(huge, y)
+    after = t.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before), "nothing is updated"
+    assert t.steps == 0
+    with pytest.raises(biprop.DivergedError, match="not finite"):
+        t.evaluate(huge, y)
+    with pytest.raises(biprop.DivergedError, match="not finite"):
+        t.predict_proba(huge)
+    with pytest.raises(biprop.DivergedError):
+        t.fit_epoch(huge, y)
+    # A rate that blows the weights up: the step after the blow-up raises,
+    # evaluation raises too instead of reporting error 0.0 on NaN outputs.
+    t = biprop.Trainer([12, 8, 3], batch_size=4, output="identity", lr=1e30)
+    x = np.random.default_rng(0).random((4, 12), dtype=np.float32)
+    with pytest.raises(biprop.DivergedError):
+        for _ in range(5):
+            t.step(x, y)
+    with pytest.raises(biprop.DivergedError):
+        t.evaluate(x, y)
+    assert isinstance(biprop.DivergedError("x"), RuntimeError)
+
+
 def test_one_hot_targets_equal_labels():
     rng = np.random.default_rng(1)
     x = rng.random((8, 6), dtype=np.float32)

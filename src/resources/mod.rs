@@ -150,7 +150,13 @@ mod tests {
     fn flops_of_a_convolutional_plan_match_the_hand_count() {
         let c = cfg("net = \"lenet-mnist\"");
         let plan = c.network_plan(Shape::new(1, 28, 28), 10).unwrap();
-        let macs = [28 * 28 * 25 * 6, 100 * 150 * 16, 400 * 120, 120 * 84, 84 * 10];
+        let macs = [
+            28 * 28 * 25 * 6,
+            100 * 150 * 16,
+            400 * 120,
+            120 * 84,
+            84 * 10,
+        ];
         let f: f64 = macs.iter().map(|&m| 2.0 * m as f64).sum();
         assert_eq!(forward_flops(&plan), f);
         let first = 2.0 * macs[0] as f64;
@@ -175,7 +181,11 @@ mod tests {
         let e = estimate(&cfg("hidden = [1000000000]"), image, 10, &Extras::default()).unwrap();
         let weights = 1_000_000_000u128 * 784 * 4;
         assert!(e.total() > weights, "{}", e.total());
-        assert!(e.drivers(3).contains("layer 1 (dense 1000000000)"), "{}", e.drivers(3));
+        assert!(
+            e.drivers(3).contains("layer 1 (dense 1000000000)"),
+            "{}",
+            e.drivers(3)
+        );
         let err = preflight(&cfg("hidden = [1000000000]"), image, 10, &Extras::default())
             .unwrap_err()
             .to_string();
