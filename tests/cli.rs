@@ -531,3 +531,111 @@ fn sweep_slurm_options_reach_the_script() {
         "--slurm",
     );
 }
+
+/// The commands: each refused with one line and exit code 1, no
+/// backtrace, before anything is allocated or downloaded.
+#[test]
+fn runs_beyond_the_machine_get_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge_conv = "conv 1000000000 1000x1000 pad 100000, flatten, dense 10";
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["train", "--hidden", "1000000000"],
+            "layer 1 (dense 1000000000)",
+        ),
+        (
+            &["train", "--hidden", "200000,200000"],
+            "this run needs about",
+        ),
+        (&["train", "--threads", "100000"], "threads = 100000"),
+        (&["train", "--threads", "1025"], "at most 1024"),
+        (&["train", "--layers", huge_conv], "its sizes are too large"),
+        (
+            &[
+                "train",
+                "--rule",
+                "bfa",
+                "--layers",
+                "conv 64 3x3, relu, flatten, dense 200000000, relu, dense 10",
+            ],
+            "this run needs about",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = biprop(args, dir.path());
+        assert_clean_failure(&o, want);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {e}");
+        assert_eq!(e.lines().count(), 1, "{args:?}: one line, got {e}");
+        assert!(e.starts_with("error: "), "{e}");
+        assert!(!e.contains("backtrace"), "{e}");
+        assert!(
+            !dir.path().join("cache").exists(),
+            "{args:?}: nothing downloaded"
+        );
+        assert!(!dir.path().join("runs").exists(), "{args:?}: no run folder");
+    }
+    // More threads than 4 x the cores: refused with the machine's bound.
+    let over = (4 * std::thread::available_parallelism().map_or(1, |n| n.get()) + 1).to_string();
+    let o = biprop(&["train", "--threads", &over], dir.path());
+    assert_clean_failure(&o, "more than this machine can use");
+    let o = biprop(&["bench", "--threads", "100000"], dir.path());
+    assert_clean_failure(&o, "threads = 100000");
+    let o = biprop(
+        &["bench", "--hidden", "1000000000", "--threads", "1"],
+        dir.path(),
+    );
+    assert_clean_failure(&o, "this run needs about");
+}
+
+/// `--dry-run` tells memory, FLOPs and time, and loads and trains nothing.
+#[test]
+fn dry_run_tells_memory_flops_and_time_and_trains_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = biprop(
+        &["train", "--dry-run", "--net", "lenet-mnist", "-o", "out"],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    for want in [
+        "memory: about",
+        "data set",
+        "im2col patches",
+        "largest:",
+        "MFLOP a training sample",
+        "an epoch (50,000 trained, 20,000 evaluated)",
+        "time: about",
+        "GFLOP/s",
+        "nothing trained",
+    ] {
+        assert!(out.contains(want), "{want:?} not in\n{out}");
+    }
+    assert!(!dir.path().join("out").exists(), "no run folder");
+    assert!(!dir.path().join("cache").exists(), "no data loaded");
+    let o = biprop(
+        &["train", "--dry-run", "--hidden", "1000000000"],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_clean_failure(&o, "this run needs about");
+    assert!(out.contains("does NOT fit"), "{out}");
+    assert!(out.contains("TB"), "{out}");
+
+    let sweep = dir.path().join("s.toml");
+    std::fs::write(
+        &sweep,
+        "[base]\nepochs = 3\n[grid]\nrule = [\"bp\", \"bfa\"]\nseed = [1, 2]\n",
+    )
+    .unwrap();
+    let o = biprop(&["sweep", "s.toml", "--dry-run", "--jobs", "1"], dir.path());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    // The seeds share a line; the rules do not.
+    assert_eq!(out.matches("cells ").count(), 2, "{out}");
+    assert!(out.contains("bp 1x800 on mnist"), "{out}");
+    assert!(out.contains("bfa 1x800 on mnist"), "{out}");
+    assert!(out.contains("for 3 epochs"), "{out}");
+    assert!(out.contains("all 4 cell(s)"), "{out}");
+    assert!(!dir.path().join("sweeps").exists(), "nothing run");
+}

@@ -141,10 +141,15 @@ pub struct Extras {
     pub alignment: bool,
 }
 
-/// The program's own memory beside its buffers: code, libraries, thread
-/// stacks in use, the allocator's slack (measured: about 10 MB resident for
-/// a small run; counted generously).
+/// The program's own memory beside its buffers: code, libraries, the
+/// allocator's slack (measured: about 10 MB resident for a small run;
+/// counted generously).
 const PROGRAM_BYTES: u128 = 48_000_000;
+
+/// Each thread's share beside the buffers: its stack in use and the GEMM
+/// kernels' packing buffers (bounded by the cache blocks, not the sizes:
+/// tests/limits.rs measures 0.2 to 2.6 MB).
+const THREAD_BYTES: u128 = 4_000_000;
 
 /// How the layers of one network are counted.
 struct Net<'a> {
@@ -396,10 +401,11 @@ pub fn estimate_plan(cfg: &RunConfig, input: Shape, plan: &[Planned], extras: &E
             bytes: stored.saturating_mul(2).saturating_add(state),
         });
     }
+    let threads = crate::tensor::resolve_threads(cfg.threads);
     b.parts.push(Part {
         category: Category::Program,
-        what: "the program itself".into(),
-        bytes: PROGRAM_BYTES,
+        what: format!("the program itself and its {threads} thread(s)"),
+        bytes: PROGRAM_BYTES.saturating_add(THREAD_BYTES.saturating_mul(threads as u128)),
     });
     Estimate { parts: b.parts }
 }
