@@ -211,3 +211,16 @@ fn non_finite_outputs_are_errors_and_update_nothing() {
     assert!(tally.loss.is_finite());
     assert_eq!(t.steps(), 1);
 }
+
+/// Found by the settings fuzzer (debug build): a dense layer after pooling
+/// of a channel-planar map (no `flatten` needed) tripped a shape assertion.
+#[test]
+fn a_dense_layer_reads_a_pooled_input_map_as_flat() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = cfg("layers = \"avgpool 1, dense 1, flatten, dense 3\"\nalignment = false");
+    let image = Shape::new(3, 1, 2);
+    let mut t = run::build_trainer_sized(&c, image, 3, None).unwrap();
+    t.load_rows(&[0.5; 12], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 2)
+        .unwrap();
+    assert!(t.step(2).unwrap().loss.is_finite());
+}

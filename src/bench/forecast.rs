@@ -116,7 +116,9 @@ pub fn forecast(
         .iter()
         .map(|(k, ..)| {
             let (r, c) = k.weight_matrix_shape();
-            (r as u128).saturating_mul(c as u128) + k.out_shape().c as u128
+            (r as u128)
+                .saturating_mul(c as u128)
+                .saturating_add(k.out_shape().c as u128)
         })
         .fold(0u128, u128::saturating_add);
     let gemm_shape = largest_product(&plan, cfg.batch_size);

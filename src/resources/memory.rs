@@ -245,7 +245,11 @@ impl Builder {
             if copies > 0 {
                 self.values(
                     Category::Optimizer,
-                    format!("{name}: {state}, {copies} x its {} weights", count(r * c)),
+                    format!(
+                        "{name}: {state}, {copies} x its {} x {} weights",
+                        count(r),
+                        count(c)
+                    ),
                     copies.saturating_mul(weights),
                 );
             }
@@ -335,7 +339,7 @@ pub fn estimate_plan(cfg: &RunConfig, input: Shape, plan: &[Planned], extras: &E
                 count(n),
                 count(len)
             ),
-            mul(&[n, len]) / 4 + mul(&[n, len]),
+            (mul(&[n, len]) / 4).saturating_add(mul(&[n, len])),
         );
     }
     let opt = cfg.optim();
