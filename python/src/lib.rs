@@ -772,12 +772,29 @@ fn default_config() -> String {
     RunConfig::default().to_toml()
 }
 
+/// The `biprop` command line (`argv` with the program name first), run in
+/// this process: the Rust binary's code, so the two cannot drift apart.
+/// Returns the exit code. The GIL is released meanwhile; Ctrl-C is the
+/// caller's to arrange (`biprop.__main__` restores the default action, as
+/// the binary has), since the command has no way to be stopped early.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> i32 {
+    py.detach(|| {
+        let code = biprop::cli::main_with_args(argv);
+        // A binary's stdout is flushed when its `main` returns; a library's
+        // is not, and Python exits without knowing of Rust's buffer.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        code
+    })
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(rules, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_class::<Trainer>()?;
     m.add("DivergedError", m.py().get_type::<DivergedError>())?;
     Ok(())
