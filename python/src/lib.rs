@@ -294,6 +294,7 @@ fn train<'py>(
                     epoch.min(cfg.epochs),
                     sh.samples.load(Ordering::Relaxed),
                     total,
+                    cfg.epochs,
                 ))?;
             }
             let recs = sh.records.lock().expect("records").clone();
@@ -699,6 +700,39 @@ impl Trainer {
             d.set_item(k.trim_start_matches("align_"), v)?;
         }
         Ok(d)
+    }
+
+    /// What the rule's feedback network (BFA's) generates from each row of
+    /// label vectors `[rows, classes]`: `[rows, inputs]`, the paper's Figure 6.
+    fn generate<'py>(
+        &self,
+        py: Python<'py>,
+        labels: numpy::PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        use biprop::generate::LabelMix;
+        let st = self.lock()?;
+        let Some(feedback) = st.core.rule.feedback_network() else {
+            return Err(PyValueError::new_err(format!(
+                "generate: the rule {} has no feedback network; only BFA's generates images",
+                st.core.rule.kind().name()
+            )));
+        };
+        let mixes: Vec<LabelMix> = labels
+            .as_array()
+            .rows()
+            .into_iter()
+            .map(|r| LabelMix {
+                caption: String::new(),
+                weights: r.to_vec(),
+            })
+            .collect();
+        let n = feedback.outputs();
+        let tiles = py
+            .detach(|| biprop::generate::generate(feedback, &mixes))
+            .map_err(py_err)?;
+        let rows = tiles.len();
+        let pixels: Vec<f32> = tiles.into_iter().flat_map(|t| t.pixels).collect();
+        PyArray1::from_vec(py, pixels).reshape([rows, n])
     }
 
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
