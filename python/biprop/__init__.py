@@ -186,7 +186,8 @@ def train(
                 total=epochs * total, initial=(epoch - 1) * total, unit="sample", unit_scale=True
             )
         b.set_description(f"epoch {epoch}/{epochs}", refresh=False)
-        b.update((epoch - 1) * total + done - b.n)
+        # Never backwards: a count read while an epoch turns may lag its number.
+        b.update(max(0, (epoch - 1) * total + done - b.n))
 
     def epoch_done(record: Dict[str, float]) -> None:
         if bar["bar"] is not None:

@@ -277,7 +277,10 @@ fn train<'py>(
             !s1.stop.load(Ordering::Relaxed)
         })),
         on_epoch: Some(Arc::new(move |r| {
-            s2.epoch.store(r.epoch, Ordering::Relaxed);
+            // The next epoch starts from no samples, and a reader that sees
+            // its number must not see the last epoch's count with it.
+            s2.samples.store(0, Ordering::Relaxed);
+            s2.epoch.store(r.epoch, Ordering::Release);
             s2.records.lock().expect("records").push(r.clone());
         })),
         ..Default::default()
@@ -289,7 +292,7 @@ fn train<'py>(
         |_| run::run(&cfg, &splits, &opts),
         |py, sh| {
             if let Some(f) = &on_progress {
-                let epoch = sh.epoch.load(Ordering::Relaxed) + 1;
+                let epoch = sh.epoch.load(Ordering::Acquire) + 1;
                 f.call1((
                     epoch.min(cfg.epochs),
                     sh.samples.load(Ordering::Relaxed),
