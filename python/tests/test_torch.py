@@ -102,6 +102,11 @@ def test_weights_load_into_the_equivalent_torch_module(loaders, tmp_path):
     with torch.no_grad():
         proba = torch.sigmoid(model(xt.flatten(1))).numpy()
     assert np.max(np.abs(proba - t.predict_proba(xt))) < 1e-5
+    # And back: torch's tensors load into a trainer as they are.
+    back = {f"forward.{int(k.split('.')[0]) // 2}.{k.split('.')[1]}": v for k, v in model.state_dict().items()}
+    u = biprop.Trainer([784, 64, 32, 10], rule="dfa", seed=9)
+    u.load_state_dict({**weights, **back})
+    assert np.array_equal(u.predict_proba(xt), t.predict_proba(xt))
     # The file is plain safetensors (a JSON header, then the raw tensors), as
     # safetensors.torch.load_file reads it.
     raw = (tmp_path / "dfa.safetensors").read_bytes()
