@@ -278,7 +278,10 @@ fn train<'py>(
             !s1.stop.load(Ordering::Relaxed)
         })),
         on_epoch: Some(Arc::new(move |r| {
-            s2.epoch.store(r.epoch, Ordering::Relaxed);
+            // The next epoch starts from no samples, and a reader that sees
+            // its number must not see the last epoch's count with it.
+            s2.samples.store(0, Ordering::Relaxed);
+            s2.epoch.store(r.epoch, Ordering::Release);
             s2.records.lock().expect("records").push(r.clone());
         })),
         ..Default::default()
@@ -290,11 +293,12 @@ fn train<'py>(
         |_| run::run(&cfg, &splits, &opts),
         |py, sh| {
             if let Some(f) = &on_progress {
-                let epoch = sh.epoch.load(Ordering::Relaxed) + 1;
+                let epoch = sh.epoch.load(Ordering::Acquire) + 1;
                 f.call1((
                     epoch.min(cfg.epochs),
                     sh.samples.load(Ordering::Relaxed),
                     total,
+                    cfg.epochs,
                 ))?;
             }
             let recs = sh.records.lock().expect("records").clone();
@@ -707,6 +711,39 @@ impl Trainer {
         Ok(d)
     }
 
+    /// What the rule's feedback network (BFA's) generates from each row of
+    /// label vectors `[rows, classes]`: `[rows, inputs]`, the paper's Figure 6.
+    fn generate<'py>(
+        &self,
+        py: Python<'py>,
+        labels: numpy::PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        use biprop::generate::LabelMix;
+        let st = self.lock()?;
+        let Some(feedback) = st.core.rule.feedback_network() else {
+            return Err(PyValueError::new_err(format!(
+                "generate: the rule {} has no feedback network; only BFA's generates images",
+                st.core.rule.kind().name()
+            )));
+        };
+        let mixes: Vec<LabelMix> = labels
+            .as_array()
+            .rows()
+            .into_iter()
+            .map(|r| LabelMix {
+                caption: String::new(),
+                weights: r.to_vec(),
+            })
+            .collect();
+        let n = feedback.outputs();
+        let tiles = py
+            .detach(|| biprop::generate::generate(feedback, &mixes))
+            .map_err(py_err)?;
+        let rows = tiles.len();
+        let pixels: Vec<f32> = tiles.into_iter().flat_map(|t| t.pixels).collect();
+        PyArray1::from_vec(py, pixels).reshape([rows, n])
+    }
+
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         weights(py, &self.lock()?.core)
     }
@@ -782,12 +819,29 @@ fn default_config() -> String {
     RunConfig::default().to_toml()
 }
 
+/// The `biprop` command line (`argv` with the program name first), run in
+/// this process: the Rust binary's code, so the two cannot drift apart.
+/// Returns the exit code. The GIL is released meanwhile; Ctrl-C is the
+/// caller's to arrange (`biprop.__main__` restores the default action, as
+/// the binary has), since the command has no way to be stopped early.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> i32 {
+    py.detach(|| {
+        let code = biprop::cli::main_with_args(argv);
+        // A binary's stdout is flushed when its `main` returns; a library's
+        // is not, and Python exits without knowing of Rust's buffer.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        code
+    })
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(rules, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_class::<Trainer>()?;
     m.add("DivergedError", m.py().get_type::<DivergedError>())?;
     Ok(())
