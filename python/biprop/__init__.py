@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -270,8 +270,15 @@ class Trainer:
     """A network, its learning rule and its optimizer, for your own data and loop.
 
     Args:
-        sizes: every layer's width, input to output, e.g. ``[784, 800, 10]``.
+        sizes: an MLP's widths, input to output, e.g. ``[784, 800, 10]``;
+            or leave it out and name the network with ``net="lenet-cifar"``
+            or ``layers="conv 6 5x5, relu, maxpool 2, flatten, dense 10"``
+            (docs/networks.md).
         rule: the learning rule (:func:`rules` lists them).
+        image: the input's ``(channels, height, width)`` for ``layers``
+            (a ``net`` preset knows its data set's: MNIST's ``(1, 28, 28)``,
+            CIFAR-10's ``(3, 32, 32)``).
+        classes: the outputs of a ``net`` or ``layers`` network (10).
         config: more settings as a dict or a TOML file's path.
         **settings: any training setting by its key (``lr``, ``momentum``,
             ``optimizer``, ``batch_size``, ``seed``, ``threads``,
@@ -279,8 +286,8 @@ class Trainer:
             is the largest batch :meth:`step` takes.
 
     Inputs ``x`` are float32, ``[rows, sizes[0]]`` or ``[rows, ...]`` with
-    ``sizes[0]`` values a row (a batch of images ``[N, 1, 28, 28]`` is
-    flattened to ``[N, 784]``), C-contiguous. They may be NumPy arrays or
+    ``sizes[0]`` values a row (a batch of images ``[N, C, H, W]``, NCHW as in
+    PyTorch, is flattened to ``[N, C*H*W]``), C-contiguous. They may be NumPy arrays or
     anything with ``__array__``, the buffer protocol or DLPack: CPU torch
     tensors (without ``requires_grad``; ``.detach()`` them), a DataLoader's
     batches as they come. Their memory is read where it lies, never copied.
@@ -290,9 +297,19 @@ class Trainer:
     ``ValueError``.
     """
 
-    def __init__(self, sizes: List[int], rule: str = "bp", config: Settings = None, **settings: Any):
+    def __init__(
+        self,
+        sizes: Optional[List[int]] = None,
+        rule: str = "bp",
+        config: Settings = None,
+        *,
+        image: Optional[Tuple[int, int, int]] = None,
+        classes: Optional[int] = None,
+        **settings: Any,
+    ):
         settings = dict(settings, rule=rule)
-        self._t = _native.Trainer(list(sizes), _layers(config), settings)
+        sizes = None if sizes is None else list(sizes)
+        self._t = _native.Trainer(sizes, _layers(config), settings, image, classes)
 
     @classmethod
     def _wrap(cls, native: Any) -> "Trainer":

@@ -1,6 +1,6 @@
 """Type stubs of biprop's native module (the Rust core); use the `biprop` API."""
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -24,7 +24,14 @@ def load(path: str) -> Trainer: ...
 def cli_main(argv: List[str]) -> int: ...
 
 class Trainer:
-    def __init__(self, sizes: List[int], layers: List[Any], explicit: Dict[str, Any]) -> None: ...
+    def __init__(
+        self,
+        sizes: Optional[List[int]],
+        layers: List[Any],
+        explicit: Dict[str, Any],
+        image: Optional[Tuple[int, int, int]] = ...,
+        classes: Optional[int] = ...,
+    ) -> None: ...
     def config(self) -> str: ...
     def sizes(self) -> List[int]: ...
     def steps(self) -> int: ...

@@ -524,30 +524,29 @@ impl Trainer {
 #[pymethods]
 impl Trainer {
     #[new]
-    #[pyo3(signature = (sizes, layers, explicit))]
+    #[pyo3(signature = (sizes, layers, explicit, image=None, classes=None))]
     fn new(
-        sizes: Vec<usize>,
+        sizes: Option<Vec<usize>>,
         layers: &Bound<'_, PyList>,
         explicit: &Bound<'_, PyDict>,
+        image: Option<(usize, usize, usize)>,
+        classes: Option<usize>,
     ) -> PyResult<Self> {
-        if sizes.len() < 2 || sizes.contains(&0) {
-            return Err(PyValueError::new_err(format!(
-                "sizes must list at least the input and output widths, all positive, e.g. [784, 800, 10]; got {sizes:?}"
-            )));
+        if let Some(sizes) = &sizes {
+            if sizes.len() < 2 || sizes.contains(&0) {
+                return Err(PyValueError::new_err(format!(
+                    "sizes must list at least the input and output widths, all positive, e.g. [784, 800, 10]; got {sizes:?}"
+                )));
+            }
+            let all = PyDict::new(layers.py());
+            let hidden: Vec<usize> = sizes[1..sizes.len() - 1].to_vec();
+            all.set_item("hidden", hidden)?;
+            layers.insert(0, all)?;
         }
-        let all = PyDict::new(layers.py());
-        let hidden: Vec<usize> = sizes[1..sizes.len() - 1].to_vec();
-        all.set_item("hidden", hidden)?;
-        layers.insert(0, all)?;
         let cfg = resolve(layers, explicit)?;
         cfg.validate().map_err(py_err)?;
-        let core = run::build_trainer_sized(
-            &cfg,
-            biprop::layers::Shape::flat(sizes[0]),
-            sizes[sizes.len() - 1],
-            None,
-        )
-        .map_err(py_err)?;
+        let (shape, classes) = network_io(&cfg, sizes.as_deref(), image, classes)?;
+        let core = run::build_trainer_sized(&cfg, shape, classes, None).map_err(py_err)?;
         Ok(Self::from_core(core, cfg, 0))
     }
 
@@ -783,6 +782,57 @@ impl Trainer {
             (1, 1, n)
         };
         state::save_trainer(&path, &mut st.core, &st.cfg, st.epochs, image).map_err(py_err)
+    }
+}
+
+/// The input shape and class count of a new trainer: an MLP's from its
+/// `sizes`, a described network's (`net`, `layers`) from `image` and
+/// `classes` (a preset's data set by default, 10 classes).
+fn network_io(
+    cfg: &RunConfig,
+    sizes: Option<&[usize]>,
+    image: Option<(usize, usize, usize)>,
+    classes: Option<usize>,
+) -> PyResult<(biprop::layers::Shape, usize)> {
+    use biprop::layers::{spec::Preset, Shape};
+    let described = cfg.layer_description().is_some();
+    match (sizes, described) {
+        (Some(_), true) => Err(PyValueError::new_err(
+            "sizes gives an MLP's widths, net or layers names every layer: give one",
+        )),
+        (Some(s), false) => {
+            let shape = match image {
+                Some((c, h, w)) if c * h * w != s[0] => {
+                    return Err(PyValueError::new_err(format!(
+                        "image {c}x{h}x{w} holds {} values, sizes[0] is {}",
+                        c * h * w,
+                        s[0]
+                    )))
+                }
+                Some((c, h, w)) => Shape::new(c, h, w),
+                None => Shape::flat(s[0]),
+            };
+            Ok((shape, classes.unwrap_or(s[s.len() - 1])))
+        }
+        (None, false) => Err(PyValueError::new_err(
+            "give sizes (an MLP's widths, e.g. [784, 800, 10]) or net=/layers= (every layer)",
+        )),
+        (None, true) => {
+            let (c, h, w) = match (image, cfg.net) {
+                (Some(i), _) => i,
+                (None, Some(Preset::LenetMnist)) => (1, 28, 28),
+                (None, Some(Preset::LenetCifar)) => (3, 32, 32),
+                (None, None) => {
+                    return Err(PyValueError::new_err(
+                        "layers= needs the input's shape: image=(channels, height, width)",
+                    ))
+                }
+            };
+            if c * h * w == 0 {
+                return Err(PyValueError::new_err("image sizes must be positive"));
+            }
+            Ok((Shape::new(c, h, w), classes.unwrap_or(10)))
+        }
     }
 }
 

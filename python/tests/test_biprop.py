@@ -391,3 +391,25 @@ def test_bfa_generates_images_from_labels():
         t.generate([3])
     with pytest.raises(ValueError, match=r"\[rows, 3\]"):
         t.generate(np.zeros((2, 4), dtype=np.float32))
+
+
+def test_a_convolutional_trainer_takes_nchw_batches_and_learns():
+    """Trainer(net=...) / Trainer(layers=..., image=...): NCHW float32
+    batches, conv weights in PyTorch's layout, and the loss falls."""
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 3, 8, 8), dtype=np.float32)
+    y = (x[:, 0].mean(axis=(1, 2)) > 0.5).astype(np.int64)
+    t = biprop.Trainer(layers="conv 4 3x3 pad 1, relu, maxpool 2, flatten, dense 2",
+                       image=(3, 8, 8), classes=2, output="softmax-ce",
+                       optimizer="adam", lr=0.01, batch_size=64, seed=1)
+    assert t.state_dict()["forward.0.weight"].shape == (4, 3, 3, 3)
+    first = t.step(x, y)["loss"]
+    for _ in range(60):
+        last = t.step(x, y)["loss"]
+    assert last < 0.7 * first
+    assert t.predict_proba(x).shape == (64, 2)
+    lenet = biprop.Trainer(net="lenet-cifar", rule="fa", batch_size=2)
+    assert lenet.sizes[0] == 3 * 32 * 32
+    for bad in (dict(), dict(sizes=[784, 10], net="lenet-mnist"), dict(layers="dense 10")):
+        with pytest.raises(ValueError):
+            biprop.Trainer(**bad)

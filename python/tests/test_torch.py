@@ -117,3 +117,32 @@ def test_weights_load_into_the_equivalent_torch_module(loaders, tmp_path):
         start, end = meta["data_offsets"]
         assert meta["dtype"] == "F32" and meta["shape"] == list(w.shape), name
         assert np.array_equal(np.frombuffer(raw[8 + n + start : 8 + n + end], "<f4").reshape(w.shape), w)
+
+
+def test_a_convolutional_network_is_torch_s_module_weight_for_weight(loaders):
+    """lenet-mnist trained by biprop, its weights in torch.nn's LeNet (Conv2d
+    [out, in, kh, kw], NCHW inputs, flatten in C, H, W order): the same
+    outputs."""
+    train, test = loaders
+    t = biprop.Trainer(net="lenet-mnist", rule="usf", output="softmax-ce",
+                       optimizer="adam", lr=1e-3, seed=3, batch_size=100)
+    for k, (xb, yb) in enumerate(train):
+        t.step(xb, yb)
+        if k == 4:
+            break
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(),
+        nn.Linear(120, 84), nn.Linear(84, 10),
+    )
+    index = {0: 0, 1: 3, 2: 6, 3: 9, 4: 10}
+    model.load_state_dict({
+        f"{index[int(k.split('.')[1])]}.{k.split('.')[2]}": torch.from_numpy(v)
+        for k, v in t.state_dict().items() if k.startswith("forward.")
+    })
+    xt, _ = next(iter(test))
+    with torch.no_grad():
+        proba = torch.softmax(model(xt), dim=1).numpy()
+    assert np.max(np.abs(proba - t.predict_proba(xt))) < 1e-5
