@@ -408,6 +408,9 @@ fn run_epochs(
     let mut files = match &opts.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            // A run killed mid-write leaves a temp file as large as its
+            // checkpoint; one per kill would pile up.
+            crate::fsutil::remove_stale_temps(dir)?;
             let (epoch, kept) = if opts.resume {
                 try_resume(dir, cfg, trainer)?
             } else {
