@@ -28,6 +28,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Makes a write past the file-size limit (`ulimit -f`) fail with an
+/// error (`EFBIG`) that is reported as any other, instead of the SIGXFSZ
+/// that kills the process by default, mid-epoch and without a word. The
+/// Rust runtime ignores SIGPIPE the same way; Python ignores both. Call it
+/// once, first thing in `main`.
+pub fn ignore_file_size_signal() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler
+    // and touches no memory; it is done before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// The PID in the name of a temp file of [`write_atomic`] (`.NAME.tmpPID`).
 fn is_temp_name(name: &str) -> Option<u32> {
     let rest = name.strip_prefix('.')?;

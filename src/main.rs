@@ -990,6 +990,7 @@ fn report(dir: PathBuf, csv: Option<PathBuf>, select: Option<String>) -> Result<
 }
 
 fn main() {
+    biprop::fsutil::ignore_file_size_signal();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compare(args) => compare(*args),
