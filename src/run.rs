@@ -511,14 +511,20 @@ fn run_epochs(
             eprintln!("{}", record.summary(cfg.epochs));
         }
         if let (Some(f), Some(dir)) = (files.as_mut(), &opts.out_dir) {
-            f.append(&record)?;
-            checkpoint::save_trainer(
-                &dir.join("checkpoint.safetensors"),
-                trainer,
-                cfg,
-                epoch,
-                splits.train.image,
-            )?;
+            f.append(&record)
+                .and_then(|()| {
+                    checkpoint::save_trainer(
+                        &dir.join("checkpoint.safetensors"),
+                        trainer,
+                        cfg,
+                        epoch,
+                        splits.train.image,
+                    )
+                })
+                .map_err(|err| Error::NotSaved {
+                    epoch,
+                    err: Box::new(err),
+                })?;
         }
         if let Some(f) = &opts.on_epoch {
             f(&record);
