@@ -4,7 +4,7 @@
     runs.py same REF OUT    every run under REF/runs is bitwise the one under
                             OUT/runs: checkpoint tensors and metadata (the
                             thread count aside), metrics without the timing
-                            columns, done file
+                            columns, done file (if any)
     runs.py same-run A B    the same for two run folders
     runs.py state DIR PID   one line: how process PID left the runs under
                             DIR/runs: its temp files, runs with metric rows
@@ -85,7 +85,10 @@ def differences(a, b):
         diffs.append("metrics.csv")
     if jsonl_rows(a / "metrics.jsonl") != jsonl_rows(b / "metrics.jsonl"):
         diffs.append("metrics.jsonl")
-    if (a / "done").read_bytes() != (b / "done").read_bytes():
+    done_a, done_b = a / "done", b / "done"
+    if (done_a.exists() or done_b.exists()) and (
+        not done_a.exists() or not done_b.exists() or done_a.read_bytes() != done_b.read_bytes()
+    ):
         diffs.append("done")
     return diffs
 
