@@ -210,11 +210,31 @@ fn a_checkpoint_with_any_byte_flipped_is_refused_or_unchanged() {
         }
     }
     assert!(refused > tried * 9 / 10, "{refused} of {tried} refused");
+    // What the digest is for: the same flips in a format-1 file (no
+    // digest), counted where they load with other weights or settings.
+    let mut meta = original.metadata.clone();
+    meta.remove(checkpoint::DIGEST_KEY);
+    meta.insert("format".into(), checkpoint::FORMAT_1.into());
+    let old = raw(&original, &meta);
+    let (mut old_tried, mut silent) = (0, 0);
+    for pos in 0..old.len() {
+        for mask in [0x01u8, 0x02, 0x80, 0xff] {
+            let mut bytes = old.clone();
+            bytes[pos] ^= mask;
+            put(&dir.join(CK), &bytes);
+            old_tried += 1;
+            if let Ok(ck) = Checkpoint::load(&dir.join(CK)) {
+                silent += (ck.tensors != original.tensors || ck.metadata != meta) as usize;
+            }
+        }
+    }
     eprintln!(
         "checkpoint of {} bytes, every byte flipped 4 ways: {tried} tried, {refused} refused \
-         ({by_digest} by the digest, checked first), {same} loaded unchanged (a flip the format ignores) \
-         and resumed bitwise",
-        whole.len()
+         ({by_digest} by the digest, checked first), {same} loaded unchanged (a flip the format \
+         ignores) and resumed bitwise; without the digest (format 1, {} bytes) {silent} of \
+         {old_tried} would load changed",
+        whole.len(),
+        old.len()
     );
 }
 
@@ -284,7 +304,7 @@ fn format_1_checkpoints_load_and_format_2_needs_its_digest() {
 fn metrics_cut_at_any_length_are_refused() {
     let r = runs();
     let dir = r.root.join("cut");
-    let mut lengths = Vec::new();
+    let (mut lengths, mut resumes) = (Vec::new(), 0);
     for file in ["metrics.csv", "metrics.jsonl"] {
         copy_dir(&r.base, &dir);
         let whole = std::fs::read(r.base.join(file)).unwrap();
@@ -295,9 +315,10 @@ fn metrics_cut_at_any_length_are_refused() {
             assert!(e.contains("refusing to resume"), "{what}: {e}");
         }
         lengths.push(format!("{file} of {} bytes", whole.len()));
+        resumes += whole.len();
     }
     eprintln!(
-        "{} cut at every shorter length: all refused",
+        "{} cut at every shorter length: {resumes} resumes, all refused",
         lengths.join(" and ")
     );
 }
