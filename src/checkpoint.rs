@@ -304,24 +304,28 @@ impl Checkpoint {
         })
     }
 
-    /// The number of inputs and outputs of the stored forward network.
-    pub fn io_sizes(&self) -> Result<(usize, usize)> {
-        let layers = self
-            .tensors
-            .keys()
-            .filter(|k| k.starts_with("forward.") && k.ends_with(".weight"))
-            .count();
+    /// The input shape `(channels, height, width)` and the number of
+    /// outputs of the stored forward network: the shape from the metadata
+    /// (or, for checkpoints without it, guessed from a first dense layer's
+    /// width), the outputs from the last layer's weight (its first dimension,
+    /// for a dense layer and a convolution alike).
+    pub fn io_shape(&self) -> Result<((usize, usize, usize), usize)> {
+        let layers = self.count_weights("forward");
         let first = self.tensors.get("forward.0.weight");
         let last = self
             .tensors
             .get(&format!("forward.{}.weight", layers.saturating_sub(1)));
-        match (first, last) {
-            (Some((s0, _)), Some((s1, _))) if s0.len() == 2 && s1.len() == 2 => Ok((s0[1], s1[0])),
-            _ => Err(Error::Checkpoint {
-                path: self.path.clone(),
-                msg: "no forward.{i}.weight tensors: not a biprop checkpoint".into(),
-            }),
-        }
+        let bad = || self.error("no forward.{i}.weight tensors: not a biprop checkpoint");
+        let outputs = match last {
+            Some((s, _)) if !s.is_empty() => s[0],
+            _ => return Err(bad()),
+        };
+        let image = match (self.image(), first) {
+            (Some(i), _) => i,
+            (None, Some((s, _))) if s.len() == 2 => self.image_or_guess(s[1]),
+            _ => return Err(bad()),
+        };
+        Ok((image, outputs))
     }
 
     /// Copies tensor `name` into `into`, after checking its shape.

@@ -841,8 +841,7 @@ fn network_io(
 fn load(path: PathBuf) -> PyResult<Trainer> {
     let ck = Checkpoint::load(&path).map_err(py_err)?;
     let cfg = ck.config().map_err(py_err)?;
-    let (inputs, classes) = ck.io_sizes().map_err(py_err)?;
-    let (c, h, w) = ck.image_or_guess(inputs);
+    let ((c, h, w), classes) = ck.io_shape().map_err(py_err)?;
     let image = biprop::layers::Shape::new(c, h, w);
     let mut core = run::build_trainer_sized(&cfg, image, classes, None).map_err(py_err)?;
     if ck.metadata.contains_key("steps") {
