@@ -8,8 +8,12 @@
 //! `[out, in]` for a dense layer) and `forward.{i}.bias` for every layer i
 //! (0 = first), then the rule's own feedback tensors (each rule's module
 //! documents their names and shapes), then, for resuming, the optimizer
-//! state `optim.*`. Metadata: `format` (`biprop-checkpoint-1`), `config` (the
-//! run's TOML), `rule`, `epoch`, `image` (the input layout, `CxHxW`), `steps`.
+//! state `optim.*`. Metadata: `format` (`biprop-checkpoint-2`), `config` (the
+//! run's TOML), `rule`, `epoch`, `image` (the input layout, `CxHxW`),
+//! `steps`, and `sha256`, the digest of every tensor and every other
+//! metadata entry (see [`digest`]), so that a flipped byte anywhere is
+//! refused rather than trained on. Format 1 is format 2 without the digest:
+//! such checkpoints still load, unchecked.
 
 use crate::error::{Error, Result};
 use crate::named::{NamedTensor, NamedTensorMut};
@@ -19,7 +23,55 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The value of the `format` metadata key.
-pub const FORMAT: &str = "biprop-checkpoint-1";
+pub const FORMAT: &str = "biprop-checkpoint-2";
+
+/// The format before the digest: read, but not written.
+pub const FORMAT_1: &str = "biprop-checkpoint-1";
+
+/// The metadata key of the digest ([`digest`]).
+pub const DIGEST_KEY: &str = "sha256";
+
+/// The SHA-256 (hex) of a checkpoint's content: every metadata entry but
+/// the digest itself, by key, then every tensor (name, dtype, shape, bytes),
+/// by name, each part prefixed by its length so that no two contents give
+/// the same byte stream. Computed from the content, not the file, as the
+/// file's own header holds the digest (and safetensors orders its metadata
+/// as it likes).
+pub fn digest<'a>(
+    metadata: &HashMap<String, String>,
+    tensors: impl IntoIterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    let mut meta: Vec<(&String, &String)> = metadata
+        .iter()
+        .filter(|(k, _)| k.as_str() != DIGEST_KEY)
+        .collect();
+    meta.sort();
+    part(&(meta.len() as u64).to_le_bytes());
+    for (k, v) in meta {
+        part(k.as_bytes());
+        part(v.as_bytes());
+    }
+    let mut tensors: Vec<_> = tensors.into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    part(&(tensors.len() as u64).to_le_bytes());
+    for (name, dtype, shape, bytes) in tensors {
+        part(name.as_bytes());
+        part(dtype.to_string().as_bytes());
+        let dims: Vec<u8> = shape
+            .iter()
+            .flat_map(|&d| (d as u64).to_le_bytes())
+            .collect();
+        part(&dims);
+        part(bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -42,7 +94,14 @@ pub fn save(
 
 type Named = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
 
-fn write(path: &Path, named: &Named, meta: HashMap<String, String>) -> Result<()> {
+fn write(path: &Path, named: &Named, mut meta: HashMap<String, String>) -> Result<()> {
+    let sum = digest(
+        &meta,
+        named.iter().map(|(k, (shape, bytes))| {
+            (k.as_str(), Dtype::F32, shape.as_slice(), bytes.as_slice())
+        }),
+    );
+    meta.insert(DIGEST_KEY.to_string(), sum);
     let views = named
         .iter()
         .map(|(k, (shape, bytes))| {
@@ -58,6 +117,32 @@ fn write(path: &Path, named: &Named, meta: HashMap<String, String>) -> Result<()
     crate::fsutil::write_atomic(path, &bytes)
 }
 
+/// Why `bytes` are not a safetensors file, in words: a file cut short
+/// (an interrupted copy, a full disk) is told from other damage.
+fn unreadable(bytes: &[u8], e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    let len = bytes.len();
+    let header = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    match (e, header) {
+        (E::HeaderTooSmall, _) => format!(
+            "is damaged or cut short: {len} bytes, less than a safetensors file's \
+             8-byte header length; refusing to use it"
+        ),
+        (E::InvalidHeaderLength, Some(n)) if n > (len - 8) as u64 => format!(
+            "is cut short or damaged: its header needs {n} bytes, the file holds {} after \
+             the length; refusing to use it",
+            len - 8
+        ),
+        (E::MetadataIncompleteBuffer, _) => format!(
+            "is cut short or damaged: its {len} bytes are not the size its header gives; \
+             refusing to use it"
+        ),
+        _ => format!("is damaged or not a safetensors file ({e}); refusing to use it"),
+    }
+}
+
 /// A checkpoint read back from disk.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
@@ -69,17 +154,50 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Reads a safetensors file of f32 tensors.
+    /// Reads a safetensors file of f32 tensors. A file cut short, or whose
+    /// digest (format 2) does not match its content, is refused as damaged.
     pub fn load(path: &Path) -> Result<Self> {
         let bad = |msg: String| Error::Checkpoint {
             path: path.into(),
             msg,
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let (_, meta) =
+            SafeTensors::read_metadata(&bytes).map_err(|e| bad(unreadable(&bytes, &e)))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(unreadable(&bytes, &e)))?;
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        let format = metadata.get("format");
+        // The digest first: a flipped byte in `format` is damage, not
+        // another version.
+        match metadata.get(DIGEST_KEY) {
+            Some(want) => {
+                let views = st.tensors();
+                let got = digest(
+                    &metadata,
+                    views
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.dtype(), v.shape(), v.data())),
+                );
+                if &got != want {
+                    let newer = match format {
+                        Some(f) if f != FORMAT && f != FORMAT_1 => {
+                            format!(" (or of a format this biprop does not know, {f:?})")
+                        }
+                        _ => String::new(),
+                    };
+                    return Err(bad(format!(
+                        "is damaged: its content does not match the {DIGEST_KEY} in its \
+                         metadata{newer}; refusing to use it"
+                    )));
+                }
+            }
+            None if format.is_some_and(|f| f == FORMAT) => {
+                return Err(bad(format!(
+                    "is damaged: a {FORMAT} file without its {DIGEST_KEY}; refusing to use it"
+                )))
+            }
+            None => {}
+        }
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             if view.dtype() != Dtype::F32 {
@@ -95,12 +213,11 @@ impl Checkpoint {
                 .collect();
             tensors.insert(name, (view.shape().to_vec(), data));
         }
-        let metadata = meta.metadata().clone().unwrap_or_default();
-        match metadata.get("format") {
-            Some(f) if f == FORMAT => {}
+        match format {
+            Some(f) if f == FORMAT || f == FORMAT_1 => {}
             Some(f) => {
                 return Err(bad(format!(
-                    "format {f:?}, this biprop reads {FORMAT:?} checkpoints"
+                    "format {f:?}, this biprop reads {FORMAT:?} and {FORMAT_1:?} checkpoints"
                 )))
             }
             None => {
@@ -114,6 +231,19 @@ impl Checkpoint {
             metadata,
             path: path.into(),
         })
+    }
+
+    /// Writes the tensors and metadata as they are, with a fresh digest:
+    /// for tools and tests that edit a checkpoint.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let named: Named = self
+            .tensors
+            .iter()
+            .map(|(k, (shape, v))| (k.clone(), (shape.clone(), to_bytes(v))))
+            .collect();
+        let mut meta = self.metadata.clone();
+        meta.remove(DIGEST_KEY);
+        write(path, &named, meta)
     }
 
     /// A checkpoint held in memory (a state dict from Python), checked as
@@ -174,24 +304,28 @@ impl Checkpoint {
         })
     }
 
-    /// The number of inputs and outputs of the stored forward network.
-    pub fn io_sizes(&self) -> Result<(usize, usize)> {
-        let layers = self
-            .tensors
-            .keys()
-            .filter(|k| k.starts_with("forward.") && k.ends_with(".weight"))
-            .count();
+    /// The input shape `(channels, height, width)` and the number of
+    /// outputs of the stored forward network: the shape from the metadata
+    /// (or, for checkpoints without it, guessed from a first dense layer's
+    /// width), the outputs from the last layer's weight (its first dimension,
+    /// for a dense layer and a convolution alike).
+    pub fn io_shape(&self) -> Result<((usize, usize, usize), usize)> {
+        let layers = self.count_weights("forward");
         let first = self.tensors.get("forward.0.weight");
         let last = self
             .tensors
             .get(&format!("forward.{}.weight", layers.saturating_sub(1)));
-        match (first, last) {
-            (Some((s0, _)), Some((s1, _))) if s0.len() == 2 && s1.len() == 2 => Ok((s0[1], s1[0])),
-            _ => Err(Error::Checkpoint {
-                path: self.path.clone(),
-                msg: "no forward.{i}.weight tensors: not a biprop checkpoint".into(),
-            }),
-        }
+        let bad = || self.error("no forward.{i}.weight tensors: not a biprop checkpoint");
+        let outputs = match last {
+            Some((s, _)) if !s.is_empty() => s[0],
+            _ => return Err(bad()),
+        };
+        let image = match (self.image(), first) {
+            (Some(i), _) => i,
+            (None, Some((s, _))) if s.len() == 2 => self.image_or_guess(s[1]),
+            _ => return Err(bad()),
+        };
+        Ok((image, outputs))
     }
 
     /// Copies tensor `name` into `into`, after checking its shape.

@@ -88,6 +88,15 @@ pub enum Error {
         /// What went wrong.
         err: Box<Error>,
     },
+    /// A write of a finished epoch's metrics or checkpoint that failed (a
+    /// full disk): the run stopped, its folder still holds the epoch before.
+    #[error("{err}; epoch {epoch} was not saved: {}", kept_line(*.epoch))]
+    NotSaved {
+        /// The 1-based epoch whose results were lost.
+        epoch: usize,
+        /// The failed write.
+        err: Box<Error>,
+    },
     /// A checkpoint that does not fit the network or the rule.
     #[error("{}: {msg}", path.display())]
     Checkpoint {
@@ -102,7 +111,7 @@ impl Error {
     /// The error at the bottom of [`Error::InRun`] wrappers.
     pub fn root(&self) -> &Error {
         match self {
-            Error::InRun { err, .. } => err.root(),
+            Error::InRun { err, .. } | Error::NotSaved { err, .. } => err.root(),
             e => e,
         }
     }
@@ -130,6 +139,17 @@ impl Error {
             path: path.into(),
             msg: msg.into(),
         }
+    }
+}
+
+/// What [`Error::NotSaved`] says is left of a run stopped in `epoch`.
+fn kept_line(epoch: usize) -> String {
+    match epoch {
+        0 | 1 => "the folder holds no checkpoint yet; a rerun starts over".into(),
+        e => format!(
+            "the checkpoint still holds epoch {}, and resuming continues from it",
+            e - 1
+        ),
     }
 }
 

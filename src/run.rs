@@ -236,19 +236,7 @@ impl MetricsFiles {
             |e: csv::Error| Error::io(self.dir.join("metrics.csv"), std::io::Error::other(e));
         if self.header_needed {
             self.header_needed = false;
-            let mut header: Vec<String> = [
-                "epoch",
-                "train_loss",
-                "train_error",
-                "val_loss",
-                "val_error",
-                "test_loss",
-                "test_error",
-                "train_seconds",
-                "seconds",
-            ]
-            .map(String::from)
-            .to_vec();
+            let mut header: Vec<String> = FIXED_COLUMNS.map(String::from).to_vec();
             header.extend(r.feedback.keys().cloned());
             header.extend(r.alignment.keys().cloned());
             self.csv.write_record(&header).map_err(csv_err)?;
@@ -364,7 +352,11 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
             dir.display()
         )));
     }
-    let epoch = ck.epoch().unwrap_or(0);
+    // An epoch that does not read would restart the count on trained weights.
+    let epoch = ck.epoch().ok_or_else(|| Error::Checkpoint {
+        path: path.clone(),
+        msg: "no epoch in its metadata: cannot resume from it".into(),
+    })?;
     if epoch > cfg.epochs {
         return Err(Error::Config(format!(
             "{} holds a run of {epoch} epochs, more than the {} asked for; \
@@ -374,27 +366,122 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
         )));
     }
     ck.restore_trainer(trainer)?;
-    let lines = |name: &str, n: usize| -> Result<Vec<String>> {
-        let p = dir.join(name);
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-        let kept: Vec<String> = text.lines().take(n).map(String::from).collect();
-        if kept.len() < n {
-            return Err(Error::format(
-                &p,
-                format!("has fewer rows than the checkpoint's {epoch} epochs"),
-            ));
-        }
-        Ok(kept)
-    };
     let kept = if epoch == 0 {
         Kept::default()
     } else {
-        Kept {
-            csv: lines("metrics.csv", epoch + 1)?,
-            jsonl: lines("metrics.jsonl", epoch)?,
-        }
+        kept_metrics(dir, epoch).map_err(|(file, msg)| {
+            Error::format(
+                dir.join(file),
+                format!(
+                    "{msg}: the metrics of the checkpoint's {epoch} epochs are damaged; \
+                     refusing to resume (nothing was changed)"
+                ),
+            )
+        })?
     };
     Ok((epoch, kept))
+}
+
+/// The first columns of `metrics.csv`, before the rule's feedback losses
+/// and the alignment angles.
+const FIXED_COLUMNS: [&str; 9] = [
+    "epoch",
+    "train_loss",
+    "train_error",
+    "val_loss",
+    "val_error",
+    "test_loss",
+    "test_error",
+    "train_seconds",
+    "seconds",
+];
+
+/// The header and first `epochs` rows of `metrics.csv` and the first
+/// `epochs` lines of `metrics.jsonl` in `dir`, after checking that each is
+/// whole (ends its line), that every value reads back as the text it is,
+/// and that the two files hold the same rows (each line of one is rebuilt
+/// from the other, text for text): a row cut short or a flipped byte in
+/// either file is refused, never carried into the resumed run. Rows beyond
+/// `epochs` (those of an epoch whose checkpoint a kill or a full disk
+/// stopped) are dropped unread. The error names the file at fault.
+fn kept_metrics(dir: &Path, epochs: usize) -> std::result::Result<Kept, (&'static str, String)> {
+    let read = |name: &'static str, n: usize| -> std::result::Result<Vec<String>, _> {
+        let p = dir.join(name);
+        let bytes = std::fs::read(&p).map_err(|e| (name, e.to_string()))?;
+        let mut lines = Vec::with_capacity(n);
+        for (i, line) in bytes.split_inclusive(|&b| b == b'\n').take(n).enumerate() {
+            let Some(line) = line.strip_suffix(b"\n") else {
+                return Err((name, format!("line {} is cut short (no line end)", i + 1)));
+            };
+            let line = std::str::from_utf8(line)
+                .map_err(|_| (name, format!("line {} is not UTF-8 text", i + 1)))?;
+            lines.push(line.to_string());
+        }
+        if lines.len() < n {
+            return Err((
+                name,
+                format!("has {} lines, fewer than the {n} expected", lines.len()),
+            ));
+        }
+        Ok(lines)
+    };
+    let csv = read("metrics.csv", epochs + 1)?;
+    let jsonl = read("metrics.jsonl", epochs)?;
+    let header: Vec<&str> = csv[0].split(',').collect();
+    if header.len() < FIXED_COLUMNS.len()
+        || header[..FIXED_COLUMNS.len()] != FIXED_COLUMNS
+        || header.iter().any(|c| c.is_empty())
+    {
+        return Err(("metrics.csv", "its header is not biprop's".into()));
+    }
+    for (i, (row, json)) in csv[1..].iter().zip(&jsonl).enumerate() {
+        let epoch = i + 1;
+        let fields: Vec<&str> = row.split(',').collect();
+        if fields.len() != header.len() {
+            return Err((
+                "metrics.csv",
+                format!(
+                    "the row of epoch {epoch} has {} fields, the header {}",
+                    fields.len(),
+                    header.len()
+                ),
+            ));
+        }
+        if fields[0] != epoch.to_string() {
+            return Err((
+                "metrics.csv",
+                format!("row {epoch} is of epoch {:?}", fields[0]),
+            ));
+        }
+        // The line `MetricsFiles::append` writes for these values: the
+        // JSON of an `EpochRecord`, with the columns in the header's order.
+        let mut want = format!("{{\"epoch\":{epoch}");
+        for (name, text) in header.iter().zip(&fields).skip(1) {
+            let value: f64 = match text.parse() {
+                Ok(v) if f64::to_string(&v) == *text => v,
+                _ => {
+                    return Err((
+                        "metrics.csv",
+                        format!("the row of epoch {epoch} has {name} = {text:?}, not a number"),
+                    ))
+                }
+            };
+            let key = serde_json::to_string(name).expect("a string serializes");
+            let value = serde_json::to_string(&value).expect("a number serializes");
+            want.push_str(&format!(",{key}:{value}"));
+        }
+        want.push('}');
+        if *json != want {
+            return Err((
+                "metrics.csv",
+                format!(
+                    "the row of epoch {epoch} differs from line {epoch} of metrics.jsonl \
+                     (one of the two is damaged)"
+                ),
+            ));
+        }
+    }
+    Ok(Kept { csv, jsonl })
 }
 
 fn run_epochs(
@@ -407,6 +494,9 @@ fn run_epochs(
     let mut files = match &opts.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            // A run killed mid-write leaves a temp file as large as its
+            // checkpoint; one per kill would pile up.
+            crate::fsutil::remove_stale_temps(dir)?;
             let (epoch, kept) = if opts.resume {
                 try_resume(dir, cfg, trainer)?
             } else {
@@ -512,14 +602,20 @@ fn run_epochs(
             eprintln!("{}", record.summary(cfg.epochs));
         }
         if let (Some(f), Some(dir)) = (files.as_mut(), &opts.out_dir) {
-            f.append(&record)?;
-            state::save_trainer(
-                &dir.join("checkpoint.safetensors"),
-                trainer,
-                cfg,
-                epoch,
-                splits.train.image,
-            )?;
+            f.append(&record)
+                .and_then(|()| {
+                    state::save_trainer(
+                        &dir.join("checkpoint.safetensors"),
+                        trainer,
+                        cfg,
+                        epoch,
+                        splits.train.image,
+                    )
+                })
+                .map_err(|err| Error::NotSaved {
+                    epoch,
+                    err: Box::new(err),
+                })?;
         }
         if let Some(f) = &opts.on_epoch {
             f(&record);

@@ -148,6 +148,31 @@ fn train_writes_a_run_directory_and_protects_it() {
     );
 }
 
+/// A convolutional BFA run (its feedback network of transposed
+/// convolutions) generates images of the input's shape from the labels.
+#[test]
+fn generate_renders_a_convolutional_bfa_feedback_network() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_idx(dir.path());
+    let mut args = tiny_train("6", "1", "bfa", "cbfa");
+    let at = args.iter().position(|a| *a == "--hidden").unwrap();
+    args.splice(
+        at..at + 2,
+        [
+            "--layers",
+            "conv 2 3x3 pad 1, relu, maxpool 2, flatten, dense 3",
+        ],
+    );
+    let o = biprop(&args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = biprop(&["generate", "cbfa", "--scale", "2"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b = std::fs::read(dir.path().join("cbfa/generated.png")).unwrap();
+    let be = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    // 3 tiles of 4x4 pixels, as generate_renders_bfa_feedback_images lays them out.
+    assert_eq!((be(16), be(20)), (3 * (8 + 8) + 8, 8 + 18 + 8 + 8));
+}
+
 /// `biprop generate` renders a BFA run's feedback network as a labelled PNG
 /// grid (Figure 6), mixtures and reconstructions too, and refuses other rules.
 #[test]

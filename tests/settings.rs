@@ -352,6 +352,9 @@ fn the_gemm_backend_reaches_the_run_and_is_recorded() {
         .map(|l| format!("{l}\n"))
         .collect();
     meta.insert("config".into(), old);
+    // As written then: format 1, without the digest.
+    meta.remove(biprop::checkpoint::DIGEST_KEY);
+    meta.insert("format".into(), biprop::checkpoint::FORMAT_1.into());
     std::fs::write(
         &path,
         safetensors::serialize(st.tensors(), Some(meta)).unwrap(),

@@ -10,7 +10,12 @@ Two ways in:
   epochs, metrics files, checkpoint) and returns a :class:`Run`.
 * :class:`Trainer` is a network, its learning rule and its optimizer for
   your own data and loop: ``step``, ``fit_epoch``, ``predict``,
-  ``evaluate``, ``alignment``, ``state_dict``, ``save``.
+  ``evaluate``, ``alignment``, ``generate``, ``state_dict``, ``save``. It
+  takes NumPy arrays, CPU torch tensors and a DataLoader's batches as they
+  are, and its ``state_dict`` goes into ``torch.nn.Linear`` layers.
+
+The package also installs the ``biprop`` command (``python -m biprop``
+too): the Rust binary's command line, the same code.
 
 Settings are the keys of ``biprop train`` (``biprop train --help``, or
 :func:`default_config` for every key and its default), given as keyword
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -49,6 +54,10 @@ __all__ = [
 __version__ = "0.1.0"
 
 Settings = Union[None, str, "os.PathLike[str]", Mapping[str, Any]]
+
+#: What the trainer's methods take as inputs: NumPy arrays, CPU torch tensors,
+#: anything with ``__array__``, the buffer protocol or DLPack.
+ArrayLike = Any
 
 
 def rules() -> List[str]:
@@ -152,7 +161,8 @@ def train(
         force: overwrite a run already in ``out``.
         init_from: start from this checkpoint's weights (same rule and shapes).
         init_forward_from: start from this checkpoint's forward weights only.
-        progress: show a progress bar per epoch (needs ``tqdm``).
+        progress: show a progress bar (``tqdm.auto``: a widget in Jupyter,
+            text in a terminal; needs ``tqdm``).
         on_epoch: called with each epoch's record as it finishes.
         **settings: any setting of ``biprop train`` by its key: ``rule="bfa"``,
             ``hidden="2x800"`` or ``[800, 800]``, ``epochs=20``, ``lr=0.0128``,
@@ -165,18 +175,25 @@ def train(
         KeyboardInterrupt: Ctrl-C; the checkpoint keeps the last whole epoch.
     """
     tqdm = _tqdm(progress)
-    bar = {"epoch": 0, "bar": None}
+    bar: Dict[str, Any] = {"bar": None}
 
-    def on_progress(epoch: int, done: int, total: int) -> None:
-        if tqdm is None:
-            return
-        if bar["epoch"] != epoch:
-            if bar["bar"] is not None:
-                bar["bar"].close()
-            bar["bar"] = tqdm(total=total, desc=f"epoch {epoch}", unit="sample", leave=False)
-            bar["epoch"] = epoch
+    # One bar for the whole run, left in place: in a notebook it is the
+    # record of the run's length; the epoch and the last test error ride on it.
+    def on_progress(epoch: int, done: int, total: int, epochs: int) -> None:
         b = bar["bar"]
-        b.update(done - b.n)
+        if b is None:
+            b = bar["bar"] = tqdm(
+                total=epochs * total, initial=(epoch - 1) * total, unit="sample", unit_scale=True
+            )
+        b.set_description(f"epoch {epoch}/{epochs}", refresh=False)
+        # Never backwards: a count read while an epoch turns may lag its number.
+        b.update(max(0, (epoch - 1) * total + done - b.n))
+
+    def epoch_done(record: Dict[str, float]) -> None:
+        if bar["bar"] is not None:
+            bar["bar"].set_postfix(test_error=f"{100 * record['test_error']:.2f}%", refresh=False)
+        if on_epoch is not None:
+            on_epoch(record)
 
     try:
         raw = _native.train(
@@ -188,7 +205,7 @@ def train(
             init_from=None if init_from is None else os.fspath(init_from),
             init_forward_from=None if init_forward_from is None else os.fspath(init_forward_from),
             on_progress=on_progress if tqdm is not None else None,
-            on_epoch=on_epoch,
+            on_epoch=epoch_done if tqdm is not None else on_epoch,
         )
     finally:
         if bar["bar"] is not None:
@@ -196,10 +213,54 @@ def train(
     return Run(raw)
 
 
+def _array(x: Any) -> np.ndarray:
+    """``x`` as a NumPy array over its own memory where it can be: arrays as
+    they are; objects with ``__array__``, the array interface or the buffer
+    protocol (CPU torch tensors, memoryviews, pandas) through ``np.asarray``;
+    objects with only DLPack through ``np.from_dlpack``."""
+    if isinstance(x, np.ndarray):
+        return x
+    if (
+        hasattr(x, "__dlpack__")
+        and not hasattr(x, "__array__")
+        and not hasattr(x, "__array_interface__")
+    ):
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def _inputs(x: Any, width: int) -> np.ndarray:
+    """Inputs as float32 ``[rows, width]`` without a copy: more than two
+    dimensions (images ``[N, 1, 28, 28]``) are flattened after the first, a
+    view of C-contiguous memory."""
+    a = _array(x)
+    if a.dtype != np.float32:
+        raise TypeError(
+            f"x must hold float32 values, got {a.ndim}-D {a.dtype} from {type(x).__name__} "
+            "(convert with np.asarray(x, dtype=np.float32), or x.float() for a torch tensor)"
+        )
+    if a.ndim > 2:
+        per_row = int(np.prod(a.shape[1:]))
+        if per_row != width:
+            raise ValueError(
+                f"x has shape {tuple(a.shape)}: {per_row} values per row, the network takes {width} inputs"
+            )
+        if not a.flags.c_contiguous:
+            raise ValueError(
+                "x must be C-contiguous (row-major); use np.ascontiguousarray(x), or x.contiguous() for a torch tensor"
+            )
+        a = a.reshape(a.shape[0], per_row)
+    elif a.ndim != 2:
+        raise ValueError(
+            f"x must be [rows, {width}] (or [rows, ...] with {width} values a row), got shape {tuple(a.shape)}"
+        )
+    return a
+
+
 def _labels(y: Any) -> np.ndarray:
     """Integer labels as int64 (a copy only for other integer types), or
     float32 one-hot targets as they are."""
-    y = np.asarray(y)
+    y = _array(y)
     if y.dtype.kind in "iu":
         return y.astype(np.int64, copy=False)
     return y
@@ -209,22 +270,35 @@ class Trainer:
     """A network, its learning rule and its optimizer, for your own data and loop.
 
     Args:
-        sizes: every layer's width, input to output, e.g. ``[784, 800, 10]``.
+        sizes: an MLP's widths, input to output, e.g. ``[784, 800, 10]``;
+            or leave it out and name the network with ``net="lenet-cifar"``
+            or ``layers="conv 6 5x5, relu, maxpool 2, flatten, dense 10"``
+            (docs/networks.md).
         rule: the learning rule (:func:`rules` lists them).
+        image: the input's ``(channels, height, width)`` for ``layers``
+            (a ``net`` preset knows its data set's: MNIST's ``(1, 28, 28)``,
+            CIFAR-10's ``(3, 32, 32)``).
+        classes: the outputs of a ``net`` or ``layers`` network (10).
         config: more settings as a dict or a TOML file's path.
         **settings: any training setting by its key (``lr``, ``momentum``,
             ``optimizer``, ``batch_size``, ``seed``, ``threads``,
             ``activation``, ``output``, ``feedback_lr`` ...). ``batch_size``
             is the largest batch :meth:`step` takes.
 
-    Inputs ``x`` are float32 arrays ``[rows, sizes[0]]``, C-contiguous, used
-    without copying; targets ``y`` are integer class labels ``[rows]`` or
-    float32 one-hot rows ``[rows, sizes[-1]]``. A wrong dtype raises
-    ``TypeError``; a wrong shape or memory layout raises ``ValueError``, and
-    so does NaN or infinity in ``x`` or ``y`` (naming the first bad row). A
-    batch whose outputs are not finite (the weights have diverged) updates
-    nothing and raises :class:`DivergedError`; so does evaluating such a
-    network, which never reports an error rate computed from NaN.
+    Inputs ``x`` are float32, ``[rows, sizes[0]]`` or ``[rows, ...]`` with
+    ``sizes[0]`` values a row (a batch of images ``[N, C, H, W]``, NCHW as in
+    PyTorch, is flattened to ``[N, C*H*W]``), C-contiguous. They may be NumPy arrays or
+    anything with ``__array__``, the buffer protocol or DLPack: CPU torch
+    tensors (without ``requires_grad``; ``.detach()`` them), a DataLoader's
+    batches as they come. Their memory is read where it lies, never copied.
+    Targets ``y`` are integer class labels ``[rows]`` (any integer type, a
+    torch int64 tensor) or float32 one-hot rows ``[rows, sizes[-1]]``. A
+    wrong dtype raises ``TypeError``; a wrong shape or memory layout raises
+    ``ValueError``, and so does NaN or infinity in ``x`` or ``y`` (naming
+    the first bad row). A batch whose outputs are not finite (the weights
+    have diverged) updates nothing and raises :class:`DivergedError`; so
+    does evaluating such a network, which never reports an error rate
+    computed from NaN.
 
     A network that cannot fit in the memory this machine has left raises
     ``MemoryError`` naming its largest parts, before anything is allocated;
@@ -232,21 +306,34 @@ class Trainer:
     machine can use (4 x its cores, at most 1024), raise ``ValueError``.
     """
 
-    def __init__(self, sizes: List[int], rule: str = "bp", config: Settings = None, **settings: Any):
-        sizes = list(sizes)
-        for s in sizes:
+    def __init__(
+        self,
+        sizes: Optional[List[int]] = None,
+        rule: str = "bp",
+        config: Settings = None,
+        *,
+        image: Optional[Tuple[int, int, int]] = None,
+        classes: Optional[int] = None,
+        **settings: Any,
+    ):
+        settings = dict(settings, rule=rule)
+        sizes = None if sizes is None else list(sizes)
+        for s in sizes or []:
             if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s < 2**64:
                 raise ValueError(
                     f"sizes must be positive integers, e.g. [784, 800, 10]; got {sizes!r}"
                 )
-        settings = dict(settings, rule=rule)
-        self._t = _native.Trainer([int(s) for s in sizes], _layers(config), settings)
+        sizes = None if sizes is None else [int(s) for s in sizes]
+        self._t = _native.Trainer(sizes, _layers(config), settings, image, classes)
 
     @classmethod
     def _wrap(cls, native: Any) -> "Trainer":
         self = cls.__new__(cls)
         self._t = native
         return self
+
+    def _x(self, x: Any) -> np.ndarray:
+        return _inputs(x, self._t.sizes()[0])
 
     @property
     def sizes(self) -> List[int]:
@@ -268,16 +355,16 @@ class Trainer:
         """Epochs trained by :meth:`fit_epoch` (or stored in a loaded checkpoint)."""
         return self._t.epochs()
 
-    def step(self, x: np.ndarray, y: Any) -> Dict[str, float]:
+    def step(self, x: ArrayLike, y: Any) -> Dict[str, float]:
         """One training step on a batch: forward, the rule's errors, the updates.
 
         Returns the batch's mean ``loss``, its ``error`` rate and ``samples``.
         """
-        return self._t.step(x, _labels(y))
+        return self._t.step(self._x(x), _labels(y))
 
     def fit_epoch(
         self,
-        x: np.ndarray,
+        x: ArrayLike,
         y: Any,
         batch_size: Optional[int] = None,
         shuffle: bool = True,
@@ -290,6 +377,7 @@ class Trainer:
         split of a run reproduces it. Returns the epoch's mean ``loss`` and
         ``error`` over its batches. Ctrl-C stops between two batches.
         """
+        x = self._x(x)
         tqdm = _tqdm(progress)
         if tqdm is None:
             return self._t.fit_epoch(x, _labels(y), batch_size, shuffle)
@@ -298,19 +386,19 @@ class Trainer:
                 x, _labels(y), batch_size, shuffle, lambda done, total: bar.update(done - bar.n)
             )
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: ArrayLike) -> np.ndarray:
         """The network's outputs ``[rows, classes]`` (sigmoid or softmax probabilities)."""
-        return self._t.predict_proba(x)
+        return self._t.predict_proba(self._x(x))
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: ArrayLike) -> np.ndarray:
         """The predicted class of every row, as int64."""
-        return np.argmax(self._t.predict_proba(x), axis=1).astype(np.int64)
+        return np.argmax(self._t.predict_proba(self._x(x)), axis=1).astype(np.int64)
 
-    def evaluate(self, x: np.ndarray, y: Any) -> Dict[str, float]:
+    def evaluate(self, x: ArrayLike, y: Any) -> Dict[str, float]:
         """Mean ``loss`` and ``error`` rate on ``x`` and ``y``, without training."""
-        return self._t.evaluate(x, _labels(y))
+        return self._t.evaluate(self._x(x), _labels(y))
 
-    def alignment(self, x: np.ndarray, y: Any) -> Dict[str, float]:
+    def alignment(self, x: ArrayLike, y: Any) -> Dict[str, float]:
         """Angles in degrees with backpropagation on one batch, nothing updated.
 
         ``update_{i}``: between the rule's update of ``forward.{i}.weight`` and
@@ -318,10 +406,44 @@ class Trainer:
         between the matrix that carries the error and the forward weights
         transposed (NaN for rules without one).
         """
-        return self._t.alignment(x, _labels(y))
+        return self._t.alignment(self._x(x), _labels(y))
+
+    def generate(self, labels: Any) -> np.ndarray:
+        """What the feedback network of a BFA trainer generates from labels:
+        the paper's Figure 6 (``biprop generate`` renders the same as a PNG).
+
+        Args:
+            labels: class labels ``[rows]`` (each becomes its one-hot vector),
+                or float32 label vectors ``[rows, sizes[-1]]``, any mixture
+                (``0.5`` of a 3 and ``0.5`` of an 8).
+
+        Returns:
+            float32 ``[rows, sizes[0]]``, one generated input a row; reshape
+            MNIST's to ``(-1, 28, 28)`` to show them.
+
+        Raises:
+            ValueError: the rule has no feedback network (only BFA has one),
+                or the labels do not fit it.
+        """
+        classes = self.sizes[-1]
+        y = _labels(labels)
+        if y.dtype == np.int64 and y.ndim == 1:
+            if np.any((y < 0) | (y >= classes)):
+                raise ValueError(f"labels must be in 0..{classes}")
+            y = np.eye(classes, dtype=np.float32)[y]
+        if y.dtype != np.float32 or y.ndim != 2 or y.shape[1] != classes:
+            raise ValueError(
+                f"labels must be class labels [rows] or float32 label vectors [rows, {classes}], "
+                f"got {y.ndim}-D {y.dtype} of shape {tuple(y.shape)}"
+            )
+        return self._t.generate(np.ascontiguousarray(y))
 
     def state_dict(self) -> Dict[str, np.ndarray]:
-        """Every weight as a NumPy array (a copy), named as in checkpoints."""
+        """Every weight as a NumPy array (a copy), named as in checkpoints:
+        ``forward.{i}.weight`` ``[out, in]`` and ``forward.{i}.bias``
+        ``[out]``, as ``torch.nn.Linear`` holds them, then the rule's
+        ``feedback.*``. ``torch.from_numpy`` takes them; the README's Python
+        section loads them into an ``nn.Sequential``."""
         return self._t.state_dict()
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:

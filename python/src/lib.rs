@@ -283,7 +283,10 @@ fn train<'py>(
             !s1.stop.load(Ordering::Relaxed)
         })),
         on_epoch: Some(Arc::new(move |r| {
-            s2.epoch.store(r.epoch, Ordering::Relaxed);
+            // The next epoch starts from no samples, and a reader that sees
+            // its number must not see the last epoch's count with it.
+            s2.samples.store(0, Ordering::Relaxed);
+            s2.epoch.store(r.epoch, Ordering::Release);
             s2.records.lock().expect("records").push(r.clone());
         })),
         ..Default::default()
@@ -295,11 +298,12 @@ fn train<'py>(
         |_| run::run(&cfg, &splits, &opts),
         |py, sh| {
             if let Some(f) = &on_progress {
-                let epoch = sh.epoch.load(Ordering::Relaxed) + 1;
+                let epoch = sh.epoch.load(Ordering::Acquire) + 1;
                 f.call1((
                     epoch.min(cfg.epochs),
                     sh.samples.load(Ordering::Relaxed),
                     total,
+                    cfg.epochs,
                 ))?;
             }
             let recs = sh.records.lock().expect("records").clone();
@@ -526,30 +530,29 @@ impl Trainer {
 #[pymethods]
 impl Trainer {
     #[new]
-    #[pyo3(signature = (sizes, layers, explicit))]
+    #[pyo3(signature = (sizes, layers, explicit, image=None, classes=None))]
     fn new(
-        sizes: Vec<usize>,
+        sizes: Option<Vec<usize>>,
         layers: &Bound<'_, PyList>,
         explicit: &Bound<'_, PyDict>,
+        image: Option<(usize, usize, usize)>,
+        classes: Option<usize>,
     ) -> PyResult<Self> {
-        if sizes.len() < 2 || sizes.contains(&0) {
-            return Err(PyValueError::new_err(format!(
-                "sizes must list at least the input and output widths, all positive, e.g. [784, 800, 10]; got {sizes:?}"
-            )));
+        if let Some(sizes) = &sizes {
+            if sizes.len() < 2 || sizes.contains(&0) {
+                return Err(PyValueError::new_err(format!(
+                    "sizes must list at least the input and output widths, all positive, e.g. [784, 800, 10]; got {sizes:?}"
+                )));
+            }
+            let all = PyDict::new(layers.py());
+            let hidden: Vec<usize> = sizes[1..sizes.len() - 1].to_vec();
+            all.set_item("hidden", hidden)?;
+            layers.insert(0, all)?;
         }
-        let all = PyDict::new(layers.py());
-        let hidden: Vec<usize> = sizes[1..sizes.len() - 1].to_vec();
-        all.set_item("hidden", hidden)?;
-        layers.insert(0, all)?;
         let cfg = resolve(layers, explicit)?;
         cfg.validate().map_err(py_err)?;
-        let core = run::build_trainer_sized(
-            &cfg,
-            biprop::layers::Shape::flat(sizes[0]),
-            sizes[sizes.len() - 1],
-            None,
-        )
-        .map_err(py_err)?;
+        let (shape, classes) = network_io(&cfg, sizes.as_deref(), image, classes)?;
+        let core = run::build_trainer_sized(&cfg, shape, classes, None).map_err(py_err)?;
         Ok(Self::from_core(core, cfg, 0))
     }
 
@@ -720,6 +723,39 @@ impl Trainer {
         Ok(d)
     }
 
+    /// What the rule's feedback network (BFA's) generates from each row of
+    /// label vectors `[rows, classes]`: `[rows, inputs]`, the paper's Figure 6.
+    fn generate<'py>(
+        &self,
+        py: Python<'py>,
+        labels: numpy::PyReadonlyArray2<'py, f32>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        use biprop::generate::LabelMix;
+        let st = self.lock()?;
+        let Some(feedback) = st.core.rule.feedback_network() else {
+            return Err(PyValueError::new_err(format!(
+                "generate: the rule {} has no feedback network; only BFA's generates images",
+                st.core.rule.kind().name()
+            )));
+        };
+        let mixes: Vec<LabelMix> = labels
+            .as_array()
+            .rows()
+            .into_iter()
+            .map(|r| LabelMix {
+                caption: String::new(),
+                weights: r.to_vec(),
+            })
+            .collect();
+        let n = feedback.outputs();
+        let tiles = py
+            .detach(|| biprop::generate::generate(feedback, &mixes))
+            .map_err(py_err)?;
+        let rows = tiles.len();
+        let pixels: Vec<f32> = tiles.into_iter().flat_map(|t| t.pixels).collect();
+        PyArray1::from_vec(py, pixels).reshape([rows, n])
+    }
+
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         weights(py, &self.lock()?.core)
     }
@@ -762,13 +798,63 @@ impl Trainer {
     }
 }
 
+/// The input shape and class count of a new trainer: an MLP's from its
+/// `sizes`, a described network's (`net`, `layers`) from `image` and
+/// `classes` (a preset's data set by default, 10 classes).
+fn network_io(
+    cfg: &RunConfig,
+    sizes: Option<&[usize]>,
+    image: Option<(usize, usize, usize)>,
+    classes: Option<usize>,
+) -> PyResult<(biprop::layers::Shape, usize)> {
+    use biprop::layers::{spec::Preset, Shape};
+    let described = cfg.layer_description().is_some();
+    match (sizes, described) {
+        (Some(_), true) => Err(PyValueError::new_err(
+            "sizes gives an MLP's widths, net or layers names every layer: give one",
+        )),
+        (Some(s), false) => {
+            let shape = match image {
+                Some((c, h, w)) if c * h * w != s[0] => {
+                    return Err(PyValueError::new_err(format!(
+                        "image {c}x{h}x{w} holds {} values, sizes[0] is {}",
+                        c * h * w,
+                        s[0]
+                    )))
+                }
+                Some((c, h, w)) => Shape::new(c, h, w),
+                None => Shape::flat(s[0]),
+            };
+            Ok((shape, classes.unwrap_or(s[s.len() - 1])))
+        }
+        (None, false) => Err(PyValueError::new_err(
+            "give sizes (an MLP's widths, e.g. [784, 800, 10]) or net=/layers= (every layer)",
+        )),
+        (None, true) => {
+            let (c, h, w) = match (image, cfg.net) {
+                (Some(i), _) => i,
+                (None, Some(Preset::LenetMnist)) => (1, 28, 28),
+                (None, Some(Preset::LenetCifar)) => (3, 32, 32),
+                (None, None) => {
+                    return Err(PyValueError::new_err(
+                        "layers= needs the input's shape: image=(channels, height, width)",
+                    ))
+                }
+            };
+            if c * h * w == 0 {
+                return Err(PyValueError::new_err("image sizes must be positive"));
+            }
+            Ok((Shape::new(c, h, w), classes.unwrap_or(10)))
+        }
+    }
+}
+
 /// `biprop.load`: a trainer from a checkpoint (of `Trainer.save` or of a run).
 #[pyfunction]
 fn load(path: PathBuf) -> PyResult<Trainer> {
     let ck = Checkpoint::load(&path).map_err(py_err)?;
     let cfg = ck.config().map_err(py_err)?;
-    let (inputs, classes) = ck.io_sizes().map_err(py_err)?;
-    let (c, h, w) = ck.image_or_guess(inputs);
+    let ((c, h, w), classes) = ck.io_shape().map_err(py_err)?;
     let image = biprop::layers::Shape::new(c, h, w);
     let mut core = run::build_trainer_sized(&cfg, image, classes, None).map_err(py_err)?;
     if ck.metadata.contains_key("steps") {
@@ -795,12 +881,29 @@ fn default_config() -> String {
     RunConfig::default().to_toml()
 }
 
+/// The `biprop` command line (`argv` with the program name first), run in
+/// this process: the Rust binary's code, so the two cannot drift apart.
+/// Returns the exit code. The GIL is released meanwhile; Ctrl-C is the
+/// caller's to arrange (`biprop.__main__` restores the default action, as
+/// the binary has), since the command has no way to be stopped early.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>) -> i32 {
+    py.detach(|| {
+        let code = biprop::cli::main_with_args(argv);
+        // A binary's stdout is flushed when its `main` returns; a library's
+        // is not, and Python exits without knowing of Rust's buffer.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        code
+    })
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(rules, m)?)?;
     m.add_function(wrap_pyfunction!(default_config, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_class::<Trainer>()?;
     m.add("DivergedError", m.py().get_type::<DivergedError>())?;
     Ok(())

@@ -1,13 +1,16 @@
 """Tests of the Python package: the same runs as the CLI, one step against
-NumPy, real training on MNIST, bad inputs, interrupts, the GIL."""
+NumPy, real training on MNIST, bad inputs, inputs other than NumPy arrays,
+interrupts, the GIL."""
 
 from __future__ import annotations
 
 import _thread
 import gzip
 import os
+import shutil
 import subprocess
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,11 +25,14 @@ SUBSET = REPO / "tests" / "data" / "mnist-subset"
 
 
 def cli() -> Path:
-    """The CLI binary: $BIPROP_BIN, else the release build (built if missing)."""
-    path = Path(os.environ.get("BIPROP_BIN", REPO / "target" / "release" / "biprop"))
-    if not path.exists():
-        subprocess.run(["cargo", "build", "--release", "--bin", "biprop"], cwd=REPO, check=True)
-    return path
+    """The CLI to compare with: $BIPROP_BIN (CI: the Rust binary), else the
+    clone's release build, else the installed package's `biprop` command."""
+    if "BIPROP_BIN" in os.environ:
+        return Path(os.environ["BIPROP_BIN"])
+    built = REPO / "target" / "release" / "biprop"
+    if built.exists():
+        return built
+    return Path(shutil.which("biprop", path=os.path.dirname(sys.executable)) or "biprop")
 
 
 def idx(name: str) -> np.ndarray:
@@ -387,3 +393,98 @@ def test_the_gil_is_released_while_training(mnist):
     counter.join()
     # A held GIL would stop the counter for the whole call.
     assert during > 0.3 * took / 0.0011, (during, took)
+
+
+class DLPackOnly:
+    """An array that offers nothing but DLPack, as some libraries' do."""
+
+    def __init__(self, a: np.ndarray):
+        self._a = a
+
+    def __dlpack__(self, **kwargs):
+        return self._a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+def test_inputs_other_than_arrays_are_read_where_they_lie():
+    rng = np.random.default_rng(4)
+    x = rng.random((8, 1, 4, 3), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+    flat = x.reshape(8, 12)
+    # Images [N, 1, H, W], a memoryview (the buffer protocol), DLPack alone:
+    # each one is the memory of x itself, flattened to the network's width.
+    for given in [x, memoryview(x), DLPackOnly(x), memoryview(flat), DLPackOnly(flat)]:
+        seen = biprop._inputs(given, 12)
+        assert seen.shape == (8, 12) and np.shares_memory(seen, x), type(given)
+    assert np.array_equal(biprop._labels(memoryview(y)), y)
+    assert np.array_equal(biprop._labels(DLPackOnly(y)), y)
+    # And the trainer takes them all, with the same steps as from the array.
+    want = biprop.Trainer([12, 5, 3], rule="fa", batch_size=8, seed=3)
+    want.step(flat, y)
+    for given in [x, memoryview(x), DLPackOnly(x)]:
+        t = biprop.Trainer([12, 5, 3], rule="fa", batch_size=8, seed=3)
+        t.step(given, DLPackOnly(y))
+        assert np.array_equal(t.state_dict()["forward.0.weight"], want.state_dict()["forward.0.weight"])
+        assert np.array_equal(t.predict_proba(given), want.predict_proba(flat))
+        assert t.evaluate(given, y) == want.evaluate(flat, y)
+        assert t.alignment(given, y).keys() == want.alignment(flat, y).keys()
+    # What cannot be read in place is refused, with the conversion to make.
+    with pytest.raises(ValueError, match="C-contiguous"):
+        want.step(np.zeros((3, 4, 1, 8), dtype=np.float32).transpose(3, 2, 0, 1), y)
+    with pytest.raises(ValueError, match=r"\(8, 1, 4, 4\): 16 values per row, the network takes 12"):
+        want.step(np.zeros((8, 1, 4, 4), dtype=np.float32), y)
+    with pytest.raises(TypeError, match="float32.*x.float()"):
+        want.step(memoryview(x.astype(np.float64)), y)
+    with pytest.raises(ValueError, match=r"must be \[rows, 12\]"):
+        want.predict(np.zeros(12, dtype=np.float32))
+
+
+def test_bfa_generates_images_from_labels():
+    rng = np.random.default_rng(5)
+    x = rng.random((16, 12), dtype=np.float32)
+    y = rng.integers(0, 3, 16)
+    t = biprop.Trainer([12, 6, 3], rule="bfa", batch_size=16, seed=1, lr=0.1)
+    for _ in range(3):
+        t.step(x, y)
+    onehot = t.generate([0, 1, 2])
+    assert onehot.shape == (3, 12) and onehot.dtype == np.float32
+    # Sigmoid outputs, as the feedback network of `biprop generate` makes them.
+    assert np.all((onehot > 0) & (onehot < 1))
+    assert np.array_equal(onehot, t.generate(np.eye(3, dtype=np.float32)))
+    mix = t.generate(np.array([[0.5, 0.5, 0.0]], dtype=np.float32))
+    assert not np.array_equal(mix[0], onehot[0]) and not np.array_equal(mix[0], onehot[1])
+    # By hand from the feedback weights: tanh hidden layer, sigmoid outputs.
+    w = t.state_dict()
+    h = np.tanh(np.eye(3) @ w["feedback.0.weight"].T.astype(np.float64) + w["feedback.0.bias"])
+    img = 1 / (1 + np.exp(-(h @ w["feedback.1.weight"].T + w["feedback.1.bias"])))
+    assert np.max(np.abs(img - onehot)) < 1e-5
+    with pytest.raises(ValueError, match="only BFA"):
+        biprop.Trainer([12, 6, 3], rule="fa").generate([0])
+    with pytest.raises(ValueError, match="0..3"):
+        t.generate([3])
+    with pytest.raises(ValueError, match=r"\[rows, 3\]"):
+        t.generate(np.zeros((2, 4), dtype=np.float32))
+
+
+def test_a_convolutional_trainer_takes_nchw_batches_and_learns():
+    """Trainer(net=...) / Trainer(layers=..., image=...): NCHW float32
+    batches, conv weights in PyTorch's layout, and the loss falls."""
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 3, 8, 8), dtype=np.float32)
+    y = (x[:, 0].mean(axis=(1, 2)) > 0.5).astype(np.int64)
+    t = biprop.Trainer(layers="conv 4 3x3 pad 1, relu, maxpool 2, flatten, dense 2",
+                       image=(3, 8, 8), classes=2, output="softmax-ce",
+                       optimizer="adam", lr=0.01, batch_size=64, seed=1)
+    assert t.state_dict()["forward.0.weight"].shape == (4, 3, 3, 3)
+    first = t.step(x, y)["loss"]
+    for _ in range(60):
+        last = t.step(x, y)["loss"]
+    assert last < 0.7 * first
+    assert t.predict_proba(x).shape == (64, 2)
+    lenet = biprop.Trainer(net="lenet-cifar", rule="fa", batch_size=2)
+    assert lenet.sizes[0] == 3 * 32 * 32
+    for bad in (dict(), dict(sizes=[784, 10], net="lenet-mnist"), dict(layers="dense 10")):
+        with pytest.raises(ValueError):
+            biprop.Trainer(**bad)

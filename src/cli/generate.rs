@@ -42,8 +42,7 @@ pub(super) fn generate(args: GenerateArgs) -> Result<()> {
     };
     let ck = Checkpoint::load(&ckpt)?;
     let mut cfg = ck.config()?;
-    let (inputs, classes) = ck.io_sizes()?;
-    let image = ck.image_or_guess(inputs);
+    let (image, classes) = ck.io_shape()?;
     let trainer = run::build_trainer_sized(
         &cfg,
         crate::layers::Shape::new(image.0, image.1, image.2),

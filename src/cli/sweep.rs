@@ -96,7 +96,13 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
             job_name: args.job_name.clone(),
             extra: args.sbatch.clone(),
         };
-        let exe = std::env::current_exe().context("locating the biprop binary")?;
+        // The Python package's `biprop` runs inside the Python interpreter,
+        // which is what current_exe names there; it says which command to
+        // put in the job script instead.
+        let exe = match std::env::var_os("BIPROP_EXE") {
+            Some(exe) => PathBuf::from(exe),
+            None => std::env::current_exe().context("locating the biprop binary")?,
+        };
         let Some(array) = slurm::job_array(&s, &args.file, &exe, &opts)? else {
             say!(
                 "nothing to submit: every cell of {} is finished or running",

@@ -47,6 +47,8 @@ pub struct Row {
     pub angle: f64,
     /// Seconds of training and evaluation, all epochs.
     pub seconds: f64,
+    /// The epoch in which training diverged (its numbers are then none).
+    pub diverged: Option<usize>,
 }
 
 /// Runs `rules` on `base` (the quick protocol, with the caller's settings
@@ -94,6 +96,10 @@ fn row(r: &RunResult) -> Row {
         test_at_best_val: 100.0 * r.test_at_best_val(),
         angle: r.mean_update_angle(),
         seconds: r.seconds(),
+        diverged: match r.status {
+            Some(crate::experiment::sweep::CellStatus::Diverged { epoch, .. }) => Some(epoch),
+            _ => None,
+        },
     }
 }
 
@@ -103,6 +109,13 @@ pub fn markdown(rows: &[Row]) -> String {
         "| rule | test error (%) | at best val (%) | angle to BP's update (°) | seconds |\n|---|---|---|---|---|\n",
     );
     for r in rows {
+        if let Some(epoch) = r.diverged {
+            s.push_str(&format!(
+                "| {} | diverged in epoch {epoch} (lower --lr) | | | |\n",
+                r.rule.name().to_uppercase()
+            ));
+            continue;
+        }
         let angle = if r.rule == RuleKind::Bp {
             "0 (is BP)".to_string()
         } else if r.angle.is_finite() {
@@ -129,4 +142,37 @@ pub fn plots_dir(out: &Path) -> PathBuf {
 /// Writes the learning-curve and alignment plots of the comparison.
 pub fn plot(out: &Path) -> Result<Vec<PathBuf>> {
     super::plot::plot_dir(out, &plots_dir(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A diverged rule's row says so instead of printing NaN.
+    #[test]
+    fn a_diverged_rule_is_named_not_printed_as_nan() {
+        let ok = Row {
+            rule: RuleKind::Bp,
+            test_error: 2.5,
+            test_at_best_val: 2.4,
+            angle: 0.0,
+            seconds: 3.0,
+            diverged: None,
+        };
+        let bad = Row {
+            rule: RuleKind::Bfa,
+            test_error: f64::NAN,
+            test_at_best_val: f64::NAN,
+            angle: f64::NAN,
+            seconds: 0.0,
+            diverged: Some(2),
+        };
+        let md = markdown(&[ok, bad]);
+        assert!(
+            md.contains("| BP | 2.50 | 2.40 | 0 (is BP) | 3.0 |"),
+            "{md}"
+        );
+        assert!(md.contains("| BFA | diverged in epoch 2"), "{md}");
+        assert!(!md.contains("NaN"), "{md}");
+    }
 }

@@ -8,6 +8,12 @@
 //! deserializes the result once, with unknown keys refused. A flag therefore
 //! cannot be parsed and then dropped: it either lands in the struct under its
 //! key or is an error naming it.
+//!
+//! `forms.rs` reads and writes the settings' textual forms (`2x800`, a
+//! layer description); `unused.rs` says which settings would have no effect.
+
+mod forms;
+mod unused;
 
 use crate::activation::Activation;
 use crate::data::DatasetKind;
@@ -180,105 +186,8 @@ impl PartialEq for RunConfig {
     }
 }
 
-/// Parses hidden-layer widths: `800`, `800,400`, `2x800`, or `""`/`none` for no hidden layer.
-pub fn parse_hidden(s: &str) -> std::result::Result<Vec<usize>, String> {
-    let s = s.trim();
-    if s.is_empty() || s.eq_ignore_ascii_case("none") {
-        return Ok(Vec::new());
-    }
-    let width = |w: &str| -> std::result::Result<usize, String> {
-        match w.trim().parse::<usize>() {
-            Ok(0) => Err(format!("layer width must be positive in {s:?}")),
-            Ok(n) => Ok(n),
-            Err(_) => Err(format!(
-                "invalid hidden layers {s:?}: expected widths like 800,800 or 2x800"
-            )),
-        }
-    };
-    if let Some((count, w)) = s.split_once(['x', 'X']) {
-        let count: usize = count.trim().parse().map_err(|_| {
-            format!("invalid hidden layers {s:?}: expected COUNTxWIDTH, e.g. 2x800")
-        })?;
-        return Ok(vec![width(w)?; count]);
-    }
-    s.split(',').map(width).collect()
-}
-
-fn de_hidden<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<usize>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Hidden {
-        List(Vec<usize>),
-        Text(String),
-    }
-    match Hidden::deserialize(d)? {
-        Hidden::List(v) if v.contains(&0) => {
-            Err(serde::de::Error::custom("hidden widths must be positive"))
-        }
-        Hidden::List(v) => Ok(v),
-        Hidden::Text(s) => parse_hidden(&s).map_err(serde::de::Error::custom),
-    }
-}
-
-fn de_layers<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Layers {
-        Text(String),
-        List(Vec<String>),
-    }
-    let text = match Option::<Layers>::deserialize(d)? {
-        None => return Ok(None),
-        Some(Layers::Text(t)) => t,
-        Some(Layers::List(items)) => items.join(", "),
-    };
-    let items = spec::parse(&text).map_err(serde::de::Error::custom)?;
-    Ok(Some(spec::describe(&items)))
-}
-
-/// Writes hidden widths the paper's way: `1x800`, `2x800`, `800,400`, `none`.
-pub fn format_hidden(h: &[usize]) -> String {
-    match h {
-        [] => "none".into(),
-        [w, rest @ ..] if rest.iter().all(|x| x == w) => format!("{}x{w}", h.len()),
-        _ => h
-            .iter()
-            .map(|w| w.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-    }
-}
-
-/// Writes `over`'s keys into `base`, replacing what was there: the one way
-/// settings from several sources are combined (file, then sweep cell or flags).
-pub fn merge_into(base: &mut toml::Table, over: &toml::Table) {
-    for (k, v) in over {
-        base.insert(k.clone(), v.clone());
-    }
-}
-
-/// Deserializes a table; an error names the key at fault (`epochs: invalid
-/// type ...`), as the merged table has no source text to point into.
-pub fn deserialize_named<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T> {
-    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let path = e.path().to_string();
-        let msg = e.inner().message().trim().to_string();
-        Error::Config(if path == "." {
-            msg
-        } else {
-            format!("{path}: {msg}")
-        })
-    })
-}
-
-/// Reads a TOML file as a table of settings (not yet checked).
-pub fn read_table(path: &Path) -> Result<toml::Table> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| Error::format(path, e.to_string()))
-}
+use forms::{de_hidden, de_layers};
+pub use forms::{deserialize_named, format_hidden, merge_into, parse_hidden, read_table};
 
 impl RunConfig {
     /// Reads a TOML file; unknown keys and wrong types are errors naming the key.
@@ -322,112 +231,6 @@ impl RunConfig {
     pub fn feedback_scale(&self) -> FeedbackScale {
         self.feedback_scale
             .unwrap_or(FeedbackScale::implied_by(self.init))
-    }
-
-    /// The first of the `explicit` keys (a caller's flags or keyword
-    /// settings) that has no effect on this run, and why: what front ends
-    /// refuse, as a setting accepted and then ignored would mislead.
-    pub fn first_unused_in(&self, explicit: &toml::Table) -> Option<(&'static str, String)> {
-        self.unused_settings()
-            .into_iter()
-            .find(|(key, _)| explicit.contains_key(*key))
-    }
-
-    /// The settings (config keys) that have no effect on this run, with the
-    /// reason: the command line refuses them when given as flags, since the
-    /// user asked for something that would not happen. (A TOML file or a
-    /// sweep's base may hold them: one base serves every rule of a grid.)
-    pub fn unused_settings(&self) -> Vec<(&'static str, String)> {
-        use RuleKind::*;
-        let rule = self.rule;
-        let mut out = Vec::new();
-        let mut unless = |used: bool, key: &'static str, why: &str| {
-            if !used {
-                out.push((key, why.to_string()));
-            }
-        };
-        let learns_feedback = matches!(rule, Bfa | Bdfa | Dkp);
-        let feedback_why = match rule {
-            Kp => "--rule kp steps its feedback weights with the forward optimizer".to_string(),
-            _ => format!("--rule {rule} has no learning feedback weights"),
-        };
-        for key in ["feedback_lr", "feedback_optimizer"] {
-            unless(learns_feedback, key, &feedback_why);
-        }
-        let feedback_opt = self.feedback_optimizer.unwrap_or(self.optimizer);
-        unless(
-            learns_feedback && feedback_opt == crate::optim::OptimizerKind::Sgd,
-            "feedback_momentum",
-            "it applies to BFA's, BDFA's and DKP's feedback weights under sgd",
-        );
-        unless(rule == Bfa, "bfa_output", "it applies to --rule bfa only");
-        unless(
-            rule == Bfa,
-            "bfa_feedback_scale",
-            "it applies to --rule bfa only",
-        );
-        for key in ["bdfa_update", "bdfa_target"] {
-            unless(rule == Bdfa, key, "it applies to --rule bdfa only");
-        }
-        unless(
-            rule == Bdfa && self.bdfa_target != BdfaTarget::Label,
-            "bdfa_alpha",
-            "it applies to --rule bdfa with --bdfa-target mixed or reference",
-        );
-        unless(
-            matches!(rule, Fa | Dfa | Bdfa | Kp | Frsf | Brsf | Drtp | Dkp),
-            "feedback_scale",
-            &format!("--rule {rule} has no fixed random feedback"),
-        );
-        let kolen_pollack = matches!(rule, Kp | Dkp);
-        unless(
-            kolen_pollack,
-            "kp_decay",
-            "it applies to --rule kp and --rule dkp only",
-        );
-        unless(
-            !kolen_pollack,
-            "weight_decay",
-            "--rule kp and dkp decay forward and feedback weights by --kp-decay",
-        );
-        let adam = self.optimizer == crate::optim::OptimizerKind::Adam
-            || (learns_feedback && feedback_opt == crate::optim::OptimizerKind::Adam);
-        for key in ["beta1", "beta2", "eps"] {
-            unless(adam, key, "it applies to --optimizer adam only");
-        }
-        // Momentum is also the feedback momentum's default.
-        let feedback_takes_momentum = learns_feedback
-            && feedback_opt == crate::optim::OptimizerKind::Sgd
-            && self.feedback_momentum.is_none();
-        unless(
-            self.optimizer == crate::optim::OptimizerKind::Sgd || feedback_takes_momentum,
-            "momentum",
-            "it applies to --optimizer sgd only",
-        );
-        unless(
-            !(rule == Bp && self.init == InitScheme::Reference),
-            "init",
-            "the published code initializes BP as the default does",
-        );
-        let described = self.net.is_some() || self.layers.is_some();
-        for key in ["hidden", "activation"] {
-            unless(
-                !described,
-                key,
-                "--net or --layers names every layer (and its activation)",
-            );
-        }
-        unless(
-            !self.lr_milestones.is_empty(),
-            "lr_gamma",
-            "it applies at --lr-milestones, and none are set",
-        );
-        unless(
-            self.dataset == DatasetKind::Idx,
-            "classes",
-            "mnist and cifar10 have 10 classes; it applies to --dataset idx",
-        );
-        out
     }
 
     /// Checks values that types alone do not rule out.

@@ -1,0 +1,148 @@
+"""biprop beside PyTorch: a DataLoader's batches go into a Trainer as they
+come, without a copy, and biprop's weights go into the equivalent torch.nn
+module. Skipped where torch is not installed (CI: torch from PyPI brings the
+CUDA libraries, some 3 GB)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import biprop
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
+
+SUBSET = Path(__file__).resolve().parents[2] / "tests" / "data" / "mnist-subset"
+
+
+def idx(name: str) -> np.ndarray:
+    raw = gzip.open(SUBSET / name).read()
+    dims = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    """MNIST as torchvision gives it: float32 images [N, 1, 28, 28] in [0, 1],
+    int64 labels; the first 2,000 training images and the 1,000 test images."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    def split(images, labels, n):
+        x = torch.from_numpy(idx(images)[:n].astype(np.float32) / 255.0).unsqueeze(1)
+        y = torch.from_numpy(idx(labels)[:n].astype(np.int64))
+        return TensorDataset(x, y)
+
+    train = split("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 2000)
+    test = split("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 1000)
+    return DataLoader(train, batch_size=100, shuffle=False), DataLoader(test, batch_size=500)
+
+
+def test_a_dataloaders_batches_train_as_numpy_arrays_do(loaders):
+    train, test = loaders
+    xb, yb = next(iter(train))
+    assert xb.shape == (100, 1, 28, 28) and xb.dtype == torch.float32 and yb.dtype == torch.int64
+    # Read where the tensor lies: the array biprop works on is its memory.
+    seen = biprop._inputs(xb, 784)
+    assert seen.shape == (100, 784)
+    assert seen.__array_interface__["data"][0] == xb.data_ptr()
+    assert biprop._labels(yb).__array_interface__["data"][0] == yb.data_ptr()
+
+    from_torch = biprop.Trainer([784, 64, 10], rule="bfa", lr=0.05, momentum=0.9, batch_size=100, seed=1)
+    from_numpy = biprop.Trainer([784, 64, 10], rule="bfa", lr=0.05, momentum=0.9, batch_size=100, seed=1)
+    for epoch in range(2):
+        for xb, yb in train:
+            from_torch.step(xb, yb)
+            from_numpy.step(xb.numpy().reshape(len(xb), 784).copy(), yb.numpy().copy())
+    for name, w in from_numpy.state_dict().items():
+        assert np.array_equal(from_torch.state_dict()[name], w), name
+    errors = [from_torch.evaluate(xb, yb)["error"] for xb, yb in test]
+    assert np.mean(errors) < 0.3, errors
+    xt, yt = next(iter(test))
+    assert np.array_equal(from_torch.predict(xt), from_numpy.predict(xt.numpy().reshape(-1, 784)))
+    assert from_torch.alignment(xt[:100], yt[:100])["update_0"] > 0.0
+    # Tensors that torch will not hand out without a copy say so.
+    with pytest.raises(RuntimeError, match="requires grad"):
+        from_torch.step(xb.clone().requires_grad_(True), yb)
+    with pytest.raises(TypeError, match="x.float()"):
+        from_torch.step(xb.double(), yb)
+    with pytest.raises(ValueError, match="contiguous"):
+        from_torch.step(xb.permute(0, 1, 3, 2), yb)
+
+
+def test_weights_load_into_the_equivalent_torch_module(loaders, tmp_path):
+    _, test = loaders
+    t = biprop.Trainer([784, 64, 32, 10], rule="dfa", lr=0.05, seed=2, batch_size=100)
+    for xb, yb in loaders[0]:
+        t.step(xb, yb)
+    t.save(tmp_path / "dfa.safetensors")
+
+    state = t.state_dict()
+    for name, w in state.items():
+        tensor = torch.from_numpy(w)
+        assert tensor.dtype == torch.float32 and tensor.shape == w.shape, name
+        assert tensor.data_ptr() == w.__array_interface__["data"][0], name
+
+    # The README's recipe: a weight file of biprop into nn.Sequential.
+    weights = biprop.load(tmp_path / "dfa.safetensors").state_dict()
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 64), torch.nn.Tanh(),
+        torch.nn.Linear(64, 32), torch.nn.Tanh(),
+        torch.nn.Linear(32, 10),
+    )
+    model.load_state_dict({
+        f"{2 * int(k.split('.')[1])}.{k.split('.')[2]}": torch.from_numpy(v)
+        for k, v in weights.items() if k.startswith("forward.")
+    })
+    xt, _ = next(iter(test))
+    with torch.no_grad():
+        proba = torch.sigmoid(model(xt.flatten(1))).numpy()
+    assert np.max(np.abs(proba - t.predict_proba(xt))) < 1e-5
+    # And back: torch's tensors load into a trainer as they are.
+    back = {f"forward.{int(k.split('.')[0]) // 2}.{k.split('.')[1]}": v for k, v in model.state_dict().items()}
+    u = biprop.Trainer([784, 64, 32, 10], rule="dfa", seed=9)
+    u.load_state_dict({**weights, **back})
+    assert np.array_equal(u.predict_proba(xt), t.predict_proba(xt))
+    # The file is plain safetensors (a JSON header, then the raw tensors), as
+    # safetensors.torch.load_file reads it.
+    raw = (tmp_path / "dfa.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    for name, w in weights.items():
+        meta = header[name]
+        start, end = meta["data_offsets"]
+        assert meta["dtype"] == "F32" and meta["shape"] == list(w.shape), name
+        assert np.array_equal(np.frombuffer(raw[8 + n + start : 8 + n + end], "<f4").reshape(w.shape), w)
+
+
+def test_a_convolutional_network_is_torch_s_module_weight_for_weight(loaders):
+    """lenet-mnist trained by biprop, its weights in torch.nn's LeNet (Conv2d
+    [out, in, kh, kw], NCHW inputs, flatten in C, H, W order): the same
+    outputs."""
+    train, test = loaders
+    t = biprop.Trainer(net="lenet-mnist", rule="usf", output="softmax-ce",
+                       optimizer="adam", lr=1e-3, seed=3, batch_size=100)
+    for k, (xb, yb) in enumerate(train):
+        t.step(xb, yb)
+        if k == 4:
+            break
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(),
+        nn.Linear(120, 84), nn.Linear(84, 10),
+    )
+    index = {0: 0, 1: 3, 2: 6, 3: 9, 4: 10}
+    model.load_state_dict({
+        f"{index[int(k.split('.')[1])]}.{k.split('.')[2]}": torch.from_numpy(v)
+        for k, v in t.state_dict().items() if k.startswith("forward.")
+    })
+    xt, _ = next(iter(test))
+    with torch.no_grad():
+        proba = torch.softmax(model(xt), dim=1).numpy()
+    assert np.max(np.abs(proba - t.predict_proba(xt))) < 1e-5
