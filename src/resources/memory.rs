@@ -18,6 +18,9 @@ const VALUE: u128 = 4;
 /// What a part of an estimate is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Category {
+    /// The copies made while the data set is read and split, freed before
+    /// the trainer is made.
+    Loading,
     /// The training, validation and test samples.
     Data,
     /// The forward network's weights and biases.
@@ -40,7 +43,8 @@ pub enum Category {
 
 impl Category {
     /// Every category, in the order reports list them.
-    pub const ALL: [Category; 9] = [
+    pub const ALL: [Category; 10] = [
+        Category::Loading,
         Category::Data,
         Category::Weights,
         Category::Feedback,
@@ -55,6 +59,7 @@ impl Category {
     /// Its name in reports.
     pub fn name(self) -> &'static str {
         match self {
+            Category::Loading => "loading the data (freed before training)",
             Category::Data => "data set",
             Category::Weights => "weights and biases",
             Category::Feedback => "feedback weights",
@@ -87,11 +92,19 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// The whole, in bytes (saturated).
+    /// The peak, in bytes (saturated): the run's parts together, or the
+    /// loading of its data with the program, whichever is larger (the
+    /// loading's copies are freed before the trainer is made).
     pub fn total(&self) -> u128 {
-        self.parts
-            .iter()
-            .fold(0u128, |t, p| t.saturating_add(p.bytes))
+        let sum = |keep: &dyn Fn(Category) -> bool| {
+            self.parts
+                .iter()
+                .filter(|p| keep(p.category))
+                .fold(0u128, |t, p| t.saturating_add(p.bytes))
+        };
+        let running = sum(&|c| c != Category::Loading);
+        let loading = sum(&|c| matches!(c, Category::Loading | Category::Program));
+        running.max(loading)
     }
 
     /// The bytes of each category that has any, in [`Category::ALL`]'s order.
@@ -132,9 +145,12 @@ impl Estimate {
 /// What a run holds beside its trainer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
-    /// Samples of the data set held in memory (0 where it is not counted:
-    /// already loaded, or given by the caller).
+    /// Samples of the data set held in memory while training (0 where it is
+    /// not counted: already loaded, or given by the caller).
     pub data_samples: usize,
+    /// Samples read from the data files (their loading's copies are counted
+    /// when more than 0).
+    pub loaded_samples: usize,
     /// A checkpoint is written after every epoch (a run with a folder).
     pub checkpoint: bool,
     /// The alignment probe runs once an epoch.
@@ -187,13 +203,14 @@ pub fn layer_name(i: usize, kind: &Kind) -> String {
 }
 
 /// The state an optimizer keeps per value (gradient buffer, momentum or
-/// Adam's two moments), and its name.
-fn state_copies(opt: &OptimConfig) -> (u128, &'static str) {
+/// Adam's two moments): how many copies, how many of them a checkpoint
+/// stores (not the gradient buffer), and their name.
+fn state_copies(opt: &OptimConfig) -> (u128, u128, &'static str) {
     match opt.kind {
-        OptimizerKind::Adam => (3, "gradient and Adam's m and v"),
-        OptimizerKind::Sgd if opt.momentum != 0.0 => (2, "gradient and momentum"),
-        OptimizerKind::Sgd if !opt.is_plain_sgd() => (1, "gradient (for weight decay)"),
-        OptimizerKind::Sgd => (0, ""),
+        OptimizerKind::Adam => (3, 2, "gradient and Adam's m and v"),
+        OptimizerKind::Sgd if opt.momentum != 0.0 => (2, 1, "gradient and momentum"),
+        OptimizerKind::Sgd if !opt.is_plain_sgd() => (1, 0, "gradient (for weight decay)"),
+        OptimizerKind::Sgd => (0, 0, ""),
     }
 }
 
@@ -203,9 +220,20 @@ fn mul(xs: &[usize]) -> u128 {
 
 struct Builder {
     parts: Vec<Part>,
+    /// Values a checkpoint stores: weights, stored feedback, optimizer state.
+    stored: u128,
+    /// The optimizer state among them.
+    state: u128,
 }
 
 impl Builder {
+    /// Counts `values` values as stored in a checkpoint, `state` of them
+    /// optimizer state.
+    fn store(&mut self, values: u128, state: u128) {
+        self.stored = self.stored.saturating_add(values).saturating_add(state);
+        self.state = self.state.saturating_add(state);
+    }
+
     /// A part of `values` values (4 bytes each).
     fn values(&mut self, category: Category, what: String, values: u128) {
         if values > 0 {
@@ -220,7 +248,7 @@ impl Builder {
     /// Weights, optimizer state and buffers of every layer of `n`.
     fn network(&mut self, n: &Net<'_>) {
         let rows = n.rows;
-        let (copies, state) = state_copies(n.opt);
+        let (copies, kept, state) = state_copies(n.opt);
         self.values(
             Category::Batch,
             format!("{}input batch: {rows} x {}", n.who, count(n.input.len())),
@@ -237,6 +265,7 @@ impl Builder {
             let name = format!("{}{}", n.who, layer_name(i, kind));
             let (r, c) = kind.weight_matrix_shape();
             let weights = mul(&[r, c]).saturating_add(kind.out_shape().c as u128);
+            self.store(weights, kept.saturating_mul(weights));
             self.values(
                 n.category,
                 format!("{name}: {} x {} weights", count(r), count(c)),
@@ -316,30 +345,37 @@ impl Builder {
 /// The memory of a run of `cfg` on inputs of `input` through the layers of
 /// `plan` (from [`RunConfig::network_plan`]), with `extras`.
 pub fn estimate_plan(cfg: &RunConfig, input: Shape, plan: &[Planned], extras: &Extras) -> Estimate {
-    let mut b = Builder { parts: Vec::new() };
+    let mut b = Builder {
+        parts: Vec::new(),
+        stored: 0,
+        state: 0,
+    };
     let rows = cfg.batch_size;
     let eval = crate::train::EVAL_ROWS;
     let classes = plan.last().map_or(0, |(k, ..)| k.out_shape().len());
+    let len = input.len();
     if extras.data_samples > 0 {
-        let (n, len) = (extras.data_samples, input.len());
+        let n = extras.data_samples;
         b.values(
             Category::Data,
             format!("the data set: {} x {} values", count(n), count(len)),
             // The labels, a byte each, are a quarter value each.
             mul(&[n, len]).saturating_add(n as u128 / 4 + 1),
         );
-        // Loading reads the files' bytes, then copies the training part
-        // out of the training file (the validation split): counted though
-        // they are freed before the trainer is made (measured peak of an
-        // MNIST MLP run: 412 MB; this estimate: 563 MB).
+    }
+    if extras.loaded_samples > 0 {
+        // Loading holds every sample as values and, a file at a time, as
+        // bytes, then copies the training part out of the training file
+        // (the validation split); then trains on what it kept.
+        let n = extras.loaded_samples;
         b.values(
-            Category::Data,
+            Category::Loading,
             format!(
-                "loading the data set: its {} x {} bytes and a copy of the training part",
+                "loading the data set: {} x {} values, their bytes and a copy of the training part",
                 count(n),
                 count(len)
             ),
-            (mul(&[n, len]) / 4).saturating_add(mul(&[n, len])),
+            mul(&[n, len]).saturating_mul(9) / 4,
         );
     }
     let opt = cfg.optim();
@@ -381,28 +417,16 @@ pub fn estimate_plan(cfg: &RunConfig, input: Shape, plan: &[Planned], extras: &E
     if extras.checkpoint {
         // Every stored tensor is copied into bytes, then serialized into a
         // second buffer; the optimizer state is copied out once more first.
-        let stored: u128 = b
-            .parts
-            .iter()
-            .filter(|p| {
-                matches!(
-                    p.category,
-                    Category::Weights | Category::Feedback | Category::Optimizer
-                )
-            })
-            .fold(0, |t, p| t.saturating_add(p.bytes));
-        let state: u128 = b
-            .parts
-            .iter()
-            .filter(|p| p.category == Category::Optimizer)
-            .fold(0, |t, p| t.saturating_add(p.bytes));
+        let stored = b.stored.saturating_mul(VALUE);
         b.parts.push(Part {
             category: Category::Checkpoint,
             what: format!(
                 "writing the checkpoint: 2 copies of its {} of tensors",
                 bytes(stored)
             ),
-            bytes: stored.saturating_mul(2).saturating_add(state),
+            bytes: stored
+                .saturating_mul(2)
+                .saturating_add(b.state.saturating_mul(VALUE)),
         });
     }
     let threads = crate::tensor::resolve_threads(cfg.threads);
@@ -419,15 +443,17 @@ fn feedback(b: &mut Builder, cfg: &RunConfig, plan: &[Planned], rows: usize, cla
     use RuleKind::*;
     let rule = cfg.rule;
     let fopt = cfg.rule_options().feedback_opt;
-    let (copies, state) = state_copies(&fopt);
+    let (copies, kept, state) = state_copies(&fopt);
     let hidden = plan.len().saturating_sub(1);
     // Stand-ins for every layer above the first, in the weight's size.
-    let (sets, name) = match rule {
-        Fa => (1, "FA's feedback matrix B"),
-        Kp => (1, "KP's feedback matrix B"),
-        Usf => (1, "uSF's sign path B"),
-        Frsf | Brsf => (2, "the magnitudes M and the path B"),
-        _ => (0, ""),
+    // Sets of stand-ins, those a checkpoint stores, and their name.
+    let (sets, stored, name) = match rule {
+        Fa => (1, 1, "FA's feedback matrix B"),
+        Kp => (1, 1, "KP's feedback matrix B"),
+        Usf => (1, 0, "uSF's sign path B"),
+        Frsf => (2, 1, "the magnitudes M and the path B"),
+        Brsf => (2, 0, "the magnitudes M and the path B"),
+        _ => (0, 0, ""),
     };
     for (i, (kind, ..)) in plan.iter().enumerate().skip(1).filter(|_| sets > 0) {
         let (r, c) = kind.weight_matrix_shape();
@@ -437,6 +463,7 @@ fn feedback(b: &mut Builder, cfg: &RunConfig, plan: &[Planned], rows: usize, cla
             format!("{label}: {name}, {sets} x {} x {}", count(c), count(r)),
             mul(&[sets, r, c]),
         );
+        b.store(mul(&[stored, r, c]), 0);
         if rule == Kp && copies > 0 {
             b.values(
                 Category::Optimizer,
@@ -447,6 +474,7 @@ fn feedback(b: &mut Builder, cfg: &RunConfig, plan: &[Planned], rows: usize, cla
                 ),
                 copies.saturating_mul(mul(&[r, c])),
             );
+            b.store(0, kept.saturating_mul(mul(&[r, c])));
         }
     }
     // Projections of the output error to every hidden layer.
@@ -462,6 +490,7 @@ fn feedback(b: &mut Builder, cfg: &RunConfig, plan: &[Planned], rows: usize, cla
                 ),
                 mul(&[units, classes]),
             );
+            b.store(mul(&[units, classes]), 0);
             if matches!(rule, Dkp | Bdfa) && copies > 0 {
                 b.values(
                     Category::Optimizer,
@@ -471,6 +500,7 @@ fn feedback(b: &mut Builder, cfg: &RunConfig, plan: &[Planned], rows: usize, cla
                     ),
                     copies.saturating_mul(mul(&[units, classes])),
                 );
+                b.store(0, kept.saturating_mul(mul(&[units, classes])));
             }
             if rule == Bdfa {
                 b.values(

@@ -80,8 +80,14 @@ impl DataShape {
 /// sizes, a checkpoint when it writes one, the alignment probe when `cfg`
 /// asks for it.
 pub fn run_extras(cfg: &RunConfig, data: Option<&DataShape>, checkpoint: bool) -> Extras {
+    let kept = |d: &DataShape| {
+        d.train_samples(cfg)
+            .saturating_add(cfg.val_size.min(d.train))
+            .saturating_add(d.test)
+    };
     Extras {
-        data_samples: data.map_or(0, DataShape::samples),
+        data_samples: data.map_or(0, kept),
+        loaded_samples: data.map_or(0, DataShape::samples),
         checkpoint,
         alignment: cfg.alignment,
     }
