@@ -79,9 +79,9 @@ impl Conv2d {
         }
         let too_large = || {
             format!(
-                "its sizes are too large: the products of its channels ({}), kernel \
-                 ({kh}x{kw}), padding ({}) and input ({}x{}x{}) overflow",
-                self.out_channels, self.padding, self.input.c, self.input.h, self.input.w
+                "its sizes are too large: the products of its {} channels, {kh}x{kw} \
+                 kernel and padding {} overflow a machine word",
+                self.out_channels, self.padding
             )
         };
         let padded = |side: usize| {
