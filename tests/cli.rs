@@ -288,6 +288,67 @@ fn bench_prints_a_row_per_cell() {
     assert!(out.contains("2 one-thread jobs at once (summed): FMA peak"));
 }
 
+/// `biprop bench --net` steps the named network (no MLP rows unless asked
+/// for) and prints its FLOPs layer by layer, each row adding up to its total.
+#[test]
+fn bench_steps_a_named_network_and_counts_its_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = biprop(
+        &[
+            "bench",
+            "--net",
+            "lenet-mnist",
+            "--rule",
+            "bp",
+            "--rule",
+            "bfa",
+            "--threads",
+            "1",
+            "--seconds",
+            "0.05",
+            "-q",
+        ],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    let steps: Vec<Vec<&str>> = [table_rows(&out, "bp"), table_rows(&out, "bfa")]
+        .concat()
+        .into_iter()
+        .filter(|r| r[1] == "lenet-mnist")
+        .collect();
+    assert_eq!(steps.len(), 2, "{out}");
+    assert!(!out.contains("| 1x800 |"), "{out}");
+    assert!(out.contains("lenet-mnist on 1x28x28: MFLOP of one training sample"));
+    assert!(
+        out.contains("layer 1 (conv 6 5x5 pad 2) -> 6x28x28"),
+        "{out}"
+    );
+    let totals: Vec<f64> = ["bp", "bfa", "forward only"]
+        .iter()
+        .map(|rule| {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("| {rule} |")) && l.matches('|').count() == 8)
+                .unwrap_or_else(|| panic!("no layer row for {rule}: {out}"));
+            let v: Vec<f64> = line
+                .split('|')
+                .map(str::trim)
+                .filter_map(|c| c.parse().ok())
+                .collect();
+            assert_eq!(v.len(), 6, "{line}");
+            let summed: f64 = v[..5].iter().sum();
+            assert!((summed - v[5]).abs() < 0.03, "{line}");
+            v[5]
+        })
+        .collect();
+    // BFA does BP's work and its feedback network's; evaluation a third of BP.
+    assert!(
+        totals[1] > totals[0] && totals[0] > 2.0 * totals[2],
+        "{totals:?}"
+    );
+}
+
 /// The cheapest benchmark of one cell: BP on 784-16-10, one thread.
 const TINY_BENCH: [&str; 10] = [
     "bench",

@@ -104,7 +104,7 @@ pub(crate) fn network_io(
     image: Option<(usize, usize, usize)>,
     classes: Option<usize>,
 ) -> PyResult<(biprop::layers::Shape, usize)> {
-    use biprop::layers::{spec::Preset, Shape};
+    use biprop::layers::Shape;
     let described = cfg.layer_description().is_some();
     match (sizes, described) {
         (Some(_), true) => Err(PyValueError::new_err(
@@ -130,8 +130,7 @@ pub(crate) fn network_io(
         (None, true) => {
             let (c, h, w) = match (image, cfg.net) {
                 (Some(i), _) => i,
-                (None, Some(Preset::LenetMnist)) => (1, 28, 28),
-                (None, Some(Preset::LenetCifar)) => (3, 32, 32),
+                (None, Some(p)) => p.image(),
                 (None, None) => {
                     return Err(PyValueError::new_err(
                         "layers= needs the input's shape: image=(channels, height, width)",

@@ -7,7 +7,7 @@
 //! has the table per rule): the one count that `--dry-run`, the Slurm
 //! time estimate and these benchmarks share.
 
-use crate::config::{format_hidden, RunConfig};
+use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::rules::RuleKind;
 use crate::tensor::{
@@ -17,7 +17,7 @@ use crate::train::Trainer;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-pub use crate::resources::flops_per_sample;
+pub use crate::resources::{flops_per_layer, flops_per_sample, LayerFlops};
 
 mod forecast;
 mod peaks;
@@ -33,8 +33,9 @@ pub use peaks::{
 pub struct StepBench {
     /// The rule.
     pub rule: RuleKind,
-    /// Hidden layers, short form.
-    pub hidden: String,
+    /// The network: an MLP's hidden widths (`2x800`) or a preset's name
+    /// ([`RunConfig::architecture`]).
+    pub network: String,
     /// Threads.
     pub threads: usize,
     /// Training samples per second (median of the timed rounds).
@@ -73,7 +74,7 @@ pub fn bench_steps(cfg: &RunConfig, data: &Dataset, par: &Parallelism, seconds: 
             .expect("valid benchmark config");
         StepBench {
             rule: cfg.rule,
-            hidden: format_hidden(&cfg.hidden),
+            network: cfg.architecture(),
             threads,
             samples_per_s: 1.0 / per_sample,
             gflops: flops_per_sample(cfg.rule, &plan) / per_sample / 1e9,
@@ -275,27 +276,43 @@ pub enum Progress {
 /// Random MNIST-shaped data (10,000 samples): speed does not depend on the
 /// pixel values, and the benchmark needs no download.
 pub fn random_mnist() -> Dataset {
+    random_images((1, 28, 28), 10_000)
+}
+
+/// `n` random images of `image` (channels, height, width) in 10 classes.
+pub fn random_images(image: (usize, usize, usize), n: usize) -> Dataset {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let n = 10_000;
-    let x = (0..n * 784).map(|_| rng.random::<f32>()).collect();
+    let len = image.0 * image.1 * image.2;
+    let x = (0..n * len).map(|_| rng.random::<f32>()).collect();
     Dataset {
-        inputs: Matrix::from_vec(n, 784, x).expect("n x 784 values"),
+        inputs: Matrix::from_vec(n, len, x).expect("n x len values"),
         labels: (0..n).map(|i| (i % 10) as u8).collect(),
         classes: 10,
-        image: (1, 28, 28),
+        image,
     }
 }
 
-/// Measures every `(config, mode)` cell for about `seconds` in each of
+/// One cell of [`run_table`]: a run's settings, how it uses the cores and
+/// the data it steps through (of the network's input shape).
+#[derive(Clone, Debug)]
+pub struct Cell<'a> {
+    /// The run's settings (rule, network, batch, backend).
+    pub cfg: RunConfig,
+    /// How it uses the cores.
+    pub mode: Mode,
+    /// Its data.
+    pub data: &'a Dataset,
+}
+
+/// Measures every cell for about `seconds` in each of
 /// `passes` passes. Every pass measures all cells in turn, so that on a
 /// shared machine a slow spell hits every cell alike; each row is the median
 /// over the passes. `progress` is told what is being measured. Every config must
-/// be valid and its batch no larger than `data`. The GEMM peaks are measured
+/// be valid and its batch no larger than its data. The GEMM peaks are measured
 /// on the first cell's backend (`gemm`), which the cells are expected to share.
 pub fn run_table(
-    cells: &[(RunConfig, Mode)],
-    data: &Dataset,
+    cells: &[Cell<'_>],
     seconds: f64,
     passes: usize,
     mut progress: impl FnMut(Progress),
@@ -303,20 +320,20 @@ pub fn run_table(
     // One pool per thread count, made once: pools made per cell would
     // leave idle threads competing.
     let mut pools: BTreeMap<usize, Parallelism> = BTreeMap::new();
-    for (_, mode) in cells {
+    for Cell { mode, .. } in cells {
         if let Mode::Threads(t) = *mode {
             pools
                 .entry(t)
                 .or_insert_with(|| Parallelism::threads(t).expect("a thread pool"));
         }
     }
-    let batch = cells.first().map_or(128, |(c, _)| c.batch_size);
+    let batch = cells.first().map_or(128, |c| c.cfg.batch_size);
     let backend = cells
         .first()
-        .map_or(GemmBackend::Auto, |(c, _)| c.gemm)
+        .map_or(GemmBackend::Auto, |c| c.cfg.gemm)
         .resolve();
     let mut modes: Vec<Mode> = Vec::new();
-    for (_, m) in cells {
+    for Cell { mode: m, .. } in cells {
         if !modes.contains(m) {
             modes.push(*m);
         }
@@ -360,12 +377,12 @@ pub fn run_table(
                 )),
             }
         }
-        for (k, (cfg, mode)) in cells.iter().enumerate() {
+        for (k, Cell { cfg, mode, data }) in cells.iter().enumerate() {
             progress(Progress::Cell(format!(
                 "pass {}/{passes}: {} {} on {}",
                 pass + 1,
                 cfg.rule,
-                format_hidden(&cfg.hidden),
+                cfg.architecture(),
                 mode.label()
             )));
             let r = match *mode {
@@ -378,7 +395,7 @@ pub fn run_table(
     cells
         .iter()
         .zip(samples)
-        .map(|((_, mode), runs)| {
+        .map(|(Cell { mode, .. }, runs)| {
             let median_of = |f: fn(&StepBench) -> f64| {
                 let mut v: Vec<f64> = runs.iter().map(f).collect();
                 median(&mut v)
@@ -461,5 +478,45 @@ mod tests {
         assert_eq!(mlp(RuleKind::Drtp, &s), 2.0 * fwd + direct);
         // DKP: DFA plus dD_l = h_l^T e for each hidden layer.
         assert_eq!(mlp(RuleKind::Dkp, &s), 2.0 * fwd + 2.0 * direct);
+    }
+
+    /// lenet-cifar's layers by hand: a convolution's forward product is
+    /// 2 x out channels x output pixels x in channels x kernel pixels.
+    #[test]
+    fn convolution_layers_match_their_hand_count() {
+        let cfg = RunConfig {
+            net: Some(crate::layers::spec::Preset::LenetCifar),
+            ..Default::default()
+        };
+        let plan = cfg
+            .network_plan(crate::layers::Shape::new(3, 32, 32), 10)
+            .unwrap();
+        let conv1 = 2.0 * 32.0 * 28.0 * 28.0 * 3.0 * 25.0;
+        let conv2 = 2.0 * 64.0 * 10.0 * 10.0 * 32.0 * 25.0;
+        let bp = flops_per_layer(RuleKind::Bp, &plan);
+        assert_eq!(bp.len(), 5);
+        // No error is carried into the image.
+        assert_eq!(
+            bp[0],
+            LayerFlops {
+                forward: conv1,
+                weight_gradient: conv1,
+                error: 0.0,
+                feedback: 0.0
+            }
+        );
+        assert_eq!((bp[1].forward, bp[1].error), (conv2, conv2));
+        // DFA projects the 10 output errors onto conv 1's 32x28x28 outputs.
+        let dfa = flops_per_layer(RuleKind::Dfa, &plan);
+        assert_eq!(dfa[0].error, 2.0 * 10.0 * 32.0 * 28.0 * 28.0);
+        assert_eq!(dfa[4].error, 0.0);
+        // BFA's mirror of conv 2: its forward, its errors and its gradients.
+        let bfa = flops_per_layer(RuleKind::Bfa, &plan);
+        assert_eq!(bfa[1].feedback, 3.0 * conv2);
+        for rule in RuleKind::ALL {
+            let layers = flops_per_layer(rule, &plan);
+            let sum: f64 = layers.iter().map(LayerFlops::total).sum();
+            assert_eq!(sum, flops_per_sample(rule, &plan), "{rule}");
+        }
     }
 }

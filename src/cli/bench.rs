@@ -7,9 +7,14 @@ use clap::Args;
 
 #[derive(Args)]
 pub(super) struct BenchArgs {
-    /// Architectures (repeatable).
-    #[arg(long, default_values = ["1x800", "2x800"])]
+    /// MLP architectures (repeatable; default: 1x800 and 2x800 when no
+    /// --net is given).
+    #[arg(long)]
     hidden: Vec<String>,
+    /// Networks of layers by preset name (repeatable), stepped on random
+    /// images of their data set's shape; their FLOPs are shown layer by layer.
+    #[arg(long, value_enum)]
+    net: Vec<crate::layers::spec::Preset>,
     /// Rules (repeatable; default: every rule).
     #[arg(long, value_enum)]
     rule: Vec<RuleKind>,
@@ -51,13 +56,38 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
     } else {
         args.rule.clone()
     };
-    let data = bench::random_mnist();
-    if args.batch_size == 0 || args.batch_size > data.len() {
-        bail!(
-            "--batch-size must be in 1..={}, got {}",
-            data.len(),
-            args.batch_size
-        );
+    let mut networks: Vec<(RunConfig, (usize, usize, usize))> = Vec::new();
+    let hidden = if args.hidden.is_empty() && args.net.is_empty() {
+        vec!["1x800".to_string(), "2x800".to_string()]
+    } else {
+        args.hidden.clone()
+    };
+    for h in &hidden {
+        let hidden = parse_hidden(h).map_err(|e| anyhow::anyhow!("--hidden: {e}"))?;
+        let cfg = RunConfig {
+            hidden,
+            ..Default::default()
+        };
+        networks.push((cfg, (1, 28, 28)));
+    }
+    for &net in &args.net {
+        let cfg = RunConfig {
+            net: Some(net),
+            ..Default::default()
+        };
+        networks.push((cfg, net.image()));
+    }
+    // One random data set per input shape, shared by its cells.
+    let mut images: Vec<(usize, usize, usize)> = networks.iter().map(|n| n.1).collect();
+    images.sort_unstable();
+    images.dedup();
+    let datasets: Vec<crate::data::Dataset> = images
+        .iter()
+        .map(|&i| bench::random_images(i, 10_000))
+        .collect();
+    let data_of = |image| &datasets[images.binary_search(&image).expect("a data set per shape")];
+    if args.batch_size == 0 || args.batch_size > 10_000 {
+        bail!("--batch-size must be in 1..=10000, got {}", args.batch_size);
     }
     if !(args.seconds.is_finite() && args.seconds >= 0.0) {
         bail!(
@@ -81,28 +111,26 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
     }
     modes.extend(args.jobs.map(|j| bench::Mode::Jobs(usize::from(j))));
     let mut cells = Vec::new();
-    for h in &args.hidden {
-        let hidden = parse_hidden(h).map_err(|e| anyhow::anyhow!("--hidden: {e}"))?;
+    for (network, image) in &networks {
         for &rule in &rules {
             for &mode in &modes {
                 let cfg = RunConfig {
                     rule,
-                    hidden: hidden.clone(),
                     batch_size: args.batch_size,
                     gemm: args.gemm,
-                    ..Default::default()
+                    ..network.clone()
                 };
                 cfg.validate()?;
                 // A network too large for the memory is refused here, not
                 // in the middle of the table.
                 let extras = crate::resources::Extras::default();
-                crate::resources::preflight(
-                    &cfg,
-                    crate::layers::Shape::new(1, 28, 28),
-                    10,
-                    &extras,
-                )?;
-                cells.push((cfg, mode));
+                let (c, h, w) = *image;
+                crate::resources::preflight(&cfg, crate::layers::Shape::new(c, h, w), 10, &extras)?;
+                cells.push(bench::Cell {
+                    cfg,
+                    mode,
+                    data: data_of(*image),
+                });
             }
         }
     }
@@ -115,7 +143,7 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
             .expect("valid template"),
     );
-    let rows = bench::run_table(&cells, &data, args.seconds, args.passes.into(), |p| {
+    let rows = bench::run_table(&cells, args.seconds, args.passes.into(), |p| {
         if let bench::Progress::Cell(msg) = &p {
             bar.inc(1);
             bar.set_message(msg.clone());
@@ -199,14 +227,14 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         }
     }
     say!("");
-    say!("| rule | hidden | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best | gemm |");
+    say!("| rule | network | threads | samples/s | s/epoch (50k) | GFLOP/s | % FMA peak | % GEMM best | gemm |");
     say!("|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         let r = &row.bench;
         say!(
             "| {} | {} | {} | {:.0} | {:.2} | {:.1} | {:.0}% | {:.0}% | {} |",
             r.rule,
-            r.hidden,
+            r.network,
             row.mode.label(),
             r.samples_per_s,
             // For concurrent jobs: the epoch time of each, as they share the cores.
@@ -217,8 +245,11 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
             r.gemm
         );
     }
+    for (network, image) in networks.iter().filter(|n| n.0.net.is_some()) {
+        print_layer_flops(network, *image, &rules)?;
+    }
     if args.breakdown {
-        print_breakdown(&cells, &data, &thread_counts, &pars);
+        print_breakdown(&cells, &thread_counts, &pars);
     }
     Ok(())
 }
@@ -226,8 +257,7 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
 /// The products of [`bench::step_breakdown`] for each thread-count cell, in
 /// call order, then the time outside them and the whole step.
 fn print_breakdown(
-    cells: &[(RunConfig, crate::bench::Mode)],
-    data: &crate::data::Dataset,
+    cells: &[crate::bench::Cell<'_>],
     thread_counts: &[usize],
     pars: &[crate::tensor::Parallelism],
 ) {
@@ -235,9 +265,9 @@ fn print_breakdown(
     say!("");
     say!("Inside the step: each product's mean wall time (its epilogue included) over {STEPS} steps, in call order");
     say!("");
-    say!("| rule | hidden | threads | product m x k x n | layout | parts | µs/step | GFLOP/s | % of step |");
+    say!("| rule | network | threads | product m x k x n | layout | parts | µs/step | GFLOP/s | % of step |");
     say!("|---|---|---|---|---|---|---|---|---|");
-    for (cfg, mode) in cells {
+    for crate::bench::Cell { cfg, mode, data } in cells {
         let crate::bench::Mode::Threads(t) = *mode else {
             continue;
         };
@@ -246,11 +276,7 @@ fn print_breakdown(
             .position(|&c| c == t)
             .expect("a pool per count")];
         let b = crate::bench::step_breakdown(cfg, data, par, STEPS);
-        let cell = format!(
-            "| {} | {} | {t} |",
-            cfg.rule,
-            crate::config::format_hidden(&cfg.hidden)
-        );
+        let cell = format!("| {} | {} | {t} |", cfg.rule, cfg.architecture());
         let share = |s: f64| 100.0 * s / b.step_seconds;
         for p in &b.products {
             let (m, k, n) = p.mkn;
@@ -274,4 +300,55 @@ fn print_breakdown(
             1e6 * b.step_seconds
         );
     }
+}
+
+/// One table per network of layers: each rule's FLOPs of a training sample,
+/// layer by layer (forward, weight gradient, error and feedback work
+/// together; `resources/flops.rs` counts them), then the forward pass alone.
+fn print_layer_flops(
+    network: &RunConfig,
+    (c, h, w): (usize, usize, usize),
+    rules: &[RuleKind],
+) -> Result<()> {
+    let plan = network.network_plan(crate::layers::Shape::new(c, h, w), 10)?;
+    say!("");
+    say!(
+        "{} on {c}x{h}x{w}: MFLOP of one training sample, layer by layer",
+        network.architecture()
+    );
+    say!("");
+    let names: Vec<String> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, ..))| {
+            format!(
+                "{} -> {}",
+                crate::resources::layer_name(i, kind),
+                kind.out_shape()
+            )
+        })
+        .collect();
+    say!(
+        "| rule |{} total |",
+        names.iter().map(|n| format!(" {n} |")).collect::<String>()
+    );
+    say!("|---|{}---|", "---|".repeat(names.len()));
+    let row = |label: &str, per_layer: Vec<f64>| {
+        let total: f64 = per_layer.iter().sum();
+        say!(
+            "| {label} |{} {:.2} |",
+            per_layer
+                .iter()
+                .map(|f| format!(" {:.2} |", f / 1e6))
+                .collect::<String>(),
+            total / 1e6
+        );
+    };
+    for &rule in rules {
+        let layers = crate::bench::flops_per_layer(rule, &plan);
+        row(rule.name(), layers.iter().map(|l| l.total()).collect());
+    }
+    let forward = crate::bench::flops_per_layer(RuleKind::Bp, &plan);
+    row("forward only", forward.iter().map(|l| l.forward).collect());
+    Ok(())
 }

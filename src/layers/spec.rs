@@ -33,6 +33,15 @@ impl Preset {
         }
     }
 
+    /// The shape of its inputs (channels, height, width): MNIST's or
+    /// CIFAR-10's images.
+    pub fn image(self) -> (usize, usize, usize) {
+        match self {
+            Preset::LenetMnist => (1, 28, 28),
+            Preset::LenetCifar => (3, 32, 32),
+        }
+    }
+
     /// Its layers. As in biotorch's models, the two dense layers have no
     /// activation between them.
     pub fn description(self) -> &'static str {

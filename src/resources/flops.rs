@@ -22,31 +22,76 @@
 use crate::layers::spec::Planned;
 use crate::rules::RuleKind;
 
-/// FLOPs of one training sample of `rule` through the layers of `plan`.
-pub fn flops_per_sample(rule: RuleKind, plan: &[Planned]) -> f64 {
-    let macs: Vec<f64> = plan.iter().map(|(k, ..)| k.macs() as f64).collect();
-    let f: f64 = macs.iter().map(|m| 2.0 * m).sum();
+/// FLOPs of one training sample at one layer, by what they do.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LayerFlops {
+    /// The forward product, `2 M_i`.
+    pub forward: f64,
+    /// The weight gradient, `2 M_i`.
+    pub weight_gradient: f64,
+    /// Carrying the error to the layer: the product back across it to its
+    /// input (`2 M_i`, none at the first layer), or for the direct rules the
+    /// projection of the output error to its output (`2 C n_i`).
+    pub error: f64,
+    /// The feedback weights' own work: KP's and DKP's updates, BDFA's loss
+    /// and update, BFA's feedback network (its forward, errors, gradients).
+    pub feedback: f64,
+}
+
+impl LayerFlops {
+    /// All of it.
+    pub fn total(&self) -> f64 {
+        self.forward + self.weight_gradient + self.error + self.feedback
+    }
+}
+
+/// FLOPs of one training sample of `rule` at each layer of `plan` (the
+/// table of the module's documentation, layer by layer).
+pub fn flops_per_layer(rule: RuleKind, plan: &[Planned]) -> Vec<LayerFlops> {
     let c = plan
         .last()
         .map_or(0.0, |(k, ..)| k.out_shape().len() as f64);
-    let hidden = plan.len().saturating_sub(1);
-    let direct: f64 = plan[..hidden]
+    let last = plan.len().saturating_sub(1);
+    plan.iter()
+        .enumerate()
+        .map(|(i, (k, ..))| {
+            let m = 2.0 * k.macs() as f64;
+            // The product back across the layer: none into the input.
+            let chain = if i == 0 { 0.0 } else { m };
+            // The projection of the output error to a hidden layer's output.
+            let direct = if i == last {
+                0.0
+            } else {
+                2.0 * c * k.out_shape().len() as f64
+            };
+            let (error, feedback) = match rule {
+                RuleKind::Bp | RuleKind::Fa | RuleKind::Usf | RuleKind::Frsf | RuleKind::Brsf => {
+                    (chain, 0.0)
+                }
+                RuleKind::Kp => (chain, chain),
+                RuleKind::Dfa | RuleKind::Drtp => (direct, 0.0),
+                RuleKind::Dkp => (direct, direct),
+                RuleKind::Bdfa => (direct, 2.0 * direct),
+                // The mirror of the last layer takes the labels: no error
+                // is carried into them.
+                RuleKind::Bfa => (chain, if i == last { 2.0 * m } else { 3.0 * m }),
+            };
+            LayerFlops {
+                forward: m,
+                weight_gradient: m,
+                error,
+                feedback,
+            }
+        })
+        .collect()
+}
+
+/// FLOPs of one training sample of `rule` through the layers of `plan`.
+pub fn flops_per_sample(rule: RuleKind, plan: &[Planned]) -> f64 {
+    flops_per_layer(rule, plan)
         .iter()
-        .map(|(k, ..)| 2.0 * c * k.out_shape().len() as f64)
-        .sum();
-    let first = macs.first().map_or(0.0, |m| 2.0 * m);
-    let last = macs.last().map_or(0.0, |m| 2.0 * m);
-    let chain = f - first;
-    match rule {
-        RuleKind::Bp | RuleKind::Fa | RuleKind::Usf | RuleKind::Frsf | RuleKind::Brsf => {
-            2.0 * f + chain
-        }
-        RuleKind::Kp => 2.0 * f + 2.0 * chain,
-        RuleKind::Dfa | RuleKind::Drtp => 2.0 * f + direct,
-        RuleKind::Dkp => 2.0 * f + 2.0 * direct,
-        RuleKind::Bdfa => 2.0 * f + 3.0 * direct,
-        RuleKind::Bfa => 2.0 * f + chain + f + (f - last) + f,
-    }
+        .map(LayerFlops::total)
+        .sum()
 }
 
 /// FLOPs of one sample's forward pass (what evaluation costs).

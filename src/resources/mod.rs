@@ -11,7 +11,7 @@ mod format;
 mod machine;
 mod memory;
 
-pub use flops::{flops_per_sample, forward_flops, Compute};
+pub use flops::{flops_per_layer, flops_per_sample, forward_flops, Compute, LayerFlops};
 pub use format::{bytes, count};
 pub use machine::{available_memory, Available};
 pub use memory::{estimate_plan, layer_name, Category, Estimate, Extras, Part};
