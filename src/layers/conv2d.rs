@@ -140,49 +140,133 @@ pub(super) fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
     let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
     by_samples(patches, positions * k, rows, &|n, out| {
         let x = &x[n * in_len..(n + 1) * in_len];
-        for_each_tap(g, |pos, col, at| {
-            out[pos * k + col] = at.map_or(0.0, |i| x[i]);
-        });
-    });
-}
-
-/// The error at the input: each patch's error added back where the patch
-/// was read from, sample by sample, in one fixed order.
-pub(super) fn col2im(g: &Conv2d, dpatches: &[f32], dx: &mut [f32], rows: usize) {
-    let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
-    by_samples(dx, in_len, rows, &|n, out| {
-        out.fill(0.0);
-        let dp = &dpatches[n * positions * k..(n + 1) * positions * k];
-        for_each_tap(g, |pos, col, at| {
-            if let Some(i) = at {
-                out[i] += dp[pos * k + col];
+        for_each_run(g, |pos, r| {
+            let row = &mut out[pos * k..(pos + 1) * k];
+            let src = &x[r.src..r.src + r.valid.len()];
+            if r.step == 1 {
+                let dst = &mut row[r.col..r.col + r.len];
+                dst[..r.valid.start].fill(0.0);
+                dst[r.valid.clone()].copy_from_slice(src);
+                dst[r.valid.end..].fill(0.0);
+            } else if r.valid.len() == r.len {
+                for (t, &v) in src.iter().enumerate() {
+                    row[r.col + t * r.step] = v;
+                }
+            } else {
+                for t in 0..r.len {
+                    row[r.col + t * r.step] = if r.valid.contains(&t) {
+                        src[t - r.valid.start]
+                    } else {
+                        0.0
+                    };
+                }
             }
         });
     });
 }
 
-/// Calls `f(position, column, input offset)` for every tap of every output
-/// position of one sample, the offset `None` in the padding.
+/// The error at the input: each patch's error added back where the patch
+/// was read from, sample by sample, in one fixed order (position, then
+/// column), whatever the layout.
+pub(super) fn col2im(g: &Conv2d, dpatches: &[f32], dx: &mut [f32], rows: usize) {
+    let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
+    by_samples(dx, in_len, rows, &|n, out| {
+        out.fill(0.0);
+        let dp = &dpatches[n * positions * k..(n + 1) * positions * k];
+        for_each_run(g, |pos, r| {
+            let row = &dp[pos * k..(pos + 1) * k];
+            let dst = &mut out[r.src..r.src + r.valid.len()];
+            for (d, t) in dst.iter_mut().zip(r.valid.clone()) {
+                *d += row[r.col + t * r.step];
+            }
+        });
+    });
+}
+
+/// A run of taps of one patch that lie next to each other in the input:
+/// tap `t` is patch column `col + t step`, and for `t` in `valid` it reads
+/// input offset `src + t - valid.start`; the others lie in the padding.
+struct Run {
+    col: usize,
+    step: usize,
+    len: usize,
+    src: usize,
+    valid: std::ops::Range<usize>,
+}
+
+/// Calls `f(position, run)` for the taps of every output position of one
+/// sample, in runs along the input's contiguous axis: a kernel row's `kw`
+/// taps of one channel (channel-planar input), or one tap's `C` channels
+/// (channels-last input).
 #[inline(always)]
-fn for_each_tap(g: &Conv2d, mut f: impl FnMut(usize, usize, Option<usize>)) {
+fn for_each_run(g: &Conv2d, mut f: impl FnMut(usize, Run)) {
     let (kh, kw) = g.kernel;
     let (h, w) = (g.input.h as isize, g.input.w as isize);
     let (s, p) = (g.stride as isize, g.padding as isize);
-    let wo = g.out_w();
+    let (channels, wo) = (g.input.c, g.out_w());
     for oy in 0..g.out_h() {
         for ox in 0..wo {
             let pos = oy * wo + ox;
-            let mut col = 0;
-            for c in 0..g.input.c {
-                for ky in 0..kh {
-                    let iy = oy as isize * s - p + ky as isize;
-                    for kx in 0..kw {
-                        let ix = ox as isize * s - p + kx as isize;
-                        let inside = (0..h).contains(&iy) && (0..w).contains(&ix);
-                        let at =
-                            inside.then(|| g.layout.index(g.input, c, iy as usize, ix as usize));
-                        f(pos, col, at);
-                        col += 1;
+            let (y0, x0) = (oy as isize * s - p, ox as isize * s - p);
+            match g.layout {
+                Layout::Chw => {
+                    // Kernel columns inside the input: lo..hi.
+                    let lo = (-x0).clamp(0, kw as isize);
+                    let hi = (w - x0).clamp(lo, kw as isize);
+                    for c in 0..channels {
+                        for ky in 0..kh {
+                            let iy = y0 + ky as isize;
+                            let inside = (0..h).contains(&iy);
+                            let valid = if inside {
+                                lo as usize..hi as usize
+                            } else {
+                                0..0
+                            };
+                            let src = if inside && hi > lo {
+                                g.layout.index(g.input, c, iy as usize, (x0 + lo) as usize)
+                            } else {
+                                0
+                            };
+                            let col = (c * kh + ky) * kw;
+                            f(
+                                pos,
+                                Run {
+                                    col,
+                                    step: 1,
+                                    len: kw,
+                                    src,
+                                    valid,
+                                },
+                            );
+                        }
+                    }
+                }
+                Layout::Hwc => {
+                    for ky in 0..kh {
+                        let iy = y0 + ky as isize;
+                        for kx in 0..kw {
+                            let ix = x0 + kx as isize;
+                            let inside = (0..h).contains(&iy) && (0..w).contains(&ix);
+                            let (src, valid) = if inside {
+                                (
+                                    g.layout.index(g.input, 0, iy as usize, ix as usize),
+                                    0..channels,
+                                )
+                            } else {
+                                (0, 0..0)
+                            };
+                            let col = ky * kw + kx;
+                            f(
+                                pos,
+                                Run {
+                                    col,
+                                    step: kh * kw,
+                                    len: channels,
+                                    src,
+                                    valid,
+                                },
+                            );
+                        }
                     }
                 }
             }

@@ -54,6 +54,59 @@ impl Pool {
         Ok(())
     }
 
+    /// Writes into `am` the offset of each window's largest value in `xs`
+    /// (one sample), the first of equal ones in the window's row-major
+    /// order; a NaN never wins, so it cannot hide the others. Loops run
+    /// along the layout's contiguous axis: a window's taps (channel-planar)
+    /// or the channels at one tap (channels last).
+    fn argmax_windows(&self, xs: &[f32], am: &mut [u32]) {
+        let out = self.output();
+        let (inp, k, s) = (self.input, self.size, self.stride);
+        match self.layout {
+            Layout::Chw => {
+                for c in 0..out.c {
+                    for oy in 0..out.h {
+                        for ox in 0..out.w {
+                            let mut best = Layout::Chw.index(inp, c, oy * s, ox * s);
+                            for dy in 0..k {
+                                let row = Layout::Chw.index(inp, c, oy * s + dy, ox * s);
+                                for t in row..row + k {
+                                    if xs[t] > xs[best] {
+                                        best = t;
+                                    }
+                                }
+                            }
+                            am[Layout::Chw.index(out, c, oy, ox)] = best as u32;
+                        }
+                    }
+                }
+            }
+            Layout::Hwc => {
+                for oy in 0..out.h {
+                    for ox in 0..out.w {
+                        let o = Layout::Hwc.index(out, 0, oy, ox);
+                        let am = &mut am[o..o + out.c];
+                        let first = Layout::Hwc.index(inp, 0, oy * s, ox * s);
+                        for (c, a) in am.iter_mut().enumerate() {
+                            *a = (first + c) as u32;
+                        }
+                        for dy in 0..k {
+                            for dx in 0..k {
+                                let at = Layout::Hwc.index(inp, 0, oy * s + dy, ox * s + dx);
+                                let taps = &xs[at..at + inp.c];
+                                for (c, (a, &v)) in am.iter_mut().zip(taps).enumerate() {
+                                    if v > xs[*a as usize] {
+                                        *a = (at + c) as u32;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Calls `f(output offset, window offsets)` for every output of one sample.
     #[inline(always)]
     pub(super) fn for_each_window(
@@ -82,25 +135,17 @@ pub(super) fn forward(p: &Pool, x: &Matrix, y: &mut Matrix, argmax: &mut [u32], 
     let x = x.rows_slice(rows);
     match p.kind {
         PoolKind::Max => {
-            let y = &mut y.rows_slice_mut(rows)[..];
-            for n in 0..rows {
+            let am = &mut argmax[..rows * out_len];
+            by_samples(am, out_len, rows, &|n, am| {
+                p.argmax_windows(&x[n * in_len..(n + 1) * in_len], am)
+            });
+            let am = &argmax[..rows * out_len];
+            by_samples(y.as_mut_slice(), out_len, rows, &|n, ys| {
                 let xs = &x[n * in_len..(n + 1) * in_len];
-                let (ys, am) = (
-                    &mut y[n * out_len..(n + 1) * out_len],
-                    &mut argmax[n * out_len..(n + 1) * out_len],
-                );
-                p.for_each_window(|o, taps| {
-                    let mut best = taps.next().expect("a window holds a value");
-                    for t in taps {
-                        // NaN never wins, so a NaN input cannot hide the others.
-                        if xs[t] > xs[best] {
-                            best = t;
-                        }
-                    }
-                    ys[o] = xs[best];
-                    am[o] = best as u32;
-                });
-            }
+                for (y, &i) in ys.iter_mut().zip(&am[n * out_len..(n + 1) * out_len]) {
+                    *y = xs[i as usize];
+                }
+            });
         }
         PoolKind::Avg => {
             let scale = 1.0 / (p.size * p.size) as f32;

@@ -80,11 +80,11 @@ impl Layout {
 /// `rows` samples), cut into bands of samples on the GEMM threads. Each
 /// sample is computed alone, in one order, so the bands give bitwise the
 /// one-thread result.
-pub(crate) fn by_samples(
-    out: &mut [f32],
+pub(crate) fn by_samples<T: Send>(
+    out: &mut [T],
     per: usize,
     rows: usize,
-    f: &(impl Fn(usize, &mut [f32]) + Sync),
+    f: &(impl Fn(usize, &mut [T]) + Sync),
 ) {
     let parts = if rows * per < 1 << 14 {
         1
@@ -94,12 +94,12 @@ pub(crate) fn by_samples(
     band(&mut out[..rows * per], per, 0, parts, f);
 }
 
-fn band(
-    out: &mut [f32],
+fn band<T: Send>(
+    out: &mut [T],
     per: usize,
     first: usize,
     parts: usize,
-    f: &(impl Fn(usize, &mut [f32]) + Sync),
+    f: &(impl Fn(usize, &mut [T]) + Sync),
 ) {
     let n = out.len() / per.max(1);
     if parts > 1 && n > 1 {
