@@ -106,6 +106,7 @@ pub fn build_trainer_sized(
     let mut trainer = Trainer::new(net, rule, cfg.optim(), cfg.batch_size);
     trainer.set_parallelism(Parallelism::threads(cfg.threads)?);
     trainer.set_backend(cfg.gemm);
+    trainer.set_augment(cfg.augment, cfg.seed)?;
     Ok(trainer)
 }
 
@@ -521,6 +522,7 @@ fn run_epochs(
     let mut probe = cfg.alignment.then(|| AlignmentProbe::new(trainer));
     for epoch in done + 1..=cfg.epochs {
         trainer.set_lr_factor(cfg.lr_factor(epoch));
+        trainer.set_epoch(epoch);
         if cfg.shuffle {
             epoch_order(cfg.seed, epoch, &mut order);
         }

@@ -4,7 +4,7 @@
 //! error paths ([`hidden_deltas`]), the forward update ([`NetUpdater`]), then
 //! the rule's feedback update. The step allocates nothing.
 
-use crate::data::Dataset;
+use crate::data::{augment, Augment, Dataset};
 use crate::error::{Error, Result};
 use crate::named::NamedTensorMut;
 use crate::network::{argmax_rows, Activations, Network};
@@ -62,6 +62,11 @@ pub struct Trainer {
     eval_acts: Activations,
     eval_targets: Matrix,
     eval_err: Matrix,
+    augment: Augment,
+    augment_seed: u64,
+    epoch: usize,
+    /// One input image, for [`augment::apply`]'s copy (empty without augmentation).
+    scratch: Vec<f32>,
 }
 
 impl Trainer {
@@ -95,6 +100,58 @@ impl Trainer {
             max_rows,
             acts,
             deltas,
+            augment: Augment::None,
+            augment_seed: 0,
+            epoch: 1,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Augments the training batches of [`Trainer::train_epoch`] (and of
+    /// [`Trainer::augment_loaded`]) from now on, drawn from `seed`. The
+    /// inputs must be images (height and width above 1).
+    pub fn set_augment(&mut self, augment: Augment, seed: u64) -> Result<()> {
+        let image = self.net.input;
+        if augment != Augment::None && (image.h < 2 || image.w < 2) {
+            return Err(Error::Config(format!(
+                "augment = {augment:?} flips and shifts images, but the inputs are {image}: \
+                 use an image data set, or augment = none"
+            )));
+        }
+        self.augment = augment;
+        self.augment_seed = seed;
+        self.scratch = vec![
+            0.0;
+            if augment == Augment::None {
+                0
+            } else {
+                image.len()
+            }
+        ];
+        Ok(())
+    }
+
+    /// The 1-based epoch that the augmentation draws for.
+    pub fn set_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+    }
+
+    /// Augments the loaded batch, whose row `r` is training sample
+    /// `samples[r]` (the draw depends on the sample and the epoch, not on
+    /// its place in the batch). Nothing without augmentation.
+    pub fn augment_loaded(&mut self, samples: &[usize]) {
+        if self.augment == Augment::None {
+            return;
+        }
+        let s = self.net.input;
+        for (r, &i) in samples.iter().enumerate() {
+            let d = self.augment.draw(self.augment_seed, self.epoch, i);
+            augment::apply(
+                d,
+                (s.c, s.h, s.w),
+                self.acts[0].row_mut(r),
+                &mut self.scratch,
+            );
         }
     }
 
@@ -430,6 +487,7 @@ impl Trainer {
             let mut total = Tally::default();
             for chunk in order.chunks(batch) {
                 t.load_batch(ds, chunk);
+                t.augment_loaded(chunk);
                 let step = t.step_here(chunk.len());
                 total.add(step);
                 // A diverged step updated nothing; the epoch's loss is now

@@ -341,6 +341,7 @@ fn case() -> impl Strategy<Value = Case> {
         prop::sample::select(vec!["tanh", "relu", "sigmoid"]),
         mostly(vec![0.01], vec![0.0, f64::NAN]),
         mostly((2i64..11).collect(), vec![0, 1, 257]),
+        prop::sample::select(vec!["none", "flip", "crop", "flip-crop"]),
     );
     (rules, network(), optim, run, shape, extra).prop_map(|(rule, (net_key, net), o, r, s, e)| {
         let mut t = toml::Table::new();
@@ -375,6 +376,7 @@ fn case() -> impl Strategy<Value = Case> {
         set("output", text(e.1));
         set("activation", text(e.2));
         set("kp_decay", toml::Value::Float(e.3));
+        set("augment", text(e.5));
         // An idx data set takes any number of classes; the synthetic
         // samples below are its.
         set("dataset", text("idx"));

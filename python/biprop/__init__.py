@@ -358,6 +358,8 @@ class Trainer:
     def step(self, x: ArrayLike, y: Any) -> Dict[str, float]:
         """One training step on a batch: forward, the rule's errors, the updates.
 
+        The batch is trained on as given: the ``augment`` setting applies to
+        :meth:`fit_epoch` (and to runs), which know each row's index.
         Returns the batch's mean ``loss``, its ``error`` rate and ``samples``.
         """
         return self._t.step(self._x(x), _labels(y))
@@ -374,8 +376,10 @@ class Trainer:
 
         With ``shuffle``, epoch ``e`` visits the rows in the order a run of the
         same ``seed`` uses in its epoch ``e``, so a trainer fed the training
-        split of a run reproduces it. Returns the epoch's mean ``loss`` and
-        ``error`` over its batches. Ctrl-C stops between two batches.
+        split of a run reproduces it. With the ``augment`` setting, row ``i``
+        is flipped and shifted as a run's training sample ``i`` is in the same
+        epoch. Returns the epoch's mean ``loss`` and ``error`` over its
+        batches. Ctrl-C stops between two batches.
         """
         x = self._x(x)
         tqdm = _tqdm(progress)

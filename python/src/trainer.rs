@@ -202,6 +202,7 @@ impl Trainer {
         let State {
             core, x: xb, t: tb, ..
         } = st;
+        core.set_epoch(epoch);
         let tally = detached(
             py,
             &shared,
@@ -221,6 +222,7 @@ impl Trainer {
                         }
                         let k = chunk.len();
                         core.load_rows(&xb[..k * n], &tb[..k * c], k)?;
+                        core.augment_loaded(chunk);
                         let t = core.step(k)?;
                         total.loss += t.loss;
                         total.errors += t.errors;

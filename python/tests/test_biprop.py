@@ -468,6 +468,37 @@ def test_bfa_generates_images_from_labels():
         t.generate(np.zeros((2, 4), dtype=np.float32))
 
 
+def test_fit_epoch_augments_images_and_step_does_not():
+    """augment reaches fit_epoch (a run's draws: the same for the same seed
+    and epoch, none without it), refuses flat inputs, and leaves step as is."""
+    rng = np.random.default_rng(1)
+    x = rng.random((32, 3, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 32)
+
+    def trained(**kw):
+        t = biprop.Trainer(layers="conv 4 3x3 pad 1, relu, flatten, dense 10",
+                           image=(3, 8, 8), output="softmax-ce", lr=0.05,
+                           batch_size=8, seed=2, **kw)
+        t.fit_epoch(x, y)
+        return t.state_dict()["forward.0.weight"]
+
+    flipped = trained(augment="flip-crop")
+    assert np.array_equal(flipped, trained(augment="flip-crop"))
+    assert not np.array_equal(flipped, trained())
+    assert not np.array_equal(flipped, trained(augment="flip"))
+    with pytest.raises(ValueError, match="flips and shifts images"):
+        biprop.Trainer(sizes=[20, 10], augment="flip")
+
+    def stepped(**kw):
+        t = biprop.Trainer(layers="conv 4 3x3 pad 1, relu, flatten, dense 10",
+                           image=(3, 8, 8), output="softmax-ce", lr=0.05,
+                           batch_size=8, seed=2, **kw)
+        t.step(x[:8], y[:8])
+        return t.state_dict()["forward.0.weight"]
+
+    assert np.array_equal(stepped(augment="flip-crop"), stepped())
+
+
 def test_a_convolutional_trainer_takes_nchw_batches_and_learns():
     """Trainer(net=...) / Trainer(layers=..., image=...): NCHW float32
     batches, conv weights in PyTorch's layout, and the loss falls."""

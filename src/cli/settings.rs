@@ -165,6 +165,10 @@ pub(super) struct SettingsArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     gemm: Option<crate::tensor::GemmBackend>,
+    /// Augment the training images: flip (left-right, half of them), crop (shifted by up to 4 pixels, zero-filled), flip-crop (both: biotorch's CIFAR-10 benchmark).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    augment: Option<crate::data::Augment>,
     /// Keep the training order fixed (shuffle = false).
     #[arg(long)]
     #[serde(

@@ -16,7 +16,7 @@ mod forms;
 mod unused;
 
 use crate::activation::Activation;
-use crate::data::DatasetKind;
+use crate::data::{Augment, DatasetKind};
 use crate::error::{Error, Result};
 use crate::layers::spec::{self, Planned, Preset};
 use crate::layers::Shape;
@@ -101,6 +101,9 @@ pub struct RunConfig {
     pub threads: usize,
     /// Reshuffle the training set every epoch.
     pub shuffle: bool,
+    /// Augmentation of the training batches (flips and shifted crops of
+    /// images; validation and test images are not augmented).
+    pub augment: Augment,
     /// Learning rate of the feedback weights (BFA, BDFA, DKP); default: the
     /// forward `lr`, or 5e-5 on the summed update for `bdfa_update = "reference"`.
     pub feedback_lr: Option<f32>,
@@ -163,6 +166,7 @@ impl Default for RunConfig {
             seed: 1,
             threads: 0,
             shuffle: true,
+            augment: Augment::None,
             feedback_lr: None,
             feedback_optimizer: None,
             feedback_momentum: None,

@@ -1,5 +1,6 @@
 //! Data sets: readers, the train/validation/test split, and batching.
 
+pub mod augment;
 pub mod cifar;
 pub mod download;
 pub mod idx;
@@ -7,6 +8,7 @@ pub mod mnist;
 
 mod dataset;
 
+pub use augment::Augment;
 pub use dataset::{Dataset, DatasetKind, Splits, DATA_ENV};
 
 use crate::error::{Error, Result};
