@@ -127,3 +127,28 @@ pub fn stand_in(t: &biprop::train::Trainer, j: usize) -> Option<&Matrix> {
         _ => None,
     }
 }
+
+/// Runs the `biprop` binary in `cwd`, with no data folder and a cache of
+/// its own, so that nothing is downloaded from or written to the user's.
+pub fn biprop(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_biprop"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("BIPROP_DATA")
+        .env("BIPROP_CACHE", cwd.join("cache"))
+        .output()
+        .unwrap()
+}
+
+/// A command's standard error, as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The command failed with `want` in one clear message, without a panic.
+pub fn assert_clean_failure(o: &std::process::Output, want: &str) {
+    let e = stderr(o);
+    assert!(!o.status.success(), "should fail: {e}");
+    assert!(!e.contains("panicked"), "panicked: {e}");
+    assert!(e.contains(want), "expected {want:?} in: {e}");
+}
