@@ -1,13 +1,15 @@
 //! NumPy (and buffer) arrays in and out: batches checked against the
 //! network, labels and targets, weights and records as Python objects.
 
-use biprop::run::{self};
+use biprop::run;
 use biprop::train::{Tally, Trainer as Core};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+/// One epoch's record as a dict of its metrics (feedback losses and
+/// alignment angles by name).
 pub(crate) fn record_dict<'py>(
     py: Python<'py>,
     r: &run::EpochRecord,
@@ -156,6 +158,7 @@ pub(crate) fn labels_u8(y: &Bound<'_, PyAny>, rows: usize, classes: usize) -> Py
         .collect())
 }
 
+/// A batch's or an epoch's tally: its mean `loss`, `error` rate and `samples`.
 pub(crate) fn tally_dict<'py>(py: Python<'py>, t: &Tally) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("loss", t.mean_loss())?;

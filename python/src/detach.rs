@@ -1,7 +1,7 @@
 //! Long work on a thread of its own, with the GIL released, while Python's
 //! thread keeps answering signals and drawing progress.
 
-use biprop::run::{self};
+use biprop::run;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -8,7 +8,7 @@ use crate::settings::{network_io, resolve};
 use biprop::checkpoint::Checkpoint;
 use biprop::config::RunConfig;
 use biprop::metrics::AlignmentProbe;
-use biprop::run::{self};
+use biprop::run;
 use biprop::state::{self, CheckpointExt};
 use biprop::train::{Tally, Trainer as Core};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
