@@ -383,6 +383,22 @@ impl RunConfig {
         }
     }
 
+    /// Hidden parametric layers: every convolution and dense layer but the
+    /// last (an MLP's hidden widths), which the per-layer metrics
+    /// (`align_update_{i}` ...) count; 0 for a description that does not parse.
+    pub fn hidden_layer_count(&self) -> usize {
+        let Some(text) = self.layer_description() else {
+            return self.hidden.len();
+        };
+        spec::parse(&text).map_or(0, |items| {
+            items
+                .iter()
+                .filter(|i| matches!(i, spec::Item::Conv { .. } | spec::Item::Dense { .. }))
+                .count()
+                .saturating_sub(1)
+        })
+    }
+
     /// The network's layers for inputs of `image` and `classes` outputs; an
     /// error names the layer that does not fit.
     pub fn network_plan(&self, image: Shape, classes: usize) -> Result<Vec<Planned>> {

@@ -3,7 +3,6 @@
 //! layer, as PNG and SVG.
 
 use super::report::RunResult;
-use crate::config::format_hidden;
 use crate::error::{Error, Result};
 use crate::rules::RuleKind;
 use plotters::coord::Shift;
@@ -177,7 +176,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         let r = &runs[i];
         (
             r.config.dataset.name().to_string(),
-            format_hidden(&r.config.hidden),
+            r.config.architecture(),
             variants[i].clone(),
         )
     };
@@ -230,7 +229,18 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 });
             }
         }
-        let stem = out.join(format!("test_error_{ds}_{hidden}{suffix}"));
+        // A described network's name is its layers: keep it a file name.
+        let file_hidden: String = hidden
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let stem = out.join(format!("test_error_{ds}_{file_hidden}{suffix}"));
         files.extend(write_chart(
             &stem,
             &format!("{ds} {hidden}{title_variant}: test error"),
@@ -239,8 +249,8 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         )?);
         let layers = runs
             .iter()
-            .find(|r| format_hidden(&r.config.hidden) == hidden)
-            .map_or(0, |r| r.config.hidden.len());
+            .find(|r| r.config.architecture() == hidden)
+            .map_or(0, |r| r.config.hidden_layer_count());
         for i in 0..layers {
             let mut series = Vec::new();
             for (ci, rule) in RuleKind::ALL.into_iter().enumerate() {
@@ -257,7 +267,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 }
             }
             if !series.is_empty() {
-                let stem = out.join(format!("alignment_{ds}_{hidden}{suffix}_layer{i}"));
+                let stem = out.join(format!("alignment_{ds}_{file_hidden}{suffix}_layer{i}"));
                 let title = format!(
                     "{ds} {hidden}{title_variant}: angle between update and BP gradient, hidden layer {}",
                     i + 1

@@ -167,4 +167,38 @@ mod tests {
         assert!(alone.contains("| 1x400 |"), "{alone}");
         assert!(!alone.contains("ranking of the rules"), "{alone}");
     }
+
+    /// A network of layers is reported under its name, its angle the mean
+    /// over every hidden convolution and dense layer, and it stands apart
+    /// from an MLP of the default widths that its config also holds.
+    #[test]
+    fn networks_of_layers_are_reported_by_name_over_all_their_layers() {
+        let net = |rule: RuleKind| {
+            let mut r = run(RunConfig {
+                rule,
+                net: Some(crate::layers::spec::Preset::LenetMnist),
+                epochs: 2,
+                ..Default::default()
+            });
+            for row in &mut r.epochs {
+                // conv 6, conv 16, conv 120, dense 84: four hidden layers.
+                for (i, a) in [10.0, 20.0, 30.0, 80.0].into_iter().enumerate() {
+                    row.insert(format!("align_update_{i}"), a);
+                }
+            }
+            r
+        };
+        let mlp = run(RunConfig {
+            rule: RuleKind::Fa,
+            epochs: 2,
+            ..Default::default()
+        });
+        assert_eq!(net(RuleKind::Fa).mean_update_angle(), 35.0);
+        let groups = group(&[net(RuleKind::Bp), net(RuleKind::Fa), mlp]);
+        let names: Vec<&str> = groups.iter().map(|g| g.hidden.as_str()).collect();
+        assert_eq!(names, ["1x800", "lenet-mnist", "lenet-mnist"]);
+        let md = markdown(&groups);
+        assert!(md.contains("| lenet-mnist | 0° · "), "{md}");
+        assert!(md.contains("| 35.0° · "), "{md}");
+    }
 }

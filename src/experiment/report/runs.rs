@@ -3,7 +3,7 @@
 //! runs apart.
 
 use super::super::sweep::CellStatus;
-use crate::config::{format_hidden, RunConfig};
+use crate::config::RunConfig;
 use crate::data::DatasetKind;
 use crate::error::{Error, Result};
 use crate::rules::RuleKind;
@@ -98,7 +98,7 @@ impl RunResult {
     /// Mean over hidden layers of the angle (degrees) between the rule's
     /// update and BP's gradient at the last epoch; NaN without alignment.
     pub fn mean_update_angle(&self) -> f64 {
-        let angles: Vec<f64> = (0..self.config.hidden.len())
+        let angles: Vec<f64> = (0..self.config.hidden_layer_count())
             .map(|i| self.last(&format!("align_update_{i}")))
             .filter(|a| a.is_finite())
             .collect();
@@ -149,7 +149,8 @@ pub fn collect(dir: &Path) -> Result<Vec<RunResult>> {
 pub struct Group {
     /// The data set.
     pub dataset: DatasetKind,
-    /// Hidden layers, short form (`2x800`).
+    /// The network: an MLP's hidden layers, short form (`2x800`), or a
+    /// described network's name ([`RunConfig::architecture`]).
     pub hidden: String,
     /// The rule.
     pub rule: RuleKind,
@@ -195,8 +196,10 @@ pub fn is_paper_protocol(c: &RunConfig) -> bool {
 /// Keys that never split a group: what a table's rows and columns already
 /// say, what seeds average over, and what does not change results (beyond
 /// the last bits, for the GEMM backend).
-const NOT_VARIANTS: [&str; 7] = [
-    "dataset", "hidden", "rule", "seed", "threads", "data_dir", "gemm",
+/// The settings that name a group's row and column (the network is its
+/// architecture: `hidden`, `net` or `layers`), or change no result.
+const NOT_VARIANTS: [&str; 9] = [
+    "dataset", "hidden", "net", "layers", "rule", "seed", "threads", "data_dir", "gemm",
 ];
 
 /// For each run, the settings (beyond [`NOT_VARIANTS`] and those without
@@ -258,7 +261,7 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
     let mut groups: BTreeMap<(String, String, usize, String, usize), Group> = BTreeMap::new();
     for (r, variant) in runs.iter().zip(variants_ignoring(runs, ignore)) {
         let c = &r.config;
-        let hidden = format_hidden(&c.hidden);
+        let hidden = c.architecture();
         let rule_pos = RuleKind::ALL
             .iter()
             .position(|&k| k == c.rule)
@@ -266,7 +269,12 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
         let key = (
             format!("{:?}", c.dataset),
             variant.clone(),
-            c.hidden.len() * 100_000 + c.hidden.iter().sum::<usize>(),
+            // MLPs by depth and width, then networks of layers.
+            if c.layer_description().is_some() {
+                usize::MAX
+            } else {
+                c.hidden.len() * 100_000 + c.hidden.iter().sum::<usize>()
+            },
             hidden.clone(),
             rule_pos,
         );

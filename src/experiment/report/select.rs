@@ -3,7 +3,6 @@
 
 use super::runs::RunResult;
 use super::stats::mean_std;
-use crate::config::format_hidden;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -55,7 +54,7 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
         format!(
             "{} {} {}",
             r.config.dataset.name(),
-            format_hidden(&r.config.hidden),
+            r.config.architecture(),
             r.config.rule.name()
         )
     };
