@@ -4,43 +4,14 @@
 
 mod common;
 
-use biprop::activation::Activation;
 use biprop::config::RunConfig;
-use biprop::loss::Output;
-use biprop::network::Network;
-use biprop::optim::OptimConfig;
 use biprop::rules::{Bp, Brsf, FeedbackScale, Frsf, Kp, RuleKind, Usf};
 use biprop::run::{self};
 use biprop::tensor::Matrix;
 use biprop::train::Trainer;
-use common::{max_abs, max_abs_diff, synthetic};
+use common::{load, max_abs, max_abs_diff, net, sgd, ROWS};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-const ROWS: usize = 16;
-
-fn net(sizes: &[usize], seed: u64) -> Network {
-    Network::mlp(
-        sizes,
-        Activation::Tanh,
-        Output::SigmoidBce,
-        &mut ChaCha8Rng::seed_from_u64(seed),
-    )
-}
-
-fn sgd(lr: f32, weight_decay: f32) -> OptimConfig {
-    OptimConfig {
-        lr,
-        weight_decay,
-        ..Default::default()
-    }
-}
-
-/// Loads batch `k` (its own samples) of a data set shaped for `t`.
-fn load(t: &mut Trainer, k: u64) {
-    let ds = synthetic(ROWS, t.net.inputs(), t.net.outputs(), 100 + k);
-    t.load_batch(&ds, &(0..ROWS).collect::<Vec<_>>());
-}
 
 /// `W_j - B_j^T` for j = 2..L+1, from KP's `feedback.{j-1}.weight`.
 fn gaps(t: &Trainer) -> Vec<Vec<f32>> {

@@ -4,45 +4,16 @@
 
 mod common;
 
-use biprop::activation::Activation;
 use biprop::config::RunConfig;
 use biprop::data::Splits;
-use biprop::loss::Output;
-use biprop::network::Network;
-use biprop::optim::OptimConfig;
 use biprop::rules::{Dfa, Dkp, Drtp, FeedbackScale, InitScheme, LearningRule, RuleKind};
 use biprop::run::{self, RunOptions};
 use biprop::tensor::Matrix;
 use biprop::train::Trainer;
-use common::{max_abs, max_abs_diff, synthetic};
+use common::{load, max_abs, max_abs_diff, net, sgd, ROWS};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::OnceLock;
-
-const ROWS: usize = 16;
-
-fn net(sizes: &[usize], seed: u64) -> Network {
-    Network::mlp(
-        sizes,
-        Activation::Tanh,
-        Output::SigmoidBce,
-        &mut ChaCha8Rng::seed_from_u64(seed),
-    )
-}
-
-fn sgd(lr: f32, weight_decay: f32) -> OptimConfig {
-    OptimConfig {
-        lr,
-        weight_decay,
-        ..Default::default()
-    }
-}
-
-/// Loads batch `k` (its own samples) of a data set shaped for `t`.
-fn load(t: &mut Trainer, k: u64) {
-    let ds = synthetic(ROWS, t.net.inputs(), t.net.outputs(), 100 + k);
-    t.load_batch(&ds, &(0..ROWS).collect::<Vec<_>>());
-}
 
 /// DKP's update of the top hidden layer's `D` is the output weights'
 /// gradient transposed: with the same rate and decay on both, `D` moves as

@@ -273,11 +273,9 @@ pub enum Progress {
     Cell(String),
 }
 
-/// Random MNIST-shaped data (10,000 samples): speed does not depend on the
-/// pixel values, and the benchmark needs no download.
-pub fn random_mnist() -> Dataset {
-    random_images((1, 28, 28), 10_000)
-}
+/// Samples of the benchmark's random data sets: speed does not depend on
+/// the pixel values, and the benchmark needs no download.
+pub const RANDOM_SAMPLES: usize = 10_000;
 
 /// `n` random images of `image` (channels, height, width) in 10 classes.
 pub fn random_images(image: (usize, usize, usize), n: usize) -> Dataset {

@@ -51,6 +51,19 @@ pub(super) struct BenchArgs {
 
 pub(super) fn bench(args: BenchArgs) -> Result<()> {
     use crate::bench;
+    if args.batch_size == 0 || args.batch_size > bench::RANDOM_SAMPLES {
+        bail!(
+            "--batch-size must be in 1..={}, got {}",
+            bench::RANDOM_SAMPLES,
+            args.batch_size
+        );
+    }
+    if !(args.seconds.is_finite() && args.seconds >= 0.0) {
+        bail!(
+            "--seconds must be a finite number >= 0, got {}",
+            args.seconds
+        );
+    }
     let rules = if args.rule.is_empty() {
         RuleKind::ALL.to_vec()
     } else {
@@ -83,18 +96,9 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
     images.dedup();
     let datasets: Vec<crate::data::Dataset> = images
         .iter()
-        .map(|&i| bench::random_images(i, 10_000))
+        .map(|&i| bench::random_images(i, bench::RANDOM_SAMPLES))
         .collect();
     let data_of = |image| &datasets[images.binary_search(&image).expect("a data set per shape")];
-    if args.batch_size == 0 || args.batch_size > 10_000 {
-        bail!("--batch-size must be in 1..=10000, got {}", args.batch_size);
-    }
-    if !(args.seconds.is_finite() && args.seconds >= 0.0) {
-        bail!(
-            "--seconds must be a finite number >= 0, got {}",
-            args.seconds
-        );
-    }
     // Thread counts and jobs are refused as a run's are, before any starts.
     let mut modes: Vec<bench::Mode> = args
         .threads

@@ -200,18 +200,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         let suffix: String = variant
             .split(", ")
             .filter(|v| !v.is_empty())
-            .map(|v| {
-                format!("_{}", v.replace('=', "-"))
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect::<String>()
-            })
+            .map(|v| file_safe(&format!("_{}", v.replace('=', "-"))))
             .collect();
         let title_variant = if variant.is_empty() {
             String::new()
@@ -230,16 +219,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             }
         }
         // A described network's name is its layers: keep it a file name.
-        let file_hidden: String = hidden
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let file_hidden = file_safe(&hidden);
         let stem = out.join(format!("test_error_{ds}_{file_hidden}{suffix}"));
         files.extend(write_chart(
             &stem,
@@ -277,4 +257,18 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
+}
+
+/// `s` with every character but ASCII letters, digits, `-`, `_` and `.`
+/// replaced by `_`: a part of a file name on any system.
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -152,3 +152,31 @@ pub fn assert_clean_failure(o: &std::process::Output, want: &str) {
     assert!(!e.contains("panicked"), "panicked: {e}");
     assert!(e.contains(want), "expected {want:?} in: {e}");
 }
+
+/// Rows of the rule tests' batches.
+pub const ROWS: usize = 16;
+
+/// A tanh MLP of `sizes` with sigmoid-BCE outputs, drawn from `seed`.
+pub fn net(sizes: &[usize], seed: u64) -> biprop::network::Network {
+    biprop::network::Network::mlp(
+        sizes,
+        biprop::activation::Activation::Tanh,
+        biprop::loss::Output::SigmoidBce,
+        &mut ChaCha8Rng::seed_from_u64(seed),
+    )
+}
+
+/// Plain SGD at `lr` with `weight_decay`.
+pub fn sgd(lr: f32, weight_decay: f32) -> biprop::optim::OptimConfig {
+    biprop::optim::OptimConfig {
+        lr,
+        weight_decay,
+        ..Default::default()
+    }
+}
+
+/// Loads batch `k` (its own samples) of a data set shaped for `t`.
+pub fn load(t: &mut biprop::train::Trainer, k: u64) {
+    let ds = synthetic(ROWS, t.net.inputs(), t.net.outputs(), 100 + k);
+    t.load_batch(&ds, &(0..ROWS).collect::<Vec<_>>());
+}
