@@ -6,7 +6,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
-use crate::data::{self, Splits};
+use crate::data::{self, Normalize, Splits, Standardize};
 use crate::error::{Error, Result};
 use crate::layers::Shape;
 use crate::metrics::AlignmentProbe;
@@ -69,23 +69,54 @@ pub enum InitFrom {
     ForwardOnly(PathBuf),
 }
 
-/// Builds the network and the rule from the seed, and optionally restores a checkpoint.
+/// Builds the network and the rule from the seed, and optionally restores a
+/// checkpoint; with `normalize = channel`, the input statistics are the
+/// training split's.
 pub fn build_trainer(
     cfg: &RunConfig,
     splits: &Splits,
     init_from: Option<&InitFrom>,
 ) -> Result<Trainer> {
     let (c, h, w) = splits.train.image;
-    build_trainer_sized(cfg, Shape::new(c, h, w), splits.train.classes, init_from)
+    let standardize = match cfg.normalize {
+        Normalize::None => None,
+        Normalize::Channel => Some(Standardize::fit(&splits.train)?),
+    };
+    build_trainer_sized(
+        cfg,
+        Shape::new(c, h, w),
+        splits.train.classes,
+        init_from,
+        standardize,
+    )
 }
 
-/// [`build_trainer`] for inputs of `image` and `classes` outputs.
+/// [`build_trainer`] for inputs of `image` and `classes` outputs, with the
+/// input statistics `standardize`, which `cfg.normalize = channel` needs
+/// (from a data set or a checkpoint) and `none` refuses.
 pub fn build_trainer_sized(
     cfg: &RunConfig,
     image: Shape,
     classes: usize,
     init_from: Option<&InitFrom>,
+    standardize: Option<Standardize>,
 ) -> Result<Trainer> {
+    match (cfg.normalize, &standardize) {
+        (Normalize::Channel, None) => {
+            return Err(Error::Config(
+                "normalize = channel standardizes inputs with a training set's statistics, and \
+                 none were given: train with biprop train (it measures them), load a checkpoint \
+                 trained with them, or standardize the inputs yourself and use normalize = none"
+                    .into(),
+            ))
+        }
+        (Normalize::None, Some(_)) => {
+            return Err(Error::Config(
+                "input statistics were given, but normalize = none".into(),
+            ))
+        }
+        _ => {}
+    }
     let plan = cfg.network_plan(image, classes)?;
     // Refused here, before anything is allocated, if it cannot fit.
     crate::resources::check_plan(cfg, image, &plan, &Default::default())?;
@@ -107,6 +138,7 @@ pub fn build_trainer_sized(
     trainer.set_parallelism(Parallelism::threads(cfg.threads)?);
     trainer.set_backend(cfg.gemm);
     trainer.set_augment(cfg.augment, cfg.seed)?;
+    trainer.set_standardize(standardize)?;
     Ok(trainer)
 }
 
@@ -281,6 +313,21 @@ pub fn run(cfg: &RunConfig, splits: &Splits, opts: &RunOptions) -> Result<RunSum
     let (c, h, w) = splits.train.image;
     crate::resources::preflight(&cfg, Shape::new(c, h, w), splits.train.classes, &extras)?;
     let mut trainer = build_trainer(&cfg, splits, opts.init_from.as_ref())?;
+    if let (Some(s), true) = (trainer.standardize(), opts.echo) {
+        let list = |v: &[f32]| {
+            v.iter()
+                .map(|x| format!("{x:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        eprintln!(
+            "inputs standardized per channel with the {} training images' mean [{}] and \
+             deviation [{}]",
+            splits.train.len(),
+            list(s.mean()),
+            list(s.std())
+        );
+    }
     let (par, backend) = (trainer.parallelism().clone(), trainer.backend());
     // The whole run (evaluation and alignment probes too) on the trainer's
     // threads and kernels.

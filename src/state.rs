@@ -1,14 +1,17 @@
 //! What a run stores in its checkpoints, and how it is put back: the
 //! network's tensors (`forward.*`), the rule's (`feedback.*`), the
 //! optimizers' (`optim.*`), under the names their structures give them
-//! ([`crate::named`]). The checkpoint file itself ([`crate::checkpoint`])
+//! ([`crate::named`]), and a standardized run's input statistics
+//! (`input.mean`, `input.std`). The checkpoint file itself ([`crate::checkpoint`])
 //! knows nothing of models; this module is where the two meet, and restoring
 //! is strict: every tensor the run needs must be there with its shape, and
 //! nothing else may be.
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::RunConfig;
+use crate::data::{standardize, Normalize, Standardize};
 use crate::error::Result;
+use crate::layers::Shape;
 use crate::named::NamedTensor;
 use crate::network::Network;
 use crate::rules::{LearningRule, RuleKind};
@@ -75,6 +78,9 @@ pub fn save_trainer(
         .map(|t| (t.name, t.shape, t.data.to_vec()))
         .collect();
     let mut tensors = weight_tensors(&trainer.net, trainer.rule.as_ref());
+    if let Some(s) = trainer.standardize() {
+        tensors.extend(s.tensors());
+    }
     tensors.extend(
         state
             .iter()
@@ -93,14 +99,20 @@ pub trait CheckpointExt {
     /// Copies the forward weights into `net` and the feedback weights into
     /// `rule`. The checkpoint must be of the same rule, hold every tensor
     /// they need with the same shape, and nothing else but optimizer state
-    /// (`optim.*`, which only resuming restores).
+    /// (`optim.*`, which only resuming restores) and input statistics
+    /// (`input.*`, which [`CheckpointExt::standardize`] reads).
     fn restore(&self, net: &mut Network, rule: &mut dyn LearningRule) -> Result<()>;
     /// Copies only the forward weights into `net`, from a checkpoint of any
     /// rule (its feedback and optimizer state are left out on purpose).
     fn restore_forward(&self, net: &mut Network) -> Result<()>;
-    /// Restores weights, optimizer state and step count into `trainer` (a
-    /// checkpoint of [`save_trainer`]); every tensor must be used.
+    /// Restores weights, optimizer state, input statistics and step count
+    /// into `trainer` (a checkpoint of [`save_trainer`]); every tensor must
+    /// be used, and the statistics are there exactly when the trainer
+    /// standardizes.
     fn restore_trainer(&self, trainer: &mut Trainer) -> Result<()>;
+    /// The input statistics stored for inputs of `image`: present, of that
+    /// shape and valid when `cfg.normalize` is `channel`, absent otherwise.
+    fn standardize(&self, cfg: &RunConfig, image: Shape) -> Result<Option<Standardize>>;
 }
 
 impl CheckpointExt for Checkpoint {
@@ -119,7 +131,9 @@ impl CheckpointExt for Checkpoint {
 
     fn restore(&self, net: &mut Network, rule: &mut dyn LearningRule) -> Result<()> {
         let used = restore_weights(self, net, rule)?;
-        self.refuse_unused(&used, |name| name.starts_with("optim."))
+        self.refuse_unused(&used, |name| {
+            name.starts_with("optim.") || standardize::TENSOR_NAMES.contains(&name)
+        })
     }
 
     fn restore_forward(&self, net: &mut Network) -> Result<()> {
@@ -130,6 +144,12 @@ impl CheckpointExt for Checkpoint {
     fn restore_trainer(&self, trainer: &mut Trainer) -> Result<()> {
         let mut used = restore_weights(self, &mut trainer.net, trainer.rule.as_mut())?;
         used.extend(self.take_all(trainer.optimizer_state_mut())?);
+        if let Some(mut s) = trainer.take_standardize() {
+            used.extend(self.take_all(s.tensors_mut())?);
+            trainer
+                .set_standardize(Some(s))
+                .map_err(|e| self.error(e.to_string()))?;
+        }
         self.refuse_unused(&used, |_| false)?;
         let steps = self
             .metadata
@@ -138,6 +158,25 @@ impl CheckpointExt for Checkpoint {
             .ok_or_else(|| self.error("no step count in the metadata: cannot resume from it"))?;
         trainer.set_steps(steps);
         Ok(())
+    }
+
+    fn standardize(&self, cfg: &RunConfig, image: Shape) -> Result<Option<Standardize>> {
+        let stored = standardize::TENSOR_NAMES
+            .iter()
+            .any(|n| self.tensors.contains_key(*n));
+        match (cfg.normalize, stored) {
+            (Normalize::None, false) => Ok(None),
+            (Normalize::None, true) => Err(self.error(
+                "holds input statistics (input.mean, input.std), but its configuration says \
+                 normalize = none",
+            )),
+            (Normalize::Channel, _) => {
+                let mut s = Standardize::identity(image.c, image.h * image.w);
+                self.take_all(s.tensors_mut())?;
+                s.check().map_err(|e| self.error(e.to_string()))?;
+                Ok(Some(s))
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! error paths ([`hidden_deltas`]), the forward update ([`NetUpdater`]), then
 //! the rule's feedback update. The step allocates nothing.
 
-use crate::data::{augment, Augment, Dataset};
+use crate::data::{augment, Augment, Dataset, Standardize};
 use crate::error::{Error, Result};
 use crate::named::NamedTensorMut;
 use crate::network::{argmax_rows, Activations, Network};
@@ -67,6 +67,10 @@ pub struct Trainer {
     epoch: usize,
     /// One input image, for [`augment::apply`]'s copy (empty without augmentation).
     scratch: Vec<f32>,
+    /// The input statistics every loaded input is standardized with, if any.
+    standardize: Option<Standardize>,
+    /// Per channel, what a zero pixel is after loading: the crops' padding.
+    fill: Vec<f32>,
 }
 
 impl Trainer {
@@ -86,6 +90,7 @@ impl Trainer {
             .map(|&n| Matrix::zeros(max_rows, n))
             .collect();
         let c = net.outputs();
+        let channels = net.input.c;
         Self {
             targets: Matrix::zeros(max_rows, c),
             eval_acts: net.buffers(EVAL_ROWS),
@@ -104,7 +109,42 @@ impl Trainer {
             augment_seed: 0,
             epoch: 1,
             scratch: Vec::new(),
+            standardize: None,
+            fill: vec![0.0; channels],
         }
+    }
+
+    /// Standardizes every input this trainer loads from now on (training
+    /// batches, evaluation, predictions) with `s`, or none. Its shape must
+    /// be the network's input's.
+    pub fn set_standardize(&mut self, s: Option<Standardize>) -> Result<()> {
+        let input = self.net.input;
+        if let Some(s) = &s {
+            s.check()?;
+            if s.channels() != input.c || s.plane() != input.h * input.w {
+                return Err(Error::Mismatch(format!(
+                    "input statistics of {} channels of {} values, for inputs of {input}",
+                    s.channels(),
+                    s.plane()
+                )));
+            }
+        }
+        self.fill = s
+            .as_ref()
+            .map_or_else(|| vec![0.0; input.c], Standardize::zero);
+        self.standardize = s;
+        Ok(())
+    }
+
+    /// The input statistics, if inputs are standardized.
+    pub fn standardize(&self) -> Option<&Standardize> {
+        self.standardize.as_ref()
+    }
+
+    /// The input statistics to load a checkpoint's into (then checked by
+    /// [`Trainer::set_standardize`] again, which the caller must do).
+    pub fn take_standardize(&mut self) -> Option<Standardize> {
+        self.standardize.take()
     }
 
     /// Augments the training batches of [`Trainer::train_epoch`] (and of
@@ -151,6 +191,7 @@ impl Trainer {
                 (s.c, s.h, s.w),
                 self.acts[0].row_mut(r),
                 &mut self.scratch,
+                &self.fill,
             );
         }
     }
@@ -263,6 +304,9 @@ impl Trainer {
         check_finite("inputs", inputs, n)?;
         check_finite("targets", targets, c)?;
         self.acts[0].rows_slice_mut(rows).copy_from_slice(inputs);
+        if let Some(s) = &self.standardize {
+            s.apply(self.acts[0].rows_slice_mut(rows));
+        }
         self.targets.rows_slice_mut(rows).copy_from_slice(targets);
         Ok(())
     }
@@ -271,6 +315,9 @@ impl Trainer {
     pub fn load_batch(&mut self, ds: &Dataset, idx: &[usize]) {
         assert!(idx.len() <= self.max_rows, "batch larger than the buffers");
         ds.gather(idx, &mut self.acts[0], &mut self.targets);
+        if let Some(s) = &self.standardize {
+            s.apply(self.acts[0].rows_slice_mut(idx.len()));
+        }
     }
 
     /// Forward pass, output error and the rule's hidden errors for the loaded
@@ -395,6 +442,9 @@ impl Trainer {
                 t.eval_acts[0]
                     .rows_slice_mut(rows)
                     .copy_from_slice(&inputs[start * d..(start + rows) * d]);
+                if let Some(s) = &t.standardize {
+                    s.apply(t.eval_acts[0].rows_slice_mut(rows));
+                }
                 t.net.forward(&mut t.eval_acts, rows);
                 let o = t.eval_acts.output_mut();
                 // The output function, as scoring applies it (its error is not used).
@@ -437,6 +487,9 @@ impl Trainer {
             self.eval_acts[0]
                 .rows_slice_mut(rows)
                 .copy_from_slice(&inputs[start * d..(start + rows) * d]);
+            if let Some(s) = &self.standardize {
+                s.apply(self.eval_acts[0].rows_slice_mut(rows));
+            }
             let t = self.eval_targets.rows_slice_mut(rows);
             t.fill(0.0);
             for (r, &label) in labels[start..start + rows].iter().enumerate() {

@@ -80,7 +80,7 @@ fn augmenting_is_training_on_the_drawn_images() {
             let d = Augment::FlipCrop.draw(3, epoch, i);
             moved += usize::from(d.flip || d.dy != 0 || d.dx != 0);
             let row = &mut by_hand.inputs.as_mut_slice()[i * len..(i + 1) * len];
-            augment::apply(d, IMAGE, row, &mut scratch);
+            augment::apply(d, IMAGE, row, &mut scratch, &[0.0; IMAGE.0]);
         }
         assert!(moved > 80, "only {moved} of 96 images changed");
         run::epoch_order(3, epoch, &mut order);

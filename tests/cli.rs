@@ -152,6 +152,25 @@ fn generate_renders_a_convolutional_bfa_feedback_network() {
     let be = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
     // 3 tiles of 4x4 pixels, as generate_renders_bfa_feedback_images lays them out.
     assert_eq!((be(16), be(20)), (3 * (8 + 8) + 8, 8 + 18 + 8 + 8));
+
+    // A standardized run: generate reads its input statistics from the
+    // checkpoint (to turn its images back into pixels), and reconstructs
+    // standardized test images.
+    let mut std_args = args.clone();
+    let at = std_args.iter().position(|a| *a == "cbfa").unwrap();
+    std_args[at] = "nbfa";
+    std_args.retain(|a| *a != "-q");
+    std_args.extend(["--normalize", "channel", "--bfa-output", "identity"]);
+    let o = biprop(&std_args, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("inputs standardized per channel"));
+    for extra in [&[][..], &["--reconstruct", "2", "--data-dir", "data"][..]] {
+        let mut g = vec!["generate", "nbfa"];
+        g.extend(extra);
+        let o = biprop(&g, dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert!(dir.path().join("nbfa/reconstructions.png").exists());
 }
 
 /// `biprop generate` renders a BFA run's feedback network as a labelled PNG

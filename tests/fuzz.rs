@@ -11,7 +11,7 @@ mod common;
 use biprop::config::RunConfig;
 use biprop::data::cifar::{parse_batch, PIXELS, RECORD};
 use biprop::data::idx::{encode_idx, gunzip_if_gzip, parse_idx};
-use biprop::data::Splits;
+use biprop::data::{Splits, Standardize};
 use biprop::run::{self, RunOptions};
 use common::synthetic as common_synthetic;
 use proptest::prelude::*;
@@ -342,6 +342,7 @@ fn case() -> impl Strategy<Value = Case> {
         mostly(vec![0.01], vec![0.0, f64::NAN]),
         mostly((2i64..11).collect(), vec![0, 1, 257]),
         prop::sample::select(vec!["none", "flip", "crop", "flip-crop"]),
+        prop::sample::select(vec!["none", "channel"]),
     );
     (rules, network(), optim, run, shape, extra).prop_map(|(rule, (net_key, net), o, r, s, e)| {
         let mut t = toml::Table::new();
@@ -377,6 +378,7 @@ fn case() -> impl Strategy<Value = Case> {
         set("activation", text(e.2));
         set("kp_decay", toml::Value::Float(e.3));
         set("augment", text(e.5));
+        set("normalize", text(e.6));
         // An idx data set takes any number of classes; the synthetic
         // samples below are its.
         set("dataset", text("idx"));
@@ -450,7 +452,16 @@ fn run_case(case: &Case) {
             STAGES[2].fetch_add(1, Ordering::Relaxed);
         }
     }
-    let Ok(mut t) = run::build_trainer_sized(&cfg, image, classes, None) else {
+    // A standardized trainer takes its statistics from a data set (which
+    // may have constant channels, and be refused).
+    let standardize = match cfg.normalize {
+        biprop::data::Normalize::None => None,
+        biprop::data::Normalize::Channel => match Standardize::fit(&data(n, 1)) {
+            Ok(s) => Some(s),
+            Err(_) => return,
+        },
+    };
+    let Ok(mut t) = run::build_trainer_sized(&cfg, image, classes, None, standardize) else {
         return;
     };
     let rows = t.max_rows().min(n);

@@ -99,7 +99,7 @@ fn the_memory_estimate_covers_what_a_trainer_allocates() {
             .sum();
         let base = LIVE.load(Ordering::Relaxed);
         PEAK.store(base, Ordering::Relaxed);
-        let mut t: Trainer = run::build_trainer_sized(&c, image, 10, None).unwrap();
+        let mut t: Trainer = run::build_trainer_sized(&c, image, 10, None, None).unwrap();
         let mut probe = AlignmentProbe::new(&t);
         let x: Vec<f32> = (0..rows * 784).map(|i| (i % 13) as f32 / 13.0).collect();
         let mut y = vec![0.0f32; rows * 10];
@@ -129,7 +129,7 @@ fn the_memory_estimate_covers_what_a_trainer_allocates() {
 
 fn small() -> Trainer {
     let c = cfg("hidden = []\noutput = \"identity\"\nalignment = false");
-    run::build_trainer_sized(&c, Shape::flat(6), 3, None).unwrap()
+    run::build_trainer_sized(&c, Shape::flat(6), 3, None, None).unwrap()
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn a_dense_layer_reads_a_pooled_input_map_as_flat() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = cfg("layers = \"avgpool 1, dense 1, flatten, dense 3\"\nalignment = false");
     let image = Shape::new(3, 1, 2);
-    let mut t = run::build_trainer_sized(&c, image, 3, None).unwrap();
+    let mut t = run::build_trainer_sized(&c, image, 3, None, None).unwrap();
     t.load_rows(&[0.5; 12], &[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 2)
         .unwrap();
     assert!(t.step(2).unwrap().loss.is_finite());

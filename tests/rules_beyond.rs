@@ -93,7 +93,8 @@ fn kp_gap_shrinks_by_one_minus_lr_decay_each_step() {
         batch_size: ROWS,
         ..Default::default()
     };
-    let mut t = run::build_trainer_sized(&cfg, biprop::layers::Shape::flat(12), 4, None).unwrap();
+    let mut t =
+        run::build_trainer_sized(&cfg, biprop::layers::Shape::flat(12), 4, None, None).unwrap();
     let factor = 1.0 - 0.2f32 * 0.1;
     let mut before = gaps(&t);
     assert!(max_abs(&before[0]) > 0.1, "B starts random, far from W^T");

@@ -309,7 +309,8 @@ fn every_new_rule_has_its_name_in_configs() {
         let cfg = RunConfig::from_toml_str(&format!("rule = \"{rule}\"")).unwrap();
         assert_eq!(cfg.rule, rule);
         assert!(RuleKind::ALL.contains(&rule));
-        let t = run::build_trainer_sized(&cfg, biprop::layers::Shape::flat(12), 4, None).unwrap();
+        let t =
+            run::build_trainer_sized(&cfg, biprop::layers::Shape::flat(12), 4, None, None).unwrap();
         assert_eq!(t.rule.kind(), rule);
     }
     // In a sweep grid.

@@ -355,6 +355,14 @@ class Trainer:
         """Epochs trained by :meth:`fit_epoch` (or stored in a loaded checkpoint)."""
         return self._t.epochs()
 
+    @property
+    def input_statistics(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """``(mean, std)``, float32 ``[channels]`` each, with which every input
+        is standardized (``normalize="channel"``: a run measures them on its
+        training split, and its checkpoint keeps them), else None. Give such
+        a trainer raw inputs; it standardizes them itself."""
+        return self._t.input_statistics()
+
     def step(self, x: ArrayLike, y: Any) -> Dict[str, float]:
         """One training step on a batch: forward, the rule's errors, the updates.
 
@@ -422,8 +430,9 @@ class Trainer:
                 (``0.5`` of a 3 and ``0.5`` of an 8).
 
         Returns:
-            float32 ``[rows, sizes[0]]``, one generated input a row; reshape
-            MNIST's to ``(-1, 28, 28)`` to show them.
+            float32 ``[rows, sizes[0]]``, one generated input a row (as raw
+            pixels, for a standardized trainer too); reshape MNIST's to
+            ``(-1, 28, 28)`` to show them.
 
         Raises:
             ValueError: the rule has no feedback network (only BFA has one),

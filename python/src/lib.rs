@@ -134,7 +134,9 @@ fn load(path: PathBuf) -> PyResult<Trainer> {
     let cfg = ck.config().map_err(py_err)?;
     let ((c, h, w), classes) = ck.io_shape().map_err(py_err)?;
     let image = biprop::layers::Shape::new(c, h, w);
-    let mut core = run::build_trainer_sized(&cfg, image, classes, None).map_err(py_err)?;
+    let standardize = ck.standardize(&cfg, image).map_err(py_err)?;
+    let mut core =
+        run::build_trainer_sized(&cfg, image, classes, None, standardize).map_err(py_err)?;
     if ck.metadata.contains_key("steps") {
         ck.restore_trainer(&mut core).map_err(py_err)?;
     } else {

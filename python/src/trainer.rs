@@ -131,7 +131,7 @@ impl Trainer {
         let cfg = resolve(layers, explicit)?;
         cfg.validate().map_err(py_err)?;
         let (shape, classes) = network_io(&cfg, sizes.as_deref(), image, classes)?;
-        let core = run::build_trainer_sized(&cfg, shape, classes, None).map_err(py_err)?;
+        let core = run::build_trainer_sized(&cfg, shape, classes, None, None).map_err(py_err)?;
         Ok(Self::from_core(core, cfg, 0))
     }
 
@@ -153,6 +153,22 @@ impl Trainer {
     /// Epochs trained by `fit_epoch` (or stored in the loaded checkpoint).
     fn epochs(&self) -> PyResult<usize> {
         Ok(self.lock()?.epochs)
+    }
+
+    /// `(mean, std)` per input channel, with which every input is
+    /// standardized (`normalize = "channel"`), else None.
+    #[allow(clippy::type_complexity)]
+    fn input_statistics<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<(Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>)>> {
+        let st = self.lock()?;
+        Ok(st.core.standardize().map(|s| {
+            (
+                PyArray1::from_slice(py, s.mean()),
+                PyArray1::from_slice(py, s.std()),
+            )
+        }))
     }
 
     fn step<'py>(
@@ -333,7 +349,11 @@ impl Trainer {
             .detach(|| biprop::generate::generate(feedback, &mixes))
             .map_err(py_err)?;
         let rows = tiles.len();
-        let pixels: Vec<f32> = tiles.into_iter().flat_map(|t| t.pixels).collect();
+        let mut pixels: Vec<f32> = tiles.into_iter().flat_map(|t| t.pixels).collect();
+        // A standardized trainer generates standardized inputs: back to pixels.
+        if let Some(s) = st.core.standardize() {
+            s.invert(&mut pixels);
+        }
         PyArray1::from_vec(py, pixels).reshape([rows, n])
     }
 
@@ -368,12 +388,15 @@ impl Trainer {
     fn save(&self, path: PathBuf) -> PyResult<()> {
         let mut guard = self.lock()?;
         let st = &mut *guard;
-        let n = st.core.net.inputs();
+        let s = st.core.net.input;
+        let n = s.len();
         let side = (n as f64).sqrt() as usize;
-        let image = if side * side == n {
-            (1, side, side)
+        // Images keep their shape; flat inputs of a square size are drawn
+        // as square images (784 as 28x28), as before networks of layers.
+        let image = if s.h > 1 || s.c > 1 || side * side != n {
+            (s.c, s.h, s.w)
         } else {
-            (1, 1, n)
+            (1, side, side)
         };
         state::save_trainer(&path, &mut st.core, &st.cfg, st.epochs, image).map_err(py_err)
     }

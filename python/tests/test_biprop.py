@@ -519,3 +519,23 @@ def test_a_convolutional_trainer_takes_nchw_batches_and_learns():
     for bad in (dict(), dict(sizes=[784, 10], net="lenet-mnist"), dict(layers="dense 10")):
         with pytest.raises(ValueError):
             biprop.Trainer(**bad)
+
+
+def test_normalize_travels_with_the_checkpoint(mnist, tmp_path):
+    """normalize="channel": a run measures its training split's statistics
+    and keeps them in its checkpoint; a trainer loaded from it standardizes
+    raw inputs itself (its test error is the run's). A new Trainer has no
+    data set to measure, and refuses the setting rather than ignore it."""
+    _, _, xt, yt = mnist
+    settings = dict(SUBSET_SETTINGS, hidden="1x32", epochs=1, train_limit=500, seed=4)
+    run = biprop.train(settings, normalize="channel", out=tmp_path / "n", progress=False)
+    t = biprop.load(tmp_path / "n" / "checkpoint.safetensors")
+    mean, std = t.input_statistics
+    assert mean.shape == std.shape == (1,)
+    assert 0.05 < mean[0] < 0.3 and 0.2 < std[0] < 0.45
+    assert t.evaluate(xt, yt)["error"] == run.records[-1]["test_error"]
+    raw = biprop.train(settings, out=tmp_path / "r", progress=False)
+    assert biprop.load(tmp_path / "r" / "checkpoint.safetensors").input_statistics is None
+    assert not np.array_equal(raw.weights["forward.0.weight"], run.weights["forward.0.weight"])
+    with pytest.raises(ValueError, match="normalize = channel"):
+        biprop.Trainer(sizes=[784, 10], normalize="channel")

@@ -43,11 +43,13 @@ pub(super) fn generate(args: GenerateArgs) -> Result<()> {
     let ck = Checkpoint::load(&ckpt)?;
     let mut cfg = ck.config()?;
     let (image, classes) = ck.io_shape()?;
+    let shape = crate::layers::Shape::new(image.0, image.1, image.2);
     let trainer = run::build_trainer_sized(
         &cfg,
-        crate::layers::Shape::new(image.0, image.1, image.2),
+        shape,
         classes,
         Some(&InitFrom::Everything(ckpt.clone())),
+        ck.standardize(&cfg, shape)?,
     )?;
     let Some(feedback) = trainer.rule.feedback_network() else {
         bail!(
@@ -70,7 +72,10 @@ pub(super) fn generate(args: GenerateArgs) -> Result<()> {
                     test.len()
                 );
             }
-            let sub = test.slice(0..n);
+            let mut sub = test.slice(0..n);
+            if let Some(s) = trainer.standardize() {
+                s.apply(sub.inputs.as_mut_slice());
+            }
             (
                 g::reconstruct(&trainer.net, feedback, &sub.inputs, &sub.labels)
                     .context("--reconstruct")?,
@@ -92,6 +97,13 @@ pub(super) fn generate(args: GenerateArgs) -> Result<()> {
             (g::generate(feedback, &mixes)?, "generated.png", 10)
         }
     };
+    // A standardized run generates standardized images: back to pixels.
+    let mut tiles = tiles;
+    if let Some(s) = trainer.standardize() {
+        for t in &mut tiles {
+            s.invert(&mut t.pixels);
+        }
+    }
     let out = args.out.unwrap_or_else(|| dir.join(default_name));
     crate::images::write_grid(&out, &tiles, image, cols, args.scale)?;
     say!("wrote {}", out.display());

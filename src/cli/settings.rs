@@ -169,6 +169,10 @@ pub(super) struct SettingsArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     augment: Option<crate::data::Augment>,
+    /// Input scaling: none (pixels in [0, 1]) or channel (each channel to mean 0 and deviation 1 over the training split; biotorch's benchmarks).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    normalize: Option<crate::data::Normalize>,
     /// Keep the training order fixed (shuffle = false).
     #[arg(long)]
     #[serde(

@@ -52,6 +52,7 @@ const SAMPLES: &[(&str, Option<&str>, &[&str])] = &[
     ("kp_decay", Some("0.05"), &["--rule", "kp"]),
     ("gemm", Some("gemm"), &[]),
     ("augment", Some("flip-crop"), &[]),
+    ("normalize", Some("channel"), &[]),
     ("no_shuffle", None, &[]),
     ("no_alignment", None, &[]),
 ];

@@ -116,7 +116,7 @@ pub(super) fn train(args: TrainArgs) -> Result<()> {
         eprintln!("protocol: {}, {} epochs", protocol_line(&cfg), cfg.epochs);
         let paper_like =
             cfg.optimizer == OptimizerKind::Sgd && cfg.momentum == 0.0 && cfg.lr <= 0.0128;
-        if paper_like && cfg.epochs < 300 {
+        if paper_like && cfg.epochs < 300 && cfg.layer_description().is_none() {
             eprintln!(
                 "note: the paper trains this protocol for 300 epochs (biprop sweep experiments/table1.toml); \
                  at 15 BP still trails the other rules on most architectures (docs/results/table1-short.md). For every rule side by side in minutes: biprop compare"

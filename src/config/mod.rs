@@ -16,7 +16,7 @@ mod forms;
 mod unused;
 
 use crate::activation::Activation;
-use crate::data::{Augment, DatasetKind};
+use crate::data::{Augment, DatasetKind, Normalize};
 use crate::error::{Error, Result};
 use crate::layers::spec::{self, Planned, Preset};
 use crate::layers::Shape;
@@ -104,6 +104,10 @@ pub struct RunConfig {
     /// Augmentation of the training batches (flips and shifted crops of
     /// images; validation and test images are not augmented).
     pub augment: Augment,
+    /// Input scaling: `none` (pixels in [0, 1]) or `channel` (each channel
+    /// standardized with the training split's mean and deviation, which
+    /// the checkpoint keeps; biotorch's benchmarks do this).
+    pub normalize: Normalize,
     /// Learning rate of the feedback weights (BFA, BDFA, DKP); default: the
     /// forward `lr`, or 5e-5 on the summed update for `bdfa_update = "reference"`.
     pub feedback_lr: Option<f32>,
@@ -167,6 +171,7 @@ impl Default for RunConfig {
             threads: 0,
             shuffle: true,
             augment: Augment::None,
+            normalize: Normalize::None,
             feedback_lr: None,
             feedback_optimizer: None,
             feedback_momentum: None,
@@ -317,6 +322,17 @@ impl RunConfig {
         if self.bfa_output == Output::SoftmaxCe {
             return bad(
                 "bfa-output must be sigmoid-bce or identity: pixels are not a distribution".into(),
+            );
+        }
+        if self.rule == RuleKind::Bfa
+            && self.normalize == Normalize::Channel
+            && self.bfa_output == Output::SigmoidBce
+        {
+            return bad(
+                "rule bfa with normalize = channel: BFA reconstructs the standardized inputs, \
+                 which are not in [0, 1] as bfa-output = sigmoid-bce needs; set \
+                 bfa-output = identity"
+                    .into(),
             );
         }
         if !self.bdfa_alpha.is_finite() {

@@ -72,8 +72,18 @@ impl Augment {
 }
 
 /// Applies `d` to one channel-planar image `x` of `(c, h, w)`, in place;
-/// `scratch` holds a copy of it (one image long).
-pub fn apply(d: Draw, (c, h, w): (usize, usize, usize), x: &mut [f32], scratch: &mut [f32]) {
+/// `scratch` holds a copy of it (one image long). Pixels shifted in from
+/// outside the image take channel `ch`'s `fill[ch]`: 0 for raw pixels, or
+/// what 0 becomes under standardization
+/// ([`crate::data::Standardize::zero`]), so that padding means the same
+/// either way.
+pub fn apply(
+    d: Draw,
+    (c, h, w): (usize, usize, usize),
+    x: &mut [f32],
+    scratch: &mut [f32],
+    fill: &[f32],
+) {
     if d == (Draw {
         flip: false,
         dy: 0,
@@ -83,12 +93,13 @@ pub fn apply(d: Draw, (c, h, w): (usize, usize, usize), x: &mut [f32], scratch: 
     }
     let src = &mut scratch[..c * h * w];
     src.copy_from_slice(&x[..c * h * w]);
-    for ch in 0..c {
+    assert_eq!(fill.len(), c, "one fill value per channel");
+    for (ch, &pad) in fill.iter().enumerate() {
         for y in 0..h {
             let row = &mut x[(ch * h + y) * w..(ch * h + y + 1) * w];
             let sy = y as isize + d.dy;
             if !(0..h as isize).contains(&sy) {
-                row.fill(0.0);
+                row.fill(pad);
                 continue;
             }
             let from = &src[(ch * h + sy as usize) * w..(ch * h + sy as usize + 1) * w];
@@ -98,7 +109,7 @@ pub fn apply(d: Draw, (c, h, w): (usize, usize, usize), x: &mut [f32], scratch: 
                     let sx = sx as usize;
                     from[if d.flip { w - 1 - sx } else { sx }]
                 } else {
-                    0.0
+                    pad
                 };
             }
         }
@@ -111,10 +122,10 @@ mod tests {
 
     /// The definition, literally: flip, pad by 4 zeros on every side, cut
     /// the window at offset (dy + 4, dx + 4).
-    fn reference(d: Draw, (c, h, w): (usize, usize, usize), x: &[f32]) -> Vec<f32> {
+    fn reference(d: Draw, (c, h, w): (usize, usize, usize), x: &[f32], fill: &[f32]) -> Vec<f32> {
         let p = CROP_PADDING;
         let (ph, pw) = (h + 2 * p, w + 2 * p);
-        let mut padded = vec![0.0; c * ph * pw];
+        let mut padded: Vec<f32> = (0..c * ph * pw).map(|i| fill[i / (ph * pw)]).collect();
         for ch in 0..c {
             for y in 0..h {
                 for xx in 0..w {
@@ -142,13 +153,14 @@ mod tests {
             let n = image.0 * image.1 * image.2;
             let x: Vec<f32> = (0..n).map(|i| 1.0 + i as f32).collect();
             let mut scratch = vec![0.0; n];
+            let fill: Vec<f32> = (0..image.0).map(|ch| -0.5 - ch as f32).collect();
             for flip in [false, true] {
                 for dy in -4..=4 {
                     for dx in -4..=4 {
                         let d = Draw { flip, dy, dx };
                         let mut got = x.clone();
-                        apply(d, image, &mut got, &mut scratch);
-                        assert_eq!(got, reference(d, image, &x), "{image:?} {d:?}");
+                        apply(d, image, &mut got, &mut scratch, &fill);
+                        assert_eq!(got, reference(d, image, &x, &fill), "{image:?} {d:?}");
                     }
                 }
             }

@@ -5,11 +5,13 @@ pub mod cifar;
 pub mod download;
 pub mod idx;
 pub mod mnist;
+pub mod standardize;
 
 mod dataset;
 
 pub use augment::Augment;
 pub use dataset::{Dataset, DatasetKind, Splits, DATA_ENV};
+pub use standardize::{Normalize, Standardize};
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
-    /// biotorch's `le_net_mnist`, on MNIST padded to 32x32 (here: the first
-    /// convolution pads by 2, which is the same on MNIST's black border).
+    /// biotorch's `le_net_mnist`, on 32x32 inputs: biotorch resizes MNIST's
+    /// digits to 32x32; here the first convolution pads them by 2 instead.
     LenetMnist,
     /// biotorch's `le_net_cifar`: 32, 64 and 128 channels of 5x5 with
     /// max-pooling, then dense 84 and dense 10.
