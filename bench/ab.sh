@@ -20,9 +20,10 @@ for i in $(seq "$n"); do
     if ! "$bin" bench "$@" >"$tmp/out" 2>"$tmp/err"; then
       echo "ab.sh: $bin bench $* failed:" >&2; cat "$tmp/err" >&2; exit 1
     fi
-    # Step rows are the ones whose third column (threads) starts with a
-    # digit; the per-product table and the headers do not.
-    awk -F'|' '$4 ~ /^ *[0-9]/' "$tmp/out" >"$tmp/rows"
+    # Step rows are the ones of nine columns whose third (threads) starts
+    # with a digit; the per-product and per-layer tables and the headers
+    # are not.
+    awk -F'|' 'NF == 11 && $4 ~ /^ *[0-9]/' "$tmp/out" >"$tmp/rows"
     rows=$(wc -l <"$tmp/rows")
     if [ "$rows" -ne 1 ]; then
       echo "ab.sh: the options must name one cell (one --rule, --hidden, --threads); got $rows rows" >&2

@@ -40,6 +40,11 @@ pub struct Workspace {
     /// The error at the patches, before it is scattered to the input
     /// (only layers whose input error is ever needed have one).
     pub dpatches: Matrix,
+    /// The operator that carries the error back, its columns in tap-major
+    /// order (`[out, kh kw C]`), for channels-last inputs: their
+    /// `dpatches` then hold each tap's channels side by side, and the
+    /// scatter to the input copies contiguous runs (empty otherwise).
+    pub path_tap_major: Matrix,
 }
 
 impl Conv2d {
@@ -119,17 +124,22 @@ impl Conv2d {
         Ok(())
     }
 
+    /// Whether the error at the input is scattered from tap-major patches:
+    /// for channels-last inputs, where a tap's channels lie side by side.
+    pub fn tap_major(&self) -> bool {
+        self.layout == Layout::Hwc
+    }
+
     /// Buffers for batches of `rows`; `with_input_error` for every layer
     /// but the first, whose input error nothing reads.
     pub fn workspace(&self, rows: usize, with_input_error: bool) -> Workspace {
         let m = rows * self.positions();
+        let k = self.patch_len();
+        let tap_major = with_input_error && self.tap_major();
         Workspace {
-            patches: Matrix::zeros(m, self.patch_len()),
-            dpatches: if with_input_error {
-                Matrix::zeros(m, self.patch_len())
-            } else {
-                Matrix::zeros(0, self.patch_len())
-            },
+            patches: Matrix::zeros(m, k),
+            dpatches: Matrix::zeros(if with_input_error { m } else { 0 }, k),
+            path_tap_major: Matrix::zeros(if tap_major { self.out_channels } else { 0 }, k),
         }
     }
 }
@@ -140,14 +150,18 @@ pub(super) fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
     let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
     by_samples(patches, positions * k, rows, &|n, out| {
         let x = &x[n * in_len..(n + 1) * in_len];
-        for_each_run(g, |pos, r| {
+        for_each_run(g, false, |pos, r| {
             let row = &mut out[pos * k..(pos + 1) * k];
             let src = &x[r.src..r.src + r.valid.len()];
             if r.step == 1 {
                 let dst = &mut row[r.col..r.col + r.len];
-                dst[..r.valid.start].fill(0.0);
-                dst[r.valid.clone()].copy_from_slice(src);
-                dst[r.valid.end..].fill(0.0);
+                if r.valid.len() == r.len {
+                    copy_run(dst, src);
+                } else {
+                    dst[..r.valid.start].fill(0.0);
+                    copy_run(&mut dst[r.valid.clone()], src);
+                    dst[r.valid.end..].fill(0.0);
+                }
             } else if r.valid.len() == r.len {
                 for (t, &v) in src.iter().enumerate() {
                     row[r.col + t * r.step] = v;
@@ -165,19 +179,42 @@ pub(super) fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
     });
 }
 
+/// `dst = src` for runs as short as a kernel row: at the usual widths a
+/// copy of known length, which compiles to a few moves rather than a call
+/// to `memcpy` (a patch of a 5x5 kernel is 5-float runs, millions a step).
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    match src.len() {
+        3 => dst[..3].copy_from_slice(&src[..3]),
+        5 => dst[..5].copy_from_slice(&src[..5]),
+        7 => dst[..7].copy_from_slice(&src[..7]),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 /// The error at the input: each patch's error added back where the patch
 /// was read from, sample by sample, in one fixed order (position, then
-/// column), whatever the layout.
-pub(super) fn col2im(g: &Conv2d, dpatches: &[f32], dx: &mut [f32], rows: usize) {
+/// tap), whatever the layout. The patches' columns are in the weight's
+/// order (`C kh kw`), or tap-major (`kh kw C`, [`Conv2d::tap_major`]).
+/// Within one patch no two taps read the same input value, so each input
+/// value sums its errors in position order either way: the same bits.
+pub(super) fn col2im(g: &Conv2d, dpatches: &[f32], dx: &mut [f32], rows: usize, tap_major: bool) {
     let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
     by_samples(dx, in_len, rows, &|n, out| {
         out.fill(0.0);
         let dp = &dpatches[n * positions * k..(n + 1) * positions * k];
-        for_each_run(g, |pos, r| {
+        for_each_run(g, tap_major, |pos, r| {
             let row = &dp[pos * k..(pos + 1) * k];
             let dst = &mut out[r.src..r.src + r.valid.len()];
-            for (d, t) in dst.iter_mut().zip(r.valid.clone()) {
-                *d += row[r.col + t * r.step];
+            if r.step == 1 {
+                let src = &row[r.col + r.valid.start..r.col + r.valid.end];
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += s;
+                }
+            } else {
+                for (d, t) in dst.iter_mut().zip(r.valid.clone()) {
+                    *d += row[r.col + t * r.step];
+                }
             }
         });
     });
@@ -197,9 +234,10 @@ struct Run {
 /// Calls `f(position, run)` for the taps of every output position of one
 /// sample, in runs along the input's contiguous axis: a kernel row's `kw`
 /// taps of one channel (channel-planar input), or one tap's `C` channels
-/// (channels-last input).
+/// (channels-last input), whose patch columns are `c kh kw + tap` or, with
+/// `tap_major`, `tap C + c`.
 #[inline(always)]
-fn for_each_run(g: &Conv2d, mut f: impl FnMut(usize, Run)) {
+fn for_each_run(g: &Conv2d, tap_major: bool, mut f: impl FnMut(usize, Run)) {
     let (kh, kw) = g.kernel;
     let (h, w) = (g.input.h as isize, g.input.w as isize);
     let (s, p) = (g.stride as isize, g.padding as isize);
@@ -255,12 +293,17 @@ fn for_each_run(g: &Conv2d, mut f: impl FnMut(usize, Run)) {
                             } else {
                                 (0, 0..0)
                             };
-                            let col = ky * kw + kx;
+                            let tap = ky * kw + kx;
+                            let (col, step) = if tap_major {
+                                (tap * channels, 1)
+                            } else {
+                                (tap, kh * kw)
+                            };
                             f(
                                 pos,
                                 Run {
                                     col,
-                                    step: kh * kw,
+                                    step,
                                     len: channels,
                                     src,
                                     valid,
@@ -302,7 +345,7 @@ pub(super) fn forward(
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward_input(
     g: &Conv2d,
-    path: View<'_>,
+    path: &Matrix,
     delta: &Matrix,
     dst: &mut Matrix,
     ws: &mut Workspace,
@@ -311,14 +354,39 @@ pub(super) fn backward_input(
     rows: usize,
 ) {
     let m = rows * g.positions();
+    let tap_major = g.tap_major();
+    let op = if tap_major {
+        // Each column of the product is one dot product over the output
+        // channels, in the same order wherever the column sits: moving
+        // columns moves the values, bit for bit.
+        let (taps, c) = (g.kernel.0 * g.kernel.1, g.input.c);
+        let out = ws.path_tap_major.as_mut_slice();
+        for (o, from) in path.as_slice().chunks_exact(c * taps).enumerate() {
+            let to = &mut out[o * c * taps..(o + 1) * c * taps];
+            for (ch, plane) in from.chunks_exact(taps).enumerate() {
+                for (t, &v) in plane.iter().enumerate() {
+                    to[t * c + ch] = v;
+                }
+            }
+        }
+        ws.path_tap_major.view()
+    } else {
+        path.view()
+    };
     gemm(
         &mut ws.dpatches,
         false,
         1.0,
         per_position(g, delta, rows),
-        path,
+        op,
     );
-    col2im(g, ws.dpatches.rows_slice(m), dst.rows_slice_mut(rows), rows);
+    col2im(
+        g,
+        ws.dpatches.rows_slice(m),
+        dst.rows_slice_mut(rows),
+        rows,
+        tap_major,
+    );
     if let Some(act) = below {
         act.mul_derivative(dst.rows_slice_mut(rows), h.rows_slice(rows));
     }
@@ -348,5 +416,51 @@ pub(super) fn sign_like(dst: &mut Matrix, w: &Matrix, magnitude: impl Fn(usize) 
     for (k, (d, &v)) in dst.as_mut_slice().iter_mut().zip(w.as_slice()).enumerate() {
         let sign = (v > 0.0) as i32 as f32 - (v < 0.0) as i32 as f32;
         *d = sign * magnitude(k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scattering tap-major patches is scattering the same patches in the
+    /// weight's column order, bit for bit (odd sizes, stride, padding).
+    #[test]
+    fn tap_major_scatter_is_the_weight_order_scatter() {
+        for (input, kernel, stride, padding) in [
+            (Shape::new(5, 7, 6), (3, 2), 2, 1),
+            (Shape::new(3, 4, 4), (3, 3), 1, 2),
+            (Shape::new(32, 14, 14), (5, 5), 1, 0),
+        ] {
+            let g = Conv2d {
+                input,
+                layout: Layout::Hwc,
+                out_channels: 4,
+                kernel,
+                stride,
+                padding,
+            };
+            let (rows, k, taps) = (3, g.patch_len(), kernel.0 * kernel.1);
+            let m = rows * g.positions();
+            let weight_order: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7919) % 1013) as f32 / 97.0 - 5.0)
+                .collect();
+            let mut tap_major = vec![0.0; m * k];
+            for (from, to) in weight_order
+                .chunks_exact(k)
+                .zip(tap_major.chunks_exact_mut(k))
+            {
+                for c in 0..input.c {
+                    for t in 0..taps {
+                        to[t * input.c + c] = from[c * taps + t];
+                    }
+                }
+            }
+            let mut a = vec![0.0; rows * input.len()];
+            let mut b = vec![1.0; rows * input.len()];
+            col2im(&g, &weight_order, &mut a, rows, false);
+            col2im(&g, &tap_major, &mut b, rows, true);
+            assert_eq!(a, b, "{g:?}");
+        }
     }
 }

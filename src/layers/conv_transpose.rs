@@ -36,7 +36,13 @@ pub(super) fn forward(
         per_position(g, x, rows),
         weight.view(),
     );
-    col2im(g, ws.dpatches.rows_slice(m), y.rows_slice_mut(rows), rows);
+    col2im(
+        g,
+        ws.dpatches.rows_slice(m),
+        y.rows_slice_mut(rows),
+        rows,
+        false,
+    );
     let (s, layout) = (g.input, g.layout);
     by_samples(y.as_mut_slice(), s.len(), rows, &|_, ys| {
         for c in 0..s.c {

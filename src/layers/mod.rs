@@ -345,6 +345,10 @@ impl Layer {
             None => (&mut *dst, below),
         };
         // The operator in the weight's own layout, `[out, fan_in]`.
+        let own: &Matrix = match through {
+            Through::Weights => &self.weight,
+            Through::StandIn(b) => b,
+        };
         let path = match (through, &self.kind) {
             (Through::Weights, _) => self.weight.view(),
             (Through::StandIn(b), Kind::Dense(_)) => b.view().t(),
@@ -354,7 +358,7 @@ impl Layer {
             Kind::Dense(_) => propagate(own_dst, delta.rows_view(rows), path, own_below, h, rows),
             Kind::Conv2d(g) => {
                 let cw = conv.as_mut().expect("a convolution's workspace");
-                conv2d::backward_input(g, path, delta, own_dst, cw, own_below, h, rows);
+                conv2d::backward_input(g, own, delta, own_dst, cw, own_below, h, rows);
             }
             Kind::ConvTranspose(g) => {
                 let cw = conv.as_mut().expect("a convolution's workspace");

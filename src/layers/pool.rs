@@ -3,7 +3,7 @@
 //! input that won its window (the first of equal ones), average-pooling
 //! spreads it evenly; every rule routes errors through them the same way.
 
-use super::shape::{by_samples, Layout, Shape};
+use super::shape::{by_samples, by_samples2, Layout, Shape};
 use crate::tensor::Matrix;
 
 /// Which pooling.
@@ -56,10 +56,11 @@ impl Pool {
 
     /// Writes into `am` the offset of each window's largest value in `xs`
     /// (one sample), the first of equal ones in the window's row-major
-    /// order; a NaN never wins, so it cannot hide the others. Loops run
-    /// along the layout's contiguous axis: a window's taps (channel-planar)
-    /// or the channels at one tap (channels last).
-    fn argmax_windows(&self, xs: &[f32], am: &mut [u32]) {
+    /// order, and that value into `ys`; a NaN never wins, so it cannot hide
+    /// the others. Loops run along the layout's contiguous axis: a window's
+    /// taps (channel-planar) or the channels at one tap (channels last,
+    /// against a row of running maxima, which vectorizes).
+    fn argmax_windows(&self, xs: &[f32], am: &mut [u32], ys: &mut [f32]) {
         let out = self.output();
         let (inp, k, s) = (self.input, self.size, self.stride);
         match self.layout {
@@ -76,7 +77,9 @@ impl Pool {
                                     }
                                 }
                             }
-                            am[Layout::Chw.index(out, c, oy, ox)] = best as u32;
+                            let o = Layout::Chw.index(out, c, oy, ox);
+                            am[o] = best as u32;
+                            ys[o] = xs[best];
                         }
                     }
                 }
@@ -86,18 +89,24 @@ impl Pool {
                     for ox in 0..out.w {
                         let o = Layout::Hwc.index(out, 0, oy, ox);
                         let am = &mut am[o..o + out.c];
+                        let best = &mut ys[o..o + out.c];
                         let first = Layout::Hwc.index(inp, 0, oy * s, ox * s);
+                        best.copy_from_slice(&xs[first..first + inp.c]);
                         for (c, a) in am.iter_mut().enumerate() {
                             *a = (first + c) as u32;
                         }
-                        for dy in 0..k {
-                            for dx in 0..k {
-                                let at = Layout::Hwc.index(inp, 0, oy * s + dy, ox * s + dx);
-                                let taps = &xs[at..at + inp.c];
-                                for (c, (a, &v)) in am.iter_mut().zip(taps).enumerate() {
-                                    if v > xs[*a as usize] {
-                                        *a = (at + c) as u32;
-                                    }
+                        // The first tap is the start; a tap never beats itself.
+                        for (dy, dx) in (0..k).flat_map(|dy| (0..k).map(move |dx| (dy, dx))).skip(1)
+                        {
+                            let at = Layout::Hwc.index(inp, 0, oy * s + dy, ox * s + dx);
+                            let taps = &xs[at..at + inp.c];
+                            let at = at as u32;
+                            for (c, ((a, b), &v)) in
+                                am.iter_mut().zip(best.iter_mut()).zip(taps).enumerate()
+                            {
+                                if v > *b {
+                                    *b = v;
+                                    *a = at + c as u32;
                                 }
                             }
                         }
@@ -134,19 +143,12 @@ pub(super) fn forward(p: &Pool, x: &Matrix, y: &mut Matrix, argmax: &mut [u32], 
     let (in_len, out_len) = (p.input.len(), p.output().len());
     let x = x.rows_slice(rows);
     match p.kind {
-        PoolKind::Max => {
-            let am = &mut argmax[..rows * out_len];
-            by_samples(am, out_len, rows, &|n, am| {
-                p.argmax_windows(&x[n * in_len..(n + 1) * in_len], am)
-            });
-            let am = &argmax[..rows * out_len];
-            by_samples(y.as_mut_slice(), out_len, rows, &|n, ys| {
-                let xs = &x[n * in_len..(n + 1) * in_len];
-                for (y, &i) in ys.iter_mut().zip(&am[n * out_len..(n + 1) * out_len]) {
-                    *y = xs[i as usize];
-                }
-            });
-        }
+        PoolKind::Max => by_samples2(
+            (&mut argmax[..], y.as_mut_slice()),
+            (out_len, out_len),
+            rows,
+            &|n, am, ys| p.argmax_windows(&x[n * in_len..(n + 1) * in_len], am, ys),
+        ),
         PoolKind::Avg => {
             let scale = 1.0 / (p.size * p.size) as f32;
             by_samples(y.as_mut_slice(), out_len, rows, &|n, ys| {

@@ -86,32 +86,82 @@ pub(crate) fn by_samples<T: Send>(
     rows: usize,
     f: &(impl Fn(usize, &mut [T]) + Sync),
 ) {
-    let parts = if rows * per < 1 << 14 {
+    let len = rows * per;
+    let per = per.max(1);
+    band(
+        &mut out[..len],
+        rows,
+        0,
+        parts(rows, per),
+        &|s, at| s.split_at_mut(at * per),
+        &|first, s| {
+            for (k, chunk) in s.chunks_exact_mut(per).enumerate() {
+                f(first + k, chunk);
+            }
+        },
+    );
+}
+
+/// [`by_samples`] over two outputs at once, `per.0` and `per.1` values a
+/// sample: `f(n, a, b)` gets sample `n`'s chunk of each.
+pub(crate) fn by_samples2<A: Send, B: Send>(
+    out: (&mut [A], &mut [B]),
+    per: (usize, usize),
+    rows: usize,
+    f: &(impl Fn(usize, &mut [A], &mut [B]) + Sync),
+) {
+    let lens = (rows * per.0, rows * per.1);
+    let (pa, pb) = (per.0.max(1), per.1.max(1));
+    band(
+        (&mut out.0[..lens.0], &mut out.1[..lens.1]),
+        rows,
+        0,
+        parts(rows, pa.max(pb)),
+        &|(a, b), at| {
+            let (a0, a1) = a.split_at_mut(at * pa);
+            let (b0, b1) = b.split_at_mut(at * pb);
+            ((a0, b0), (a1, b1))
+        },
+        &|first, (a, b)| {
+            for (k, (ca, cb)) in a
+                .chunks_exact_mut(pa)
+                .zip(b.chunks_exact_mut(pb))
+                .enumerate()
+            {
+                f(first + k, ca, cb);
+            }
+        },
+    );
+}
+
+/// How many bands `rows` samples of `per` values are cut into: one for
+/// small work, else one per GEMM thread.
+fn parts(rows: usize, per: usize) -> usize {
+    if rows * per < 1 << 14 {
         1
     } else {
         crate::tensor::gemm_threads().min(rows)
-    };
-    band(&mut out[..rows * per], per, 0, parts, f);
+    }
 }
 
-fn band<T: Send>(
-    out: &mut [T],
-    per: usize,
+/// Cuts `s` (`n` samples from sample `first`) into `parts` bands of
+/// consecutive samples with `split`, run side by side; `leaf` computes one band.
+fn band<S: Send>(
+    s: S,
+    n: usize,
     first: usize,
     parts: usize,
-    f: &(impl Fn(usize, &mut [T]) + Sync),
+    split: &(impl Fn(S, usize) -> (S, S) + Sync),
+    leaf: &(impl Fn(usize, S) + Sync),
 ) {
-    let n = out.len() / per.max(1);
     if parts > 1 && n > 1 {
         let at = n / parts;
-        let (a, b) = out.split_at_mut(at * per);
+        let (a, b) = split(s, at);
         rayon::join(
-            || band(a, per, first, 1, f),
-            || band(b, per, first + at, parts - 1, f),
+            || band(a, at, first, 1, split, leaf),
+            || band(b, n - at, first + at, parts - 1, split, leaf),
         );
         return;
     }
-    for (k, chunk) in out.chunks_exact_mut(per.max(1)).enumerate() {
-        f(first + k, chunk);
-    }
+    leaf(first, s);
 }
