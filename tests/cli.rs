@@ -493,11 +493,23 @@ fn dry_run_tells_memory_flops_and_time_and_trains_nothing() {
         "an epoch (50,000 trained, 20,000 evaluated)",
         "time: about",
         "GFLOP/s",
+        // A convolutional network's rate is its own steps', not the GEMM's.
+        "9 training steps of this network timed on random images",
         "nothing trained",
     ] {
         assert!(out.contains(want), "{want:?} not in\n{out}");
     }
     assert!(!dir.path().join("out").exists(), "no run folder");
+    let o = biprop(
+        &["train", "--dry-run", "--hidden", "64", "-o", "out"],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    assert!(
+        out.contains("this machine's GEMM on 128 x 784 x 64"),
+        "{out}"
+    );
     assert!(!dir.path().join("cache").exists(), "no data loaded");
     let o = biprop(
         &["train", "--dry-run", "--hidden", "1000000000"],

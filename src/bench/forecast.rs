@@ -1,10 +1,15 @@
 //! What a run will take, told before it runs (`--dry-run`): its memory
 //! part by part against what the machine has, its FLOPs an epoch, and the
-//! time they take at the rate this machine's GEMM reaches on the run's
-//! largest product, measured in a fraction of a second. No data is loaded:
-//! the data set's sizes are known ([`DataShape`]).
+//! time they take. An MLP's step is its products, so its time is its FLOPs
+//! at the rate this machine's GEMM reaches on the run's largest product,
+//! measured in a fraction of a second. A convolutional network's step is
+//! not: its patch copies and pooling, and its short products, make it run
+//! at a fraction of that rate (lenet-mnist at a twentieth), so a few of its
+//! real steps are timed on random images instead. No data is loaded: the
+//! data set's sizes are known ([`DataShape`]).
 
 use super::peaks::quick_gemm_gflops;
+use super::{random_images, time_steps};
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::layers::spec::Planned;
@@ -37,8 +42,12 @@ pub struct Forecast {
     pub epochs: usize,
     /// The product whose rate was measured, `m x k x n`.
     pub gemm_shape: (usize, usize, usize),
-    /// Its rate on `threads` threads, in GFLOP/s.
+    /// The rate the FLOPs are taken at, on `threads` threads, in GFLOP/s:
+    /// the product's, or the timed steps' ([`Forecast::steps_timed`]).
     pub gflops: f64,
+    /// Steps of the network timed for the rate (convolutional networks),
+    /// none when it is the product's.
+    pub steps_timed: Option<usize>,
     /// Threads the rate was measured on.
     pub threads: usize,
     /// True when the memory fits what the machine has (or it is unknown).
@@ -47,15 +56,67 @@ pub struct Forecast {
     pub refusal: Option<String>,
 }
 
-/// GEMM rates measured so far, by product shape and thread count, so that
-/// the cells of a sweep that share a shape are measured once.
+/// Rounds and steps a round of a convolutional network's timed steps
+/// (after [`STEPS_WARMUP`]), the median round's rate taken.
+const STEPS_TIMED: (usize, usize) = (3, 3);
+
+/// Untimed steps first: the first ones page in the buffers.
+const STEPS_WARMUP: usize = 2;
+
+/// Rates measured so far, so that the cells of a sweep that share a product
+/// shape (or a network, rule, batch and threads) are measured once.
 #[derive(Default)]
-pub struct Rates(HashMap<(usize, usize, usize, usize), f64>);
+pub struct Rates {
+    gemm: HashMap<(usize, usize, usize, usize), f64>,
+    steps: HashMap<String, f64>,
+    pools: HashMap<usize, Parallelism>,
+}
 
 impl Rates {
+    /// GFLOP/s of `cfg`'s training step on `threads` threads, timed on
+    /// random images of the data set's shape.
+    fn steps(&mut self, cfg: &RunConfig, data: &DataShape, threads: usize) -> Result<f64> {
+        let key = format!(
+            "{} {} {} {} {} {} {:?} {:?}",
+            cfg.rule,
+            cfg.layer_description().unwrap_or_default(),
+            data.image,
+            data.classes,
+            cfg.batch_size,
+            threads,
+            cfg.optimizer,
+            cfg.gemm.resolve()
+        );
+        if let Some(&r) = self.steps.get(&key) {
+            return Ok(r);
+        }
+        let image = (data.image.c, data.image.h, data.image.w);
+        let samples = cfg.batch_size * (STEPS_WARMUP + STEPS_TIMED.0 * STEPS_TIMED.1);
+        let mut images = random_images(image, samples.min(super::RANDOM_SAMPLES));
+        images.classes = data.classes;
+        for l in &mut images.labels {
+            *l = (*l as usize % data.classes.max(1)) as u8;
+        }
+        // One pool per thread count: a pool made per call would leave the
+        // last one's threads competing for the cores.
+        let par = match self.pools.get(&threads) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Parallelism::threads(threads)?;
+                self.pools.insert(threads, p.clone());
+                p
+            }
+        };
+        let per_sample = time_steps(cfg, &images, &par, STEPS_WARMUP, STEPS_TIMED);
+        let plan = cfg.network_plan(data.image, data.classes)?;
+        let rate = resources::flops_per_sample(cfg.rule, &plan) / per_sample / 1e9;
+        self.steps.insert(key, rate);
+        Ok(rate)
+    }
+
     fn get(&mut self, cfg: &RunConfig, shape: (usize, usize, usize), threads: usize) -> f64 {
         *self
-            .0
+            .gemm
             .entry((shape.0, shape.1, shape.2, threads))
             .or_insert_with(|| {
                 let (m, k, n) = shape;
@@ -124,7 +185,17 @@ pub fn forecast(
     let gemm_shape = largest_product(&plan, cfg.batch_size);
     // A refused thread count is measured on the threads there are.
     let threads = threads.min(crate::tensor::thread_limit()).max(1);
-    let gflops = rates.get(cfg, gemm_shape, threads);
+    let convolutional = plan
+        .iter()
+        .any(|(k, ..)| matches!(k, Kind::Conv2d(_) | Kind::ConvTranspose(_)));
+    // Steps are timed only where the trainer is sure to fit: a forecast
+    // allocates nothing large.
+    let (gflops, steps_timed) = if convolutional && refusal.is_none() && fits {
+        let steps = STEPS_TIMED.0 * STEPS_TIMED.1;
+        (rates.steps(cfg, &data, threads)?, Some(steps))
+    } else {
+        (rates.get(cfg, gemm_shape, threads), None)
+    };
     Ok(Forecast {
         data,
         parameters,
@@ -134,6 +205,7 @@ pub fn forecast(
         epochs: cfg.epochs,
         gemm_shape,
         gflops,
+        steps_timed,
         threads,
         fits,
         refusal,
@@ -240,14 +312,24 @@ impl Forecast {
             count(c.eval_samples)
         ));
         let (m, k, n) = self.gemm_shape;
+        let how = match self.steps_timed {
+            Some(s) => format!(
+                "{s} training steps of this network timed on random images, {} thread(s); \
+                 evaluation taken at the same rate",
+                self.threads
+            ),
+            None => format!(
+                "this machine's GEMM on {m} x {k} x {n}, {} thread(s); elementwise work comes \
+                 on top",
+                self.threads
+            ),
+        };
         out.push(format!(
-            "time: about {} an epoch, {} for {} epochs, at {:.1} GFLOP/s (this machine's GEMM on \
-             {m} x {k} x {n}, {} thread(s)); elementwise work, im2col and pooling come on top",
+            "time: about {} an epoch, {} for {} epochs, at {:.1} GFLOP/s ({how})",
             duration(self.epoch_seconds()),
             duration(self.epoch_seconds() * self.epochs as f64),
             self.epochs,
             self.gflops,
-            self.threads
         ));
         out
     }

@@ -53,7 +53,7 @@ pub struct StepBench {
 pub fn bench_steps(cfg: &RunConfig, data: &Dataset, par: &Parallelism, seconds: f64) -> StepBench {
     let threads = par.count();
     par.install(|| {
-        let (mut step, gemm) = step_loop(cfg, data, par);
+        let (mut step, gemm) = step_loop(cfg, data, par, 10);
         let b = cfg.batch_size;
         let mut rounds = Vec::new();
         let start = Instant::now();
@@ -83,13 +83,40 @@ pub fn bench_steps(cfg: &RunConfig, data: &Dataset, par: &Parallelism, seconds: 
     })
 }
 
-/// A warmed-up trainer of `cfg` on `par` as a closure that trains step `i`
-/// (batches of `data` in turn), and the GEMM backend its products run on.
-/// Call it inside `par.install`, so that its products start on this thread.
+/// Seconds per training sample of `cfg`'s step on `data` (batch
+/// `cfg.batch_size`) with `par`: the median of `rounds` rounds of `steps`
+/// steps, after `warmup` steps.
+pub fn time_steps(
+    cfg: &RunConfig,
+    data: &Dataset,
+    par: &Parallelism,
+    warmup: usize,
+    (rounds, steps): (usize, usize),
+) -> f64 {
+    par.install(|| {
+        let (mut step, _) = step_loop(cfg, data, par, warmup);
+        let mut times: Vec<f64> = (0..rounds.max(1))
+            .map(|r| {
+                let t0 = Instant::now();
+                for i in 0..steps.max(1) {
+                    step(warmup + r * steps + i);
+                }
+                t0.elapsed().as_secs_f64() / (steps.max(1) * cfg.batch_size) as f64
+            })
+            .collect();
+        median(&mut times)
+    })
+}
+
+/// A trainer of `cfg` on `par`, warmed up by `warmup` steps, as a closure
+/// that trains step `i` (batches of `data` in turn), and the GEMM backend
+/// its products run on. Call it inside `par.install`, so that its products
+/// start on this thread.
 fn step_loop<'a>(
     cfg: &RunConfig,
     data: &'a Dataset,
     par: &Parallelism,
+    warmup: usize,
 ) -> (impl FnMut(usize) + 'a, GemmBackend) {
     let splits = crate::data::Splits {
         train: data.clone(),
@@ -114,7 +141,7 @@ fn step_loop<'a>(
         // would only be timed without its update.
         let _ = t.step(chunk.len());
     };
-    for i in 0..10 {
+    for i in 0..warmup {
         step(i);
     }
     (step, backend)
@@ -149,7 +176,7 @@ pub fn step_breakdown(
 ) -> Breakdown {
     let steps = steps.max(1);
     par.install(|| {
-        let (mut step, _) = step_loop(cfg, data, par);
+        let (mut step, _) = step_loop(cfg, data, par, 10);
         let t0 = Instant::now();
         let ((), log) = record_products(64 * steps, || {
             for i in 0..steps {

@@ -53,25 +53,50 @@ fn data_shape(c: &crate::config::RunConfig) -> DataShape {
     })
 }
 
+/// The FLOP rate [`cell_seconds`] assumes of one core for an MLP: a sixth
+/// of what a current core sustains in biprop (docs/performance.md).
+pub const MLP_CORE_FLOPS: f64 = 20e9;
+
+/// The rate it assumes for a network with convolutions, whose patch copies,
+/// pooling and short products make a core far slower per FLOP: on one core
+/// of the 2-core Intel Xeon, lenet-mnist BP ran at 17.5 GFLOP/s and BFA at
+/// 12.1, lenet-cifar BP at 57.6 and BFA at 49.0 (`biprop bench --net NET
+/// --rule R --threads 1 --batch-size 64`).
+pub const CONV_CORE_FLOPS: f64 = 5e9;
+
 /// Seconds one cell needs on one core, generously: its FLOPs (training and
-/// evaluation, counted from its layers) at 20 GFLOP/s (a sixth of what a
-/// current core sustains in biprop, docs/performance.md), plus a minute
-/// for loading and evaluation, doubled for slow nodes.
+/// evaluation, counted from its layers) at [`MLP_CORE_FLOPS`] or
+/// [`CONV_CORE_FLOPS`], plus a minute for loading and evaluation, doubled
+/// for slow nodes.
 pub fn cell_seconds(cell: &Cell) -> f64 {
     let c = &cell.config;
     let data = data_shape(c);
-    let epoch = c
-        .network_plan(data.image, data.classes)
-        .map_or(0.0, |plan| {
-            resources::Compute {
-                per_sample: resources::flops_per_sample(c.rule, &plan),
-                forward: resources::forward_flops(&plan),
-                train_samples: data.train_samples(c),
-                eval_samples: data.eval_samples(c),
-            }
-            .epoch()
-        });
-    2.0 * (epoch * c.epochs as f64 / 20e9 + 60.0)
+    let (epoch, rate) =
+        c.network_plan(data.image, data.classes)
+            .map_or((0.0, MLP_CORE_FLOPS), |plan| {
+                let convolutional = plan.iter().any(|(k, ..)| {
+                    matches!(
+                        k,
+                        crate::layers::Kind::Conv2d(_) | crate::layers::Kind::ConvTranspose(_)
+                    )
+                });
+                let epoch = resources::Compute {
+                    per_sample: resources::flops_per_sample(c.rule, &plan),
+                    forward: resources::forward_flops(&plan),
+                    train_samples: data.train_samples(c),
+                    eval_samples: data.eval_samples(c),
+                }
+                .epoch();
+                (
+                    epoch,
+                    if convolutional {
+                        CONV_CORE_FLOPS
+                    } else {
+                        MLP_CORE_FLOPS
+                    },
+                )
+            });
+    2.0 * (epoch * c.epochs as f64 / rate + 60.0)
 }
 
 /// Bytes one cell's task needs: the estimate of its data set, trainer and
@@ -291,5 +316,28 @@ mod tests {
         assert!(a
             .script
             .contains(&format!("--time={}", slurm_time(largest))));
+    }
+
+    /// A convolutional network's cell gets a core's time at the lower
+    /// convolutional rate: at the MLP rate, lenet-mnist's BFA (12 GFLOP/s
+    /// on a core) would outlast its limit.
+    #[test]
+    fn convolutional_cells_get_time_at_the_convolutional_rate() {
+        let text = "[base]\nepochs = 100\nnet = \"lenet-mnist\"\n[grid]\nrule = [\"bp\"]\n";
+        let s = Sweep::from_toml_str(text, "out".into()).unwrap();
+        let cell = &s.cells().unwrap()[0];
+        let c = &cell.config;
+        let data = data_shape(c);
+        let plan = c.network_plan(data.image, data.classes).unwrap();
+        let flops = resources::Compute {
+            per_sample: resources::flops_per_sample(c.rule, &plan),
+            forward: resources::forward_flops(&plan),
+            train_samples: data.train_samples(c),
+            eval_samples: data.eval_samples(c),
+        }
+        .epoch()
+            * 100.0;
+        assert_eq!(cell_seconds(cell), 2.0 * (flops / CONV_CORE_FLOPS + 60.0));
+        assert!(cell_seconds(cell) > 2.0 * flops / 12e9);
     }
 }
