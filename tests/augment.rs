@@ -8,7 +8,7 @@ mod common;
 use biprop::config::RunConfig;
 use biprop::data::{augment, Augment, Dataset, Splits};
 use biprop::run::{self, RunOptions};
-use common::synthetic;
+use common::{small_conv_config, splits_without_val, synthetic};
 
 const IMAGE: (usize, usize, usize) = (3, 8, 8);
 
@@ -20,27 +20,13 @@ fn images(n: usize, seed: u64) -> Dataset {
 }
 
 fn splits(train: Dataset) -> Splits {
-    Splits {
-        val: train.slice(0..0),
-        test: images(32, 9),
-        train,
-    }
+    splits_without_val(train, images(32, 9))
 }
 
 fn config(augment: Augment, epochs: usize, threads: usize) -> RunConfig {
     RunConfig {
-        layers: Some("conv 4 3x3 pad 1, relu, maxpool 2, flatten, dense 10".into()),
-        output: biprop::loss::Output::SoftmaxCe,
-        val_size: 0,
-        epochs,
-        batch_size: 16,
-        lr: 0.05,
-        seed: 3,
-        threads,
-        alignment: false,
-        gemm: biprop::tensor::GemmBackend::Faer,
         augment,
-        ..Default::default()
+        ..small_conv_config(epochs, threads)
     }
 }
 
@@ -144,9 +130,6 @@ fn flat_inputs_are_refused() {
 }
 
 fn splits_flat(train: Dataset) -> Splits {
-    Splits {
-        val: train.slice(0..0),
-        test: train.slice(0..8),
-        train,
-    }
+    let test = train.slice(0..8);
+    splits_without_val(train, test)
 }

@@ -13,7 +13,7 @@ use biprop::layers::Shape;
 use biprop::rules::RuleKind;
 use biprop::run::{self, RunOptions};
 use biprop::state::CheckpointExt;
-use common::synthetic;
+use common::{small_conv_config, splits_without_val, synthetic};
 
 const IMAGE: (usize, usize, usize) = (3, 8, 8);
 const LEN: usize = IMAGE.0 * IMAGE.1 * IMAGE.2;
@@ -34,28 +34,14 @@ fn images(n: usize, seed: u64) -> Dataset {
 }
 
 fn splits(train: Dataset) -> Splits {
-    Splits {
-        val: train.slice(0..0),
-        test: images(32, 9),
-        train,
-    }
+    splits_without_val(train, images(32, 9))
 }
 
 fn config(normalize: Normalize, augment: Augment, epochs: usize) -> RunConfig {
     RunConfig {
-        layers: Some("conv 4 3x3 pad 1, relu, maxpool 2, flatten, dense 10".into()),
-        output: biprop::loss::Output::SoftmaxCe,
-        val_size: 0,
-        epochs,
-        batch_size: 16,
-        lr: 0.05,
-        seed: 3,
-        threads: 1,
-        alignment: false,
-        gemm: biprop::tensor::GemmBackend::Faer,
         augment,
         normalize,
-        ..Default::default()
+        ..small_conv_config(epochs, 1)
     }
 }
 

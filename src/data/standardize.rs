@@ -140,21 +140,18 @@ impl Standardize {
 
     /// Standardizes whole samples (rows of `channels x plane`), in place.
     pub fn apply(&self, rows: &mut [f32]) {
-        for sample in rows.chunks_exact_mut(self.mean.len() * self.plane) {
-            for ((plane, &m), &s) in sample
-                .chunks_exact_mut(self.plane)
-                .zip(&self.mean)
-                .zip(&self.std)
-            {
-                for v in plane {
-                    *v = (*v - m) / s;
-                }
-            }
-        }
+        self.each(rows, |v, m, s| (v - m) / s);
     }
 
     /// Undoes [`Standardize::apply`] (to show generated images as pixels).
     pub fn invert(&self, rows: &mut [f32]) {
+        self.each(rows, |v, m, s| v * s + m);
+    }
+
+    /// `v = f(v, mean, std)` for every value of whole samples, with its
+    /// channel's statistics.
+    #[inline(always)]
+    fn each(&self, rows: &mut [f32], f: impl Fn(f32, f32, f32) -> f32) {
         for sample in rows.chunks_exact_mut(self.mean.len() * self.plane) {
             for ((plane, &m), &s) in sample
                 .chunks_exact_mut(self.plane)
@@ -162,7 +159,7 @@ impl Standardize {
                 .zip(&self.std)
             {
                 for v in plane {
-                    *v = *v * s + m;
+                    *v = f(*v, m, s);
                 }
             }
         }

@@ -180,3 +180,31 @@ pub fn load(t: &mut biprop::train::Trainer, k: u64) {
     let ds = synthetic(ROWS, t.net.inputs(), t.net.outputs(), 100 + k);
     t.load_batch(&ds, &(0..ROWS).collect::<Vec<_>>());
 }
+
+/// The small convolutional run of the augmentation and standardization
+/// tests: conv, max-pooling and a dense output on 8x8 images, no
+/// validation, seed 3, faer's kernels (the same bits on every CPU family).
+pub fn small_conv_config(epochs: usize, threads: usize) -> biprop::config::RunConfig {
+    biprop::config::RunConfig {
+        layers: Some("conv 4 3x3 pad 1, relu, maxpool 2, flatten, dense 10".into()),
+        output: biprop::loss::Output::SoftmaxCe,
+        val_size: 0,
+        epochs,
+        batch_size: 16,
+        lr: 0.05,
+        seed: 3,
+        threads,
+        alignment: false,
+        gemm: biprop::tensor::GemmBackend::Faer,
+        ..Default::default()
+    }
+}
+
+/// `train` and `test` without a validation set.
+pub fn splits_without_val(train: Dataset, test: Dataset) -> biprop::data::Splits {
+    biprop::data::Splits {
+        val: train.slice(0..0),
+        test,
+        train,
+    }
+}
