@@ -63,6 +63,9 @@ const STEPS_TIMED: (usize, usize) = (3, 3);
 /// Untimed steps first: the first ones page in the buffers.
 const STEPS_WARMUP: usize = 2;
 
+/// The learning rate of the timed steps (forward and feedback).
+const TIMED_LR: f32 = 1e-4;
+
 /// Rates measured so far, so that the cells of a sweep that share a product
 /// shape (or a network, rule, batch and threads) are measured once.
 #[derive(Default)]
@@ -107,7 +110,14 @@ impl Rates {
                 p
             }
         };
-        let per_sample = time_steps(cfg, &images, &par, STEPS_WARMUP, STEPS_TIMED);
+        // At the run's own rate random images may diverge, and a diverged
+        // step skips its update: timed at a small rate, every step is whole.
+        let small = RunConfig {
+            lr: TIMED_LR,
+            feedback_lr: cfg.feedback_lr.map(|_| TIMED_LR),
+            ..cfg.clone()
+        };
+        let per_sample = time_steps(&small, &images, &par, STEPS_WARMUP, STEPS_TIMED);
         let plan = cfg.network_plan(data.image, data.classes)?;
         let rate = resources::flops_per_sample(cfg.rule, &plan) / per_sample / 1e9;
         self.steps.insert(key, rate);
