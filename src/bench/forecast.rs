@@ -9,7 +9,7 @@
 //! data set's sizes are known ([`DataShape`]).
 
 use super::peaks::quick_gemm_gflops;
-use super::{random_images, time_steps};
+use super::steps::{random_images, time_steps, RANDOM_SAMPLES};
 use crate::config::RunConfig;
 use crate::error::Result;
 use crate::layers::spec::Planned;
@@ -95,7 +95,7 @@ impl Rates {
         }
         let image = (data.image.c, data.image.h, data.image.w);
         let samples = cfg.batch_size * (STEPS_WARMUP + STEPS_TIMED.0 * STEPS_TIMED.1);
-        let mut images = random_images(image, samples.min(super::RANDOM_SAMPLES));
+        let mut images = random_images(image, samples.min(RANDOM_SAMPLES));
         images.classes = data.classes;
         for l in &mut images.labels {
             *l = (*l as usize % data.classes.max(1)) as u8;

@@ -4,6 +4,11 @@
 //! `metrics.csv` and `metrics.jsonl` (one row an epoch) and
 //! `checkpoint.safetensors` (rewritten atomically after every epoch).
 
+mod metrics_files;
+
+pub use metrics_files::EpochRecord;
+use metrics_files::{kept_metrics, Kept, MetricsFiles};
+
 use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
 use crate::data::{self, Normalize, Splits, Standardize};
@@ -18,8 +23,6 @@ use crate::train::{Tally, Trainer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -142,54 +145,6 @@ pub fn build_trainer_sized(
     Ok(trainer)
 }
 
-/// The metrics of one epoch.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct EpochRecord {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's batches (as the weights moved).
-    pub train_loss: f64,
-    /// Training error over the epoch's batches.
-    pub train_error: f64,
-    /// Validation loss after the epoch (NaN without a validation set).
-    pub val_loss: f64,
-    /// Validation error after the epoch.
-    pub val_error: f64,
-    /// Test loss after the epoch.
-    pub test_loss: f64,
-    /// Test error after the epoch.
-    pub test_error: f64,
-    /// Seconds of training (without evaluation).
-    pub train_seconds: f64,
-    /// Seconds of the whole epoch, evaluation included.
-    pub seconds: f64,
-    /// The rule's feedback losses (name, mean over the epoch).
-    #[serde(flatten)]
-    pub feedback: std::collections::BTreeMap<String, f64>,
-    /// Alignment angles with BP on the probe batch, in degrees (`align_*`).
-    #[serde(flatten)]
-    pub alignment: std::collections::BTreeMap<String, f64>,
-}
-
-impl EpochRecord {
-    /// One line for the terminal.
-    pub fn summary(&self, epochs: usize) -> String {
-        let mut s = format!(
-            "epoch {:>3}/{epochs}  train loss {:.4}  err {:6.2}%  |  val err {:6.2}%  test err {:6.2}%  |  {:.2}s",
-            self.epoch,
-            self.train_loss,
-            100.0 * self.train_error,
-            100.0 * self.val_error,
-            100.0 * self.test_error,
-            self.seconds
-        );
-        for (k, v) in &self.feedback {
-            s.push_str(&format!("  {k} {v:.4}"));
-        }
-        s
-    }
-}
-
 /// Called after every epoch with its record.
 pub type EpochCallback = std::sync::Arc<dyn Fn(&EpochRecord) + Send + Sync>;
 
@@ -224,81 +179,6 @@ pub struct RunSummary {
     pub records: Vec<EpochRecord>,
     /// The trained network and rule.
     pub trainer: Trainer,
-}
-
-/// Metric lines a resumed run keeps.
-#[derive(Default)]
-struct Kept {
-    csv: Vec<String>,
-    jsonl: Vec<String>,
-}
-
-struct MetricsFiles {
-    header_needed: bool,
-    csv: csv::Writer<std::fs::File>,
-    jsonl: std::fs::File,
-    dir: PathBuf,
-}
-
-impl MetricsFiles {
-    /// Opens the metrics files of `dir` for appending, after rewriting them
-    /// (atomically) to hold exactly `keep`: the header and rows of the epochs
-    /// a resumed run keeps, nothing for a new run.
-    fn open(dir: &Path, keep: &Kept) -> Result<Self> {
-        let csv_path = dir.join("metrics.csv");
-        let jsonl_path = dir.join("metrics.jsonl");
-        let join = |lines: &[String]| lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-        crate::fsutil::write_atomic(&csv_path, join(&keep.csv).as_bytes())?;
-        crate::fsutil::write_atomic(&jsonl_path, join(&keep.jsonl).as_bytes())?;
-        let append = |p: &Path| {
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(p)
-                .map_err(|e| Error::io(p, e))
-        };
-        Ok(Self {
-            header_needed: keep.csv.is_empty(),
-            csv: csv::WriterBuilder::new().from_writer(append(&csv_path)?),
-            jsonl: append(&jsonl_path)?,
-            dir: dir.into(),
-        })
-    }
-
-    fn append(&mut self, r: &EpochRecord) -> Result<()> {
-        let csv_err =
-            |e: csv::Error| Error::io(self.dir.join("metrics.csv"), std::io::Error::other(e));
-        if self.header_needed {
-            self.header_needed = false;
-            let mut header: Vec<String> = FIXED_COLUMNS.map(String::from).to_vec();
-            header.extend(r.feedback.keys().cloned());
-            header.extend(r.alignment.keys().cloned());
-            self.csv.write_record(&header).map_err(csv_err)?;
-        }
-        let mut row = vec![r.epoch.to_string()];
-        row.extend(
-            [
-                r.train_loss,
-                r.train_error,
-                r.val_loss,
-                r.val_error,
-                r.test_loss,
-                r.test_error,
-                r.train_seconds,
-                r.seconds,
-            ]
-            .iter()
-            .map(|v| v.to_string()),
-        );
-        row.extend(r.feedback.values().map(|v| v.to_string()));
-        row.extend(r.alignment.values().map(|v| v.to_string()));
-        self.csv.write_record(&row).map_err(csv_err)?;
-        self.csv
-            .flush()
-            .map_err(|e| Error::io(self.dir.join("metrics.csv"), e))?;
-        let line = serde_json::to_string(r).expect("metrics serialize");
-        let jp = self.dir.join("metrics.jsonl");
-        writeln!(self.jsonl, "{line}").map_err(|e| Error::io(&jp, e))
-    }
 }
 
 /// Trains `cfg` on `splits`: the whole run, on `cfg.threads` threads.
@@ -428,108 +308,6 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
         })?
     };
     Ok((epoch, kept))
-}
-
-/// The first columns of `metrics.csv`, before the rule's feedback losses
-/// and the alignment angles.
-const FIXED_COLUMNS: [&str; 9] = [
-    "epoch",
-    "train_loss",
-    "train_error",
-    "val_loss",
-    "val_error",
-    "test_loss",
-    "test_error",
-    "train_seconds",
-    "seconds",
-];
-
-/// The header and first `epochs` rows of `metrics.csv` and the first
-/// `epochs` lines of `metrics.jsonl` in `dir`, after checking that each is
-/// whole (ends its line), that every value reads back as the text it is,
-/// and that the two files hold the same rows (each line of one is rebuilt
-/// from the other, text for text): a row cut short or a flipped byte in
-/// either file is refused, never carried into the resumed run. Rows beyond
-/// `epochs` (those of an epoch whose checkpoint a kill or a full disk
-/// stopped) are dropped unread. The error names the file at fault.
-fn kept_metrics(dir: &Path, epochs: usize) -> std::result::Result<Kept, (&'static str, String)> {
-    let read = |name: &'static str, n: usize| -> std::result::Result<Vec<String>, _> {
-        let p = dir.join(name);
-        let bytes = std::fs::read(&p).map_err(|e| (name, e.to_string()))?;
-        let mut lines = Vec::with_capacity(n);
-        for (i, line) in bytes.split_inclusive(|&b| b == b'\n').take(n).enumerate() {
-            let Some(line) = line.strip_suffix(b"\n") else {
-                return Err((name, format!("line {} is cut short (no line end)", i + 1)));
-            };
-            let line = std::str::from_utf8(line)
-                .map_err(|_| (name, format!("line {} is not UTF-8 text", i + 1)))?;
-            lines.push(line.to_string());
-        }
-        if lines.len() < n {
-            return Err((
-                name,
-                format!("has {} lines, fewer than the {n} expected", lines.len()),
-            ));
-        }
-        Ok(lines)
-    };
-    let csv = read("metrics.csv", epochs + 1)?;
-    let jsonl = read("metrics.jsonl", epochs)?;
-    let header: Vec<&str> = csv[0].split(',').collect();
-    if header.len() < FIXED_COLUMNS.len()
-        || header[..FIXED_COLUMNS.len()] != FIXED_COLUMNS
-        || header.iter().any(|c| c.is_empty())
-    {
-        return Err(("metrics.csv", "its header is not biprop's".into()));
-    }
-    for (i, (row, json)) in csv[1..].iter().zip(&jsonl).enumerate() {
-        let epoch = i + 1;
-        let fields: Vec<&str> = row.split(',').collect();
-        if fields.len() != header.len() {
-            return Err((
-                "metrics.csv",
-                format!(
-                    "the row of epoch {epoch} has {} fields, the header {}",
-                    fields.len(),
-                    header.len()
-                ),
-            ));
-        }
-        if fields[0] != epoch.to_string() {
-            return Err((
-                "metrics.csv",
-                format!("row {epoch} is of epoch {:?}", fields[0]),
-            ));
-        }
-        // The line `MetricsFiles::append` writes for these values: the
-        // JSON of an `EpochRecord`, with the columns in the header's order.
-        let mut want = format!("{{\"epoch\":{epoch}");
-        for (name, text) in header.iter().zip(&fields).skip(1) {
-            let value: f64 = match text.parse() {
-                Ok(v) if f64::to_string(&v) == *text => v,
-                _ => {
-                    return Err((
-                        "metrics.csv",
-                        format!("the row of epoch {epoch} has {name} = {text:?}, not a number"),
-                    ))
-                }
-            };
-            let key = serde_json::to_string(name).expect("a string serializes");
-            let value = serde_json::to_string(&value).expect("a number serializes");
-            want.push_str(&format!(",{key}:{value}"));
-        }
-        want.push('}');
-        if *json != want {
-            return Err((
-                "metrics.csv",
-                format!(
-                    "the row of epoch {epoch} differs from line {epoch} of metrics.jsonl \
-                     (one of the two is damaged)"
-                ),
-            ));
-        }
-    }
-    Ok(Kept { csv, jsonl })
 }
 
 fn run_epochs(
