@@ -273,6 +273,35 @@ fn a_killed_sweep_resumes_to_the_same_results() {
     assert!(e.contains("no runs"), "{e}");
 }
 
+/// Where every value of a group diverged, `--select` chooses none and says
+/// so (it once chose the first).
+#[test]
+fn select_chooses_nothing_where_every_value_diverged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_idx(&data, 200, 50);
+    let sweep = format!(
+        "out = \"s\"\n[base]\ndataset = \"idx\"\ndata_dir = \"{}\"\nclasses = 4\nval_size = 50\n\
+         epochs = 2\nbatch_size = 20\nhidden = \"1x8\"\nthreads = 1\noutput = \"identity\"\n\
+         [grid]\nrule = [\"bp\"]\nlr = [1e30, 1e31]\nseed = [1]\n",
+        data.display()
+    );
+    std::fs::write(tmp.path().join("d.toml"), sweep).unwrap();
+    let status = biprop(&["sweep", "d.toml"], tmp.path()).wait().unwrap();
+    assert!(status.success());
+    let runs = report::collect(&tmp.path().join("s")).unwrap();
+    let (kept, choices) = report::select(&runs, "lr").unwrap();
+    assert_eq!(choices.len(), 1);
+    assert!(choices[0]
+        .scores
+        .iter()
+        .all(|(_, s)| s.is_some_and(f64::is_infinite)));
+    assert_eq!(choices[0].chosen, None);
+    assert!(kept.is_empty());
+    let md = report::choices_markdown("lr", &choices);
+    assert!(md.contains("none: every value diverged"), "{md}");
+}
+
 /// `report --select lr` keeps, for each rule, the learning rate of lowest
 /// mean best validation error on the seeds every rate ran with (here seed 1:
 /// seed 2 exists only at the chosen rate, added by a second sweep of grid

@@ -308,10 +308,16 @@ pub fn choices_markdown(key: &str, choices: &[Choice]) -> String {
             };
             out.push_str(&format!(" {text} |"));
         }
-        out.push_str(&format!(
-            " {} |\n",
-            c.chosen.as_deref().unwrap_or("(waiting for runs)")
-        ));
+        let every_value_diverged = !c.scores.is_empty()
+            && c.scores
+                .iter()
+                .all(|(_, s)| s.is_some_and(f64::is_infinite));
+        let chosen = match c.chosen.as_deref() {
+            Some(v) => v,
+            None if every_value_diverged => "none: every value diverged",
+            None => "(waiting for runs)",
+        };
+        out.push_str(&format!(" {chosen} |\n"));
     }
     out
 }

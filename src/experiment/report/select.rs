@@ -116,9 +116,10 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
         let chosen = if !complete || scores.iter().any(|(_, s)| s.is_none()) {
             None
         } else {
+            // A diverged value is never chosen, even where every one diverged.
             scores
                 .iter()
-                .filter(|(_, s)| !s.is_some_and(f64::is_nan))
+                .filter(|(_, s)| s.is_some_and(f64::is_finite))
                 .min_by(|a, b| a.1.unwrap().total_cmp(&b.1.unwrap()))
                 .map(|(v, _)| v.clone())
         };
