@@ -45,6 +45,14 @@ fn config(normalize: Normalize, augment: Augment, epochs: usize) -> RunConfig {
     }
 }
 
+/// Options of a run that writes its folder (and checkpoint) into `dir`.
+fn saving_to(dir: &std::path::Path) -> RunOptions {
+    RunOptions {
+        out_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    }
+}
+
 fn forward_tensors(net: &biprop::network::Network) -> Vec<Vec<f32>> {
     net.named_tensors("forward")
         .iter()
@@ -123,10 +131,7 @@ fn standardizing_is_training_on_images_standardized_by_hand() {
 fn predictions_standardize_raw_inputs_with_the_stored_statistics() {
     let sp = splits(images(64, 2));
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
+    let opts = saving_to(dir.path());
     let cfg = config(Normalize::Channel, Augment::None, 1);
     let done = run::run(&cfg, &sp, &opts).unwrap();
     let ck = Checkpoint::load(&dir.path().join("checkpoint.safetensors")).unwrap();
@@ -167,10 +172,7 @@ fn a_resumed_standardized_run_is_the_whole_run() {
     let cfg = |epochs| config(Normalize::Channel, Augment::FlipCrop, epochs);
     let whole = run::run(&cfg(3), &sp, &RunOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
+    let opts = saving_to(dir.path());
     run::run(&cfg(1), &sp, &opts).unwrap();
     let resumed = run::run(
         &cfg(3),
@@ -208,10 +210,7 @@ fn rewritten(
 fn stored_statistics_are_checked_when_read() {
     let sp = splits(images(48, 5));
     let dir = tempfile::tempdir().unwrap();
-    let opts = RunOptions {
-        out_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
+    let opts = saving_to(dir.path());
     let cfg = config(Normalize::Channel, Augment::None, 1);
     run::run(&cfg, &sp, &opts).unwrap();
     let ck = Checkpoint::load(&dir.path().join("checkpoint.safetensors")).unwrap();

@@ -177,12 +177,7 @@ pub fn forecast(
     let refusal = resources::check_plan(cfg, data.image, &plan, &extras)
         .err()
         .map(|e| e.to_string());
-    let compute = Compute {
-        per_sample: resources::flops_per_sample(cfg.rule, &plan),
-        forward: resources::forward_flops(&plan),
-        train_samples: data.train_samples(cfg),
-        eval_samples: data.eval_samples(cfg),
-    };
+    let compute = Compute::of(cfg, &plan, &data);
     let parameters = plan
         .iter()
         .map(|(k, ..)| {
@@ -195,9 +190,7 @@ pub fn forecast(
     let gemm_shape = largest_product(&plan, cfg.batch_size);
     // A refused thread count is measured on the threads there are.
     let threads = threads.min(crate::tensor::thread_limit()).max(1);
-    let convolutional = plan
-        .iter()
-        .any(|(k, ..)| matches!(k, Kind::Conv2d(_) | Kind::ConvTranspose(_)));
+    let convolutional = plan.iter().any(|(k, ..)| k.is_convolution());
     // Steps are timed only where the trainer is sure to fit: a forecast
     // allocates nothing large.
     let (gflops, steps_timed) = if convolutional && refusal.is_none() && fits {

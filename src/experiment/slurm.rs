@@ -74,19 +74,8 @@ pub fn cell_seconds(cell: &Cell) -> f64 {
     let (epoch, rate) =
         c.network_plan(data.image, data.classes)
             .map_or((0.0, MLP_CORE_FLOPS), |plan| {
-                let convolutional = plan.iter().any(|(k, ..)| {
-                    matches!(
-                        k,
-                        crate::layers::Kind::Conv2d(_) | crate::layers::Kind::ConvTranspose(_)
-                    )
-                });
-                let epoch = resources::Compute {
-                    per_sample: resources::flops_per_sample(c.rule, &plan),
-                    forward: resources::forward_flops(&plan),
-                    train_samples: data.train_samples(c),
-                    eval_samples: data.eval_samples(c),
-                }
-                .epoch();
+                let convolutional = plan.iter().any(|(k, ..)| k.is_convolution());
+                let epoch = resources::Compute::of(c, &plan, &data).epoch();
                 (
                     epoch,
                     if convolutional {
@@ -329,14 +318,7 @@ mod tests {
         let c = &cell.config;
         let data = data_shape(c);
         let plan = c.network_plan(data.image, data.classes).unwrap();
-        let flops = resources::Compute {
-            per_sample: resources::flops_per_sample(c.rule, &plan),
-            forward: resources::forward_flops(&plan),
-            train_samples: data.train_samples(c),
-            eval_samples: data.eval_samples(c),
-        }
-        .epoch()
-            * 100.0;
+        let flops = resources::Compute::of(c, &plan, &data).epoch() * 100.0;
         assert_eq!(cell_seconds(cell), 2.0 * (flops / CONV_CORE_FLOPS + 60.0));
         assert!(cell_seconds(cell) > 2.0 * flops / 12e9);
     }

@@ -539,6 +539,12 @@ impl Kind {
         }
     }
 
+    /// True for a convolution or its transpose: a layer whose step is far
+    /// from its FLOPs at the GEMM's rate (patch copies, short products).
+    pub fn is_convolution(&self) -> bool {
+        matches!(self, Kind::Conv2d(_) | Kind::ConvTranspose(_))
+    }
+
     /// Multiply-adds of one sample's forward product (saturating: a layer
     /// too large to build still has a count, for the estimates that refuse it).
     pub fn macs(&self) -> usize {

@@ -35,6 +35,18 @@ pub struct DataShape {
     pub test: usize,
 }
 
+impl Compute {
+    /// The compute of an epoch of `cfg` with the layers `plan` on `data`.
+    pub fn of(cfg: &RunConfig, plan: &[Planned], data: &DataShape) -> Self {
+        Compute {
+            per_sample: flops_per_sample(cfg.rule, plan),
+            forward: forward_flops(plan),
+            train_samples: data.train_samples(cfg),
+            eval_samples: data.eval_samples(cfg),
+        }
+    }
+}
+
 impl DataShape {
     /// The sizes of `cfg`'s data set: MNIST's and CIFAR-10's are known; an
     /// `idx` data set's are read from its image files' headers.
