@@ -302,6 +302,38 @@ fn select_chooses_nothing_where_every_value_diverged() {
     assert!(md.contains("none: every value diverged"), "{md}");
 }
 
+/// Where another setting is swept beside the selected one (a forward rate
+/// beside a feedback rate), each group is chosen on its own and its row
+/// names that setting: two rows of one rule must not read the same.
+#[test]
+fn select_names_each_group_by_the_other_swept_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_idx(&data, 200, 50);
+    let sweep = format!(
+        "out = \"s\"\n[base]\ndataset = \"idx\"\ndata_dir = \"{}\"\nclasses = 4\nval_size = 50\n\
+         epochs = 1\nbatch_size = 20\nhidden = \"1x8\"\nthreads = 1\noutput = \"identity\"\n\
+         [grid]\nrule = [\"bp\"]\nmomentum = [0.0, 0.5]\nlr = [0.003, 0.03]\nseed = [1]\n",
+        data.display()
+    );
+    std::fs::write(tmp.path().join("d.toml"), sweep).unwrap();
+    let status = biprop(&["sweep", "d.toml"], tmp.path()).wait().unwrap();
+    assert!(status.success());
+    let runs = report::collect(&tmp.path().join("s")).unwrap();
+    let (kept, choices) = report::select(&runs, "lr").unwrap();
+    let groups: Vec<&str> = choices.iter().map(|c| c.group.as_str()).collect();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(
+        groups.iter().any(|g| g.ends_with("momentum=0.0")),
+        "{groups:?}"
+    );
+    assert!(
+        groups.iter().any(|g| g.ends_with("momentum=0.5")),
+        "{groups:?}"
+    );
+    assert_eq!(kept.len(), 2, "one rate for each momentum");
+}
+
 /// `report --select lr` keeps, for each rule, the learning rate of lowest
 /// mean best validation error on the seeds every rate ran with (here seed 1:
 /// seed 2 exists only at the chosen rate, added by a second sweep of grid

@@ -5,15 +5,15 @@
 use crate::activation::Activation;
 use crate::tensor::{gemm_then, Matrix, View};
 
-/// `y[..m] = f(x W^T + b)`, `m = x.nrows()`, one bias per column of `y`.
+/// `y[..m] = f(x w + b)`, `m = x.nrows()`, one bias per column of `y`;
+/// `w` is `W^T`, as a transposed view of `W` or as a copy laid out so.
 pub(super) fn affine(
     y: &mut Matrix,
     x: View<'_>,
-    weight: &Matrix,
+    w: View<'_>,
     bias: &[f32],
     activation: Option<Activation>,
 ) {
-    let w = weight.view().t();
     match activation {
         None => gemm_then(y, false, 1.0, x, w, &|block| {
             let cols = block.cols.clone();

@@ -45,6 +45,11 @@ pub struct Workspace {
     /// `dpatches` then hold each tap's channels side by side, and the
     /// scatter to the input copies contiguous runs (empty otherwise).
     pub path_tap_major: Matrix,
+    /// `W^T` `[C kh kw, out]`, copied from the weight before each forward
+    /// product: the patches times a row-major `W^T` run faster than times
+    /// `W` read transposed (12800x800x64: 7.1 against 9.4 ms a product on
+    /// two threads of an AMD EPYC, `examples/conv_forward_layout.rs`).
+    pub weight_t: Matrix,
 }
 
 impl Conv2d {
@@ -140,6 +145,7 @@ impl Conv2d {
             patches: Matrix::zeros(m, k),
             dpatches: Matrix::zeros(if with_input_error { m } else { 0 }, k),
             path_tap_major: Matrix::zeros(if tap_major { self.out_channels } else { 0 }, k),
+            weight_t: Matrix::zeros(k, self.out_channels),
         }
     }
 }
@@ -332,9 +338,22 @@ pub(super) fn forward(
     let m = rows * g.positions();
     im2col(g, x.rows_slice(rows), ws.patches.rows_slice_mut(m), rows);
     // One row per output position for the product, one per sample outside.
+    let (k, out) = (g.patch_len(), g.out_channels);
+    let wt = ws.weight_t.as_mut_slice();
+    for (o, row) in weight.as_slice().chunks_exact(k).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            wt[j * out + o] = v;
+        }
+    }
     let (yr, yc) = y.shape();
     y.reshape(yr * g.positions(), g.out_channels);
-    super::affine::affine(y, ws.patches.rows_view(m), weight, bias, activation);
+    super::affine::affine(
+        y,
+        ws.patches.rows_view(m),
+        ws.weight_t.view(),
+        bias,
+        activation,
+    );
     y.reshape(yr, yc);
 }
 

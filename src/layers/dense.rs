@@ -24,7 +24,7 @@ pub(super) fn forward(
     y: &mut Matrix,
     rows: usize,
 ) {
-    super::affine::affine(y, x.rows_view(rows), weight, bias, activation);
+    super::affine::affine(y, x.rows_view(rows), weight.view().t(), bias, activation);
 }
 
 /// `dst = sign(w)^T .* magnitude`: `dst[i][o] = sign(w[o][i]) * magnitude(k)`

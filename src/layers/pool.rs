@@ -4,7 +4,49 @@
 //! spreads it evenly; every rule routes errors through them the same way.
 
 use super::shape::{by_samples, by_samples2, Layout, Shape};
+use crate::activation::{vectorized, Kernel};
 use crate::tensor::Matrix;
+
+/// Channels-last max-pooling of one sample (`Pool::argmax_windows`),
+/// compiled for the CPU's vector unit: the running maxima and their
+/// positions are updated with selects, not branches, so a tap's channels
+/// go through in vectors; the comparisons are the scalar loop's, so are
+/// the winners.
+struct MaxWindowsHwc<'a>(&'a Pool, &'a [f32], &'a mut [u32], &'a mut [f32]);
+
+impl Kernel for MaxWindowsHwc<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let MaxWindowsHwc(p, xs, am, ys) = self;
+        let out = p.output();
+        let (inp, k, s) = (p.input, p.size, p.stride);
+        for oy in 0..out.h {
+            for ox in 0..out.w {
+                let o = Layout::Hwc.index(out, 0, oy, ox);
+                let am = &mut am[o..o + out.c];
+                let best = &mut ys[o..o + out.c];
+                let first = Layout::Hwc.index(inp, 0, oy * s, ox * s);
+                best.copy_from_slice(&xs[first..first + inp.c]);
+                for (c, a) in am.iter_mut().enumerate() {
+                    *a = (first + c) as u32;
+                }
+                // The first tap is the start; a tap never beats itself.
+                for (dy, dx) in (0..k).flat_map(|dy| (0..k).map(move |dx| (dy, dx))).skip(1) {
+                    let at = Layout::Hwc.index(inp, 0, oy * s + dy, ox * s + dx);
+                    let taps = &xs[at..at + inp.c];
+                    let at = at as u32;
+                    for (c, ((a, b), &v)) in
+                        am.iter_mut().zip(best.iter_mut()).zip(taps).enumerate()
+                    {
+                        let wins = v > *b;
+                        *b = if wins { v } else { *b };
+                        *a = if wins { at + c as u32 } else { *a };
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// Which pooling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,35 +126,7 @@ impl Pool {
                     }
                 }
             }
-            Layout::Hwc => {
-                for oy in 0..out.h {
-                    for ox in 0..out.w {
-                        let o = Layout::Hwc.index(out, 0, oy, ox);
-                        let am = &mut am[o..o + out.c];
-                        let best = &mut ys[o..o + out.c];
-                        let first = Layout::Hwc.index(inp, 0, oy * s, ox * s);
-                        best.copy_from_slice(&xs[first..first + inp.c]);
-                        for (c, a) in am.iter_mut().enumerate() {
-                            *a = (first + c) as u32;
-                        }
-                        // The first tap is the start; a tap never beats itself.
-                        for (dy, dx) in (0..k).flat_map(|dy| (0..k).map(move |dx| (dy, dx))).skip(1)
-                        {
-                            let at = Layout::Hwc.index(inp, 0, oy * s + dy, ox * s + dx);
-                            let taps = &xs[at..at + inp.c];
-                            let at = at as u32;
-                            for (c, ((a, b), &v)) in
-                                am.iter_mut().zip(best.iter_mut()).zip(taps).enumerate()
-                            {
-                                if v > *b {
-                                    *b = v;
-                                    *a = at + c as u32;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            Layout::Hwc => vectorized(MaxWindowsHwc(self, xs, am, ys)),
         }
     }
 

@@ -50,13 +50,38 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
             .or_default()
             .push((value, r));
     }
-    let label_of = |r: &RunResult| {
-        format!(
+    // Settings that differ between groups besides the data set, the
+    // network and the rule (another swept key, such as the forward rate
+    // beside a feedback rate) name the group too, or two groups would read
+    // the same.
+    let tables: Vec<toml::Table> = groups
+        .keys()
+        .map(|k| k.parse().expect("a serialized table parses"))
+        .collect();
+    let mut varying: Vec<&String> = tables.iter().flat_map(|t| t.keys()).collect();
+    varying.sort();
+    varying.dedup();
+    varying.retain(|k| {
+        !["dataset", "rule", "hidden", "net", "layers"].contains(&k.as_str())
+            && tables.iter().any(|t| t.get(*k) != tables[0].get(*k))
+    });
+    let label_of = |r: &RunResult, table: &toml::Table| {
+        let mut label = format!(
             "{} {} {}",
             r.config.dataset.name(),
             r.config.architecture(),
             r.config.rule.name()
-        )
+        );
+        for k in &varying {
+            let v = match table.get(*k) {
+                Some(toml::Value::String(v)) => v.clone(),
+                Some(toml::Value::Float(v)) => format!("{v:?}"),
+                Some(v) => v.to_string(),
+                None => "none".into(),
+            };
+            label.push_str(&format!(" {k}={v}"));
+        }
+        label
     };
     // Every value any group was run with: a group still missing one (a
     // sweep in progress) is not decided yet.
@@ -68,7 +93,7 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
     }
     let mut kept = Vec::new();
     let mut choices = Vec::new();
-    for members in groups.values() {
+    for (members, table) in groups.values().zip(&tables) {
         let mut values: Vec<&String> = Vec::new();
         for (v, _) in members {
             if !values.contains(&v) {
@@ -132,7 +157,7 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
             );
         }
         choices.push(Choice {
-            group: label_of(members[0].1),
+            group: label_of(members[0].1, table),
             seeds: common,
             scores,
             chosen,
