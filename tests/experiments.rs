@@ -273,23 +273,29 @@ fn a_killed_sweep_resumes_to_the_same_results() {
     assert!(e.contains("no runs"), "{e}");
 }
 
-/// Where every value of a group diverged, `--select` chooses none and says
-/// so (it once chose the first).
-#[test]
-fn select_chooses_nothing_where_every_value_diverged() {
+/// The runs of a sweep of a small BP network on 200 random images for
+/// `epochs` epochs, seed 1, over the grid lines `grid`.
+fn small_sweep(epochs: usize, grid: &str) -> Vec<report::RunResult> {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     common::write_idx(&data, 200, 50);
     let sweep = format!(
         "out = \"s\"\n[base]\ndataset = \"idx\"\ndata_dir = \"{}\"\nclasses = 4\nval_size = 50\n\
-         epochs = 2\nbatch_size = 20\nhidden = \"1x8\"\nthreads = 1\noutput = \"identity\"\n\
-         [grid]\nrule = [\"bp\"]\nlr = [1e30, 1e31]\nseed = [1]\n",
+         epochs = {epochs}\nbatch_size = 20\nhidden = \"1x8\"\nthreads = 1\noutput = \"identity\"\n\
+         [grid]\n{grid}\nseed = [1]\n",
         data.display()
     );
     std::fs::write(tmp.path().join("d.toml"), sweep).unwrap();
     let status = biprop(&["sweep", "d.toml"], tmp.path()).wait().unwrap();
     assert!(status.success());
-    let runs = report::collect(&tmp.path().join("s")).unwrap();
+    report::collect(&tmp.path().join("s")).unwrap()
+}
+
+/// Where every value of a group diverged, `--select` chooses none and says
+/// so (it once chose the first).
+#[test]
+fn select_chooses_nothing_where_every_value_diverged() {
+    let runs = small_sweep(2, "rule = [\"bp\"]\nlr = [1e30, 1e31]");
     let (kept, choices) = report::select(&runs, "lr").unwrap();
     assert_eq!(choices.len(), 1);
     assert!(choices[0]
@@ -307,19 +313,10 @@ fn select_chooses_nothing_where_every_value_diverged() {
 /// names that setting: two rows of one rule must not read the same.
 #[test]
 fn select_names_each_group_by_the_other_swept_settings() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    common::write_idx(&data, 200, 50);
-    let sweep = format!(
-        "out = \"s\"\n[base]\ndataset = \"idx\"\ndata_dir = \"{}\"\nclasses = 4\nval_size = 50\n\
-         epochs = 1\nbatch_size = 20\nhidden = \"1x8\"\nthreads = 1\noutput = \"identity\"\n\
-         [grid]\nrule = [\"bp\"]\nmomentum = [0.0, 0.5]\nlr = [0.003, 0.03]\nseed = [1]\n",
-        data.display()
+    let runs = small_sweep(
+        1,
+        "rule = [\"bp\"]\nmomentum = [0.0, 0.5]\nlr = [0.003, 0.03]",
     );
-    std::fs::write(tmp.path().join("d.toml"), sweep).unwrap();
-    let status = biprop(&["sweep", "d.toml"], tmp.path()).wait().unwrap();
-    assert!(status.success());
-    let runs = report::collect(&tmp.path().join("s")).unwrap();
     let (kept, choices) = report::select(&runs, "lr").unwrap();
     let groups: Vec<&str> = choices.iter().map(|c| c.group.as_str()).collect();
     assert_eq!(groups.len(), 2, "{groups:?}");
