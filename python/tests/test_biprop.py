@@ -539,3 +539,24 @@ def test_normalize_travels_with_the_checkpoint(mnist, tmp_path):
     assert not np.array_equal(raw.weights["forward.0.weight"], run.weights["forward.0.weight"])
     with pytest.raises(ValueError, match="normalize = channel"):
         biprop.Trainer(sizes=[784, 10], normalize="channel")
+
+
+def test_generate_gives_pixels_for_a_standardized_conv_bfa(tmp_path):
+    """A BFA run on standardized inputs learns to reconstruct standardized
+    images; `generate` turns them back into pixels with the run's own
+    statistics: what the same feedback network generates without them, times
+    the deviation, plus the mean."""
+    settings = dict(SUBSET_SETTINGS, net="lenet-mnist", rule="bfa", bfa_output="identity",
+                    output="softmax-ce", lr=1e-3, batch_size=50, epochs=1, train_limit=200,
+                    seed=2, threads=1)
+    biprop.train(settings, normalize="channel", out=tmp_path / "n", progress=False)
+    t = biprop.load(tmp_path / "n" / "checkpoint.safetensors")
+    mean, std = t.input_statistics
+    pixels = t.generate([0, 1, 2])
+    same = biprop.Trainer(net="lenet-mnist", rule="bfa", bfa_output="identity",
+                          output="softmax-ce", seed=9)
+    same.load_state_dict(t.state_dict())
+    standardized = same.generate([0, 1, 2])
+    assert pixels.shape == standardized.shape == (3, 28 * 28)
+    assert not np.allclose(pixels, standardized)
+    np.testing.assert_allclose(pixels, standardized * std[0] + mean[0], rtol=1e-6, atol=1e-6)

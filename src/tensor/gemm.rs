@@ -65,7 +65,7 @@ pub fn gemm_then(
         backend,
         beta,
         alpha,
-        by_cols: cut_by_columns(backend, a.transposed, b.transposed),
+        by_cols: cut_by_columns(backend, (m, n), a.transposed, b.transposed),
         epilogue,
     };
     let start = recording().then(std::time::Instant::now);
@@ -100,7 +100,28 @@ pub fn gemm_then(
 /// and 0.914 with column halves (medians of 8 alternated `biprop bench
 /// --breakdown` runs of BP 2x800 with a switch that was not kept); cutting
 /// the weight gradient by columns made it slower (0.94 against 0.83).
-fn cut_by_columns(backend: GemmBackend, a_transposed: bool, b_transposed: bool) -> bool {
+///
+/// Where one side of the output is at least [`LOPSIDED`] times the other,
+/// the cut halves the long side: each thread then reads half of the large
+/// operand and all of the small one, where the other cut would have both
+/// threads read all of the large one. A convolution's weight gradient
+/// `delta^T P` (64x12800x800 on lenet-cifar's second layer) is cut by
+/// columns so (with faer, on two threads of a 2-vCPU AMD EPYC: 9.4 ms
+/// with row halves, 8.0 with column halves, medians of 3 alternated
+/// `biprop bench --net lenet-cifar --rule bp --breakdown` runs), and its
+/// forward product (12800x800x64) by rows.
+fn cut_by_columns(
+    backend: GemmBackend,
+    (m, n): (usize, usize),
+    a_transposed: bool,
+    b_transposed: bool,
+) -> bool {
+    if n >= LOPSIDED * m {
+        return true;
+    }
+    if m >= LOPSIDED * n {
+        return false;
+    }
     match backend {
         GemmBackend::Gemm => b_transposed || !a_transposed,
         GemmBackend::Faer | GemmBackend::Auto => b_transposed,
@@ -128,6 +149,12 @@ impl<'a> Block<'a> {
         })
     }
 }
+
+/// How many times longer one side of a product's output must be than the
+/// other for [`cut_by_columns`] to halve the long side whatever the layout.
+/// The products of the paper's MLPs (batch 128, widths 400 to 3072) are
+/// below it and keep the cuts measured for them.
+const LOPSIDED: usize = 8;
 
 /// The fixed part of one [`gemm_then`] call.
 struct Task<'e> {
@@ -185,5 +212,29 @@ impl Task<'_> {
                 || self.run(d1, a1, b, (r + at, c), parts - left),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lopsided output is cut along its long side with either backend and
+    /// in any layout; the paper's MLP products keep the cuts measured for
+    /// each backend.
+    #[test]
+    fn lopsided_products_are_cut_along_their_long_side() {
+        for backend in GemmBackend::CONCRETE {
+            for (at, bt) in [(false, false), (true, false), (false, true), (true, true)] {
+                assert!(cut_by_columns(backend, (64, 800), at, bt), "{backend:?}");
+                assert!(!cut_by_columns(backend, (12800, 64), at, bt), "{backend:?}");
+            }
+        }
+        // 128x784x800 forward (W read transposed), input and weight gradients.
+        assert!(cut_by_columns(GemmBackend::Faer, (128, 800), false, true));
+        assert!(!cut_by_columns(GemmBackend::Faer, (128, 784), false, false));
+        assert!(!cut_by_columns(GemmBackend::Faer, (800, 784), true, false));
+        assert!(cut_by_columns(GemmBackend::Gemm, (128, 784), false, false));
+        assert!(!cut_by_columns(GemmBackend::Gemm, (800, 784), true, false));
     }
 }

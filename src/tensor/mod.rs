@@ -218,6 +218,10 @@ mod tests {
             (128, 800, 784),
             (128, 800, 800),
             (800, 128, 784),
+            // Lopsided outputs, cut along their long side: a convolution's
+            // weight gradient and its forward product.
+            (40, 1700, 800),
+            (3000, 150, 40),
         ] {
             split_matches_sequential(m, k, n);
         }
