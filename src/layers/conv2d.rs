@@ -338,13 +338,7 @@ pub(super) fn forward(
     let m = rows * g.positions();
     im2col(g, x.rows_slice(rows), ws.patches.rows_slice_mut(m), rows);
     // One row per output position for the product, one per sample outside.
-    let (k, out) = (g.patch_len(), g.out_channels);
-    let wt = ws.weight_t.as_mut_slice();
-    for (o, row) in weight.as_slice().chunks_exact(k).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            wt[j * out + o] = v;
-        }
-    }
+    weight.transpose_into(&mut ws.weight_t);
     let (yr, yc) = y.shape();
     y.reshape(yr * g.positions(), g.out_channels);
     super::affine::affine(

@@ -110,12 +110,18 @@ impl Matrix {
     /// The transpose, as a new matrix (for setup and tests, not the hot path).
     pub fn transposed(&self) -> Matrix {
         let mut t = Matrix::zeros(self.cols, self.rows);
-        for r in 0..self.rows {
-            for c in 0..self.cols {
-                t.data[c * self.rows + r] = self.data[r * self.cols + c];
+        self.transpose_into(&mut t);
+        t
+    }
+
+    /// Writes the transpose into `dst`, which must be `cols x rows`.
+    pub fn transpose_into(&self, dst: &mut Matrix) {
+        assert_eq!(dst.shape(), (self.cols, self.rows), "transpose: shape");
+        for (r, row) in self.data.chunks_exact(self.cols.max(1)).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                dst.data[c * self.rows + r] = v;
             }
         }
-        t
     }
 
     /// Copies `other` into `self`; shapes must match.

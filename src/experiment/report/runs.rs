@@ -208,6 +208,16 @@ pub fn variants(runs: &[RunResult]) -> Vec<String> {
     variants_ignoring(runs, &[])
 }
 
+/// A setting's value as tables and labels show it: strings bare, floats
+/// short (Debug keeps 1e30 short where Display writes 31 digits).
+pub(super) fn setting_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(v) => v.clone(),
+        toml::Value::Float(v) => format!("{v:?}"),
+        v => v.to_string(),
+    }
+}
+
 /// [`variants`], with the keys in `ignore` never splitting a group either
 /// (a key chosen per group by `select`).
 fn variants_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<String> {
@@ -236,10 +246,7 @@ fn variants_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<String> {
                 .iter()
                 .filter(|k| !unused.contains(&k.as_str()))
                 .map(|k| match t.get(*k) {
-                    Some(toml::Value::String(v)) => format!("{k}={v}"),
-                    // Debug keeps 1e30 short where Display writes 31 digits.
-                    Some(toml::Value::Float(v)) => format!("{k}={v:?}"),
-                    Some(v) => format!("{k}={v}"),
+                    Some(v) => format!("{k}={}", setting_text(v)),
                     None => format!("{k}=unset"),
                 })
                 .collect::<Vec<_>>()

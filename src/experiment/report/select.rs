@@ -1,7 +1,7 @@
 //! Choosing a setting per cell on the validation split (`biprop report
 //! --select lr`): the runs kept, and the choice made for each cell.
 
-use super::runs::RunResult;
+use super::runs::{setting_text, RunResult};
 use super::stats::mean_std;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -40,11 +40,7 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
         for k in ["seed", "threads", "data_dir", "gemm"] {
             t.remove(k);
         }
-        let value = match value {
-            toml::Value::String(v) => v,
-            toml::Value::Float(v) => format!("{v:?}"),
-            v => v.to_string(),
-        };
+        let value = setting_text(&value);
         groups
             .entry(toml::to_string(&t).expect("a table serializes"))
             .or_default()
@@ -73,12 +69,7 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
             r.config.rule.name()
         );
         for k in &varying {
-            let v = match table.get(*k) {
-                Some(toml::Value::String(v)) => v.clone(),
-                Some(toml::Value::Float(v)) => format!("{v:?}"),
-                Some(v) => v.to_string(),
-                None => "none".into(),
-            };
+            let v = table.get(*k).map_or("none".into(), setting_text);
             label.push_str(&format!(" {k}={v}"));
         }
         label
