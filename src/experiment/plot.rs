@@ -177,7 +177,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         (
             r.config.dataset.name().to_string(),
             r.config.architecture(),
-            variants[i].clone(),
+            variants[i].table.clone(),
         )
     };
     let mut keys: Vec<(String, String, String)> = Vec::new();
@@ -189,12 +189,27 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     }
     let mut files = Vec::new();
     for (ds, hidden, variant) in keys {
-        let of = |rule: RuleKind| -> Vec<&RunResult> {
+        let at = |rule: RuleKind| -> Vec<usize> {
             (0..runs.len())
                 .filter(|&i| key_of(i) == (ds.clone(), hidden.clone(), variant.clone()))
-                .map(|i| &runs[i])
-                .filter(|r| r.config.rule == rule)
+                .filter(|&i| runs[i].config.rule == rule)
                 .collect()
+        };
+        let of = |rule: RuleKind| -> Vec<&RunResult> {
+            at(rule).into_iter().map(|i| &runs[i]).collect()
+        };
+        // A setting of the rule's own (its tuned rate) goes into its label.
+        let label = |rule: RuleKind, n: usize| {
+            let cell = at(rule)
+                .first()
+                .map_or(String::new(), |&i| variants[i].cell.clone());
+            let name = rule.name().to_uppercase();
+            match (n, cell.is_empty()) {
+                (0, true) => name,
+                (0, false) => format!("{name} {cell}"),
+                (n, true) => format!("{name} (n={n})"),
+                (n, false) => format!("{name} (n={n}) {cell}"),
+            }
         };
         // File names and titles carry the variant: `_feedback_scale-sender`.
         let suffix: String = variant
@@ -212,7 +227,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             let rs = of(rule);
             if !rs.is_empty() {
                 series.push(Series {
-                    label: format!("{} (n={})", rule.name().to_uppercase(), rs.len()),
+                    label: label(rule, rs.len()),
                     color: ci,
                     points: curve(&rs, "test_error", 100.0),
                 });
@@ -239,7 +254,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                     let pts = curve(&rs, &format!("align_update_{i}"), 1.0);
                     if !pts.is_empty() {
                         series.push(Series {
-                            label: rule.name().to_uppercase(),
+                            label: label(rule, 0),
                             color: ci,
                             points: pts,
                         });

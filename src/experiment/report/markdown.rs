@@ -5,7 +5,7 @@ use super::runs::Group;
 use super::select::Choice;
 use super::stats::{self, mean_std, Distance, Reversal};
 use crate::data::DatasetKind;
-use crate::experiment::paper;
+use crate::experiment::{biotorch, paper};
 use crate::rules::RuleKind;
 
 /// `mean ± std (n=N)`, and how many runs diverged or are unfinished.
@@ -105,8 +105,11 @@ pub fn markdown(groups: &[Group]) -> String {
             ("alignment and time", 2),
         ] {
             let paper_runs = gs.iter().any(|g| g.paper_protocol);
+            let biotorch_runs = gs.iter().any(|g| g.biotorch_protocol);
             let paper = match (pick, paper::table(ds)) {
                 (2, _) => "angle (°) between each rule's update and BP's gradient at the last epoch, mean over hidden layers · wall minutes per run".into(),
+                (0, _) if biotorch_runs => "(biotorch's published values are beside the next table: it reports the test error at the epoch of best validation error)".into(),
+                (1, _) if biotorch_runs => "(biotorch: its published LeNet value beside, jsalbert/biotorch Benchmarks.md)".into(),
                 (_, Some(t)) if paper_runs => {
                     format!("(paper: its Table {t} value, 300 epochs, 5 runs)")
                 }
@@ -114,8 +117,9 @@ pub fn markdown(groups: &[Group]) -> String {
                 (_, None) => "(no paper value for this data set)".into(),
             };
             out.push_str(&format!(
-                "### {}{variant} — {title}\n\nmean ± std over {seeds} seed(s) (n per cell), {epochs} epochs; {paper}\n\n",
+                "### {}{variant} — {title}\n\nmean ± std over {seeds} seed(s) (n per cell), {epochs} epochs; {paper}\n\n{}",
                 ds.name().to_uppercase(),
+                cell_settings(&gs, &rules, &archs),
             ));
             out.push_str(&rules_header(&rules));
             for a in &archs {
@@ -126,8 +130,11 @@ pub fn markdown(groups: &[Group]) -> String {
                         Some(g) => {
                             let v = if pick == 0 { &g.last } else { &g.best_val };
                             let ours = cell(v, g.diverged.len(), g.unfinished.len());
-                            match paper::published(ds, a, *r) {
-                                Some(p) if g.paper_protocol => format!("{ours} ({p:.2})"),
+                            match (paper::published(ds, a, *r), biotorch::published(a, *r)) {
+                                (Some(p), _) if g.paper_protocol => format!("{ours} ({p:.2})"),
+                                (_, Some(p)) if g.biotorch_protocol && pick == 1 => {
+                                    format!("{ours} ({p:.2})")
+                                }
                                 _ => ours,
                             }
                         }
@@ -141,7 +148,21 @@ pub fn markdown(groups: &[Group]) -> String {
         }
         if gs.iter().any(|g| g.paper_protocol) {
             out.push_str(&ranking_table(ds, &variant, &gs, &archs));
-            out.push_str(&distance_table(ds, &variant, &gs, &rules, &archs));
+            if let Some(t) = paper::table(ds) {
+                let to_paper = Reference::Paper(t);
+                out.push_str(&distance_table(ds, &variant, &gs, &rules, &archs, to_paper));
+            }
+        }
+        if gs.iter().any(|g| g.biotorch_protocol) {
+            let to_biotorch = Reference::Biotorch;
+            out.push_str(&distance_table(
+                ds,
+                &variant,
+                &gs,
+                &rules,
+                &archs,
+                to_biotorch,
+            ));
         }
     }
     out
@@ -196,6 +217,41 @@ fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) 
     out
 }
 
+/// `settings by cell: BP lr=0.01; FA lr=0.001` and a blank line: what a
+/// table's cells do not share (a rate tuned for each rule), a rule's
+/// settings once where every network of the table has them, else for each
+/// network. Empty when the cells share every setting.
+fn cell_settings(gs: &[&Group], rules: &[RuleKind], archs: &[&str]) -> String {
+    let mut parts = Vec::new();
+    for r in rules {
+        let of_rule: Vec<&&Group> = gs.iter().filter(|g| g.rule == *r).collect();
+        let Some(first) = of_rule.first() else {
+            continue;
+        };
+        let name = r.name().to_uppercase();
+        if of_rule
+            .iter()
+            .all(|g| g.cell_settings == first.cell_settings)
+        {
+            if !first.cell_settings.is_empty() {
+                parts.push(format!("{name} {}", first.cell_settings));
+            }
+            continue;
+        }
+        for a in archs {
+            if let Some(g) = of_rule.iter().find(|g| g.hidden == *a) {
+                if !g.cell_settings.is_empty() {
+                    parts.push(format!("{name} on {a} {}", g.cell_settings));
+                }
+            }
+        }
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!("settings by cell: {}\n\n", parts.join("; "))
+}
+
 /// `| model | BP | FA |` and its separator row: the head of every table
 /// whose columns are rules.
 fn rules_header(rules: &[RuleKind]) -> String {
@@ -209,33 +265,68 @@ fn rules_header(rules: &[RuleKind]) -> String {
     out
 }
 
-/// The distance of each cell to the paper's number, at the last epoch: in
-/// points, and in the cell's own standard deviations over seeds once it has
-/// two seeds, with those beyond two marked (the test of a reproduction).
-/// Empty when the data set has no paper table.
+/// Whose published numbers a distance table measures against.
+#[derive(Clone, Copy)]
+enum Reference {
+    /// The paper's Table 1 or 2, at the last epoch.
+    Paper(u8),
+    /// biotorch's LeNet benchmark, at the epoch of best validation error.
+    Biotorch,
+}
+
+impl Reference {
+    /// The reference's value for a group of its protocol, and our values
+    /// measured against it.
+    fn pair<'g>(self, g: &'g Group, arch: &str) -> Option<(f64, &'g [f64])> {
+        match self {
+            Reference::Paper(_) if g.paper_protocol => {
+                Some((paper::published(g.dataset, arch, g.rule)?, &g.last))
+            }
+            Reference::Biotorch if g.biotorch_protocol => {
+                Some((biotorch::published(arch, g.rule)?, &g.best_val))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The distance of each cell to a published number (the paper's at the
+/// last epoch, biotorch's at the best validation epoch): in points, and in
+/// the cell's own standard deviations over seeds once it has two seeds,
+/// with those beyond two marked (the test of a reproduction). Empty when
+/// no cell has a published number.
 fn distance_table(
     ds: DatasetKind,
     variant: &str,
     gs: &[&Group],
     rules: &[RuleKind],
     archs: &[&str],
+    reference: Reference,
 ) -> String {
-    let Some(t) = paper::table(ds) else {
-        return String::new();
+    let what = match reference {
+        Reference::Paper(t) => format!(
+            "distance to the paper\n\ntest error at the last epoch, ours minus the paper's Table {t} value"
+        ),
+        Reference::Biotorch => "distance to biotorch\n\ntest error at the epoch of best validation error, ours minus biotorch's published value".into(),
     };
     let mut out = format!(
-        "### {}{variant} — distance to the paper\n\ntest error at the last epoch, ours minus the paper's Table {t} value, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked\n\n",
+        "### {}{variant} — {what}, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked\n\n",
         ds.name().to_uppercase()
     );
     out.push_str(&rules_header(rules));
+    let mut any = false;
     for a in archs {
         out.push_str(&format!("| {a} |"));
         for r in rules {
-            let g = gs
+            let pair = gs
                 .iter()
-                .find(|g| g.hidden == *a && g.rule == *r && g.paper_protocol);
-            let text = match (g, paper::published(ds, a, *r)) {
-                (Some(g), Some(p)) if !g.last.is_empty() => distance(&g.last, p),
+                .find(|g| g.hidden == *a && g.rule == *r)
+                .and_then(|g| reference.pair(g, a));
+            let text = match pair {
+                Some((p, v)) if !v.is_empty() => {
+                    any = true;
+                    distance(v, p)
+                }
                 _ => "—".into(),
             };
             out.push_str(&format!(" {text} |"));
@@ -243,13 +334,17 @@ fn distance_table(
         out.push('\n');
     }
     out.push('\n');
-    out
+    if any {
+        out
+    } else {
+        String::new()
+    }
 }
 
 /// The groups as CSV: one row per data set, architecture and rule.
 pub fn csv_text(groups: &[Group]) -> String {
     let mut out = String::from(
-        "dataset,variant,hidden,rule,runs,diverged,unfinished,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper\n",
+        "dataset,variant,hidden,rule,runs,diverged,unfinished,epochs,test_error_last_mean,test_error_last_std,test_error_best_val_mean,test_error_best_val_std,paper,biotorch\n",
     );
     for g in groups {
         let (lm, ls) = mean_std(&g.last);
@@ -258,8 +353,12 @@ pub fn csv_text(groups: &[Group]) -> String {
             Some(p) if g.paper_protocol => p.to_string(),
             _ => String::new(),
         };
+        let b = match biotorch::published(&g.hidden, g.rule) {
+            Some(b) if g.biotorch_protocol => b.to_string(),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "{:?},\"{}\",{},{},{},{},{},{},{lm},{ls},{bm},{bs},{p}\n",
+            "{:?},\"{}\",{},{},{},{},{},{},{lm},{ls},{bm},{bs},{p},{b}\n",
             g.dataset,
             g.variant,
             g.hidden,

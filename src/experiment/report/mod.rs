@@ -14,7 +14,9 @@ mod select;
 mod stats;
 
 pub use markdown::{choices_markdown, csv_text, markdown};
-pub use runs::{collect, group, group_ignoring, is_paper_protocol, variants, Group, RunResult};
+pub use runs::{
+    collect, group, group_ignoring, is_paper_protocol, variants, Group, RunResult, Variant,
+};
 pub use select::{select, Choice};
 pub use stats::mean_std;
 
@@ -200,5 +202,120 @@ mod tests {
         let md = markdown(&groups);
         assert!(md.contains("| lenet-mnist | 0° · "), "{md}");
         assert!(md.contains("| 35.0° · "), "{md}");
+    }
+    /// A setting with one value in each cell (a rate tuned for each rule)
+    /// is named beside the cells in one table; one that varies within a
+    /// cell splits the table, as does the epoch count.
+    #[test]
+    fn settings_of_each_cell_stand_beside_it_in_one_table() {
+        let at = |rule: RuleKind, lr: f32, seed: u64| {
+            run(RunConfig {
+                rule,
+                lr,
+                seed,
+                momentum: 0.9,
+                epochs: 2,
+                ..Default::default()
+            })
+        };
+        let tuned = [
+            at(RuleKind::Bp, 0.01, 1),
+            at(RuleKind::Bp, 0.01, 2),
+            at(RuleKind::Fa, 0.001, 1),
+            at(RuleKind::Fa, 0.001, 2),
+        ];
+        let groups = group(&tuned);
+        assert_eq!(groups.len(), 2);
+        assert!(groups.iter().all(|g| g.variant.is_empty()));
+        let md = markdown(&groups);
+        assert_eq!(
+            md.matches("— test error (%) at the last epoch").count(),
+            1,
+            "{md}"
+        );
+        assert!(
+            md.contains("settings by cell: BP lr=0.01; FA lr=0.001\n"),
+            "{md}"
+        );
+        assert!(md.contains("| model | BP | FA |"), "{md}");
+
+        // FA at two rates: the rate is no longer the cell's.
+        let swept = [tuned[0].clone(), tuned[2].clone(), at(RuleKind::Fa, 0.1, 1)];
+        let md = markdown(&group(&swept));
+        assert!(!md.contains("settings by cell"), "{md}");
+        assert!(md.contains("### MNIST (lr=0.001) — test error"), "{md}");
+        assert!(md.contains("### MNIST (lr=0.1) — test error"), "{md}");
+
+        // A setting a rule ignores does not count against it: BP has
+        // no use for the feedback scale that sets FA's cells apart.
+        let mut fa = at(RuleKind::Fa, 0.001, 1);
+        fa.config.feedback_scale = Some(crate::rules::FeedbackScale::Receiver);
+        let md = markdown(&group(&[tuned[0].clone(), fa]));
+        assert!(
+            md.contains("settings by cell: BP lr=0.01; FA feedback_scale=receiver, lr=0.001"),
+            "{md}"
+        );
+
+        // Epochs always split: a caption names one epoch count.
+        let mut long = at(RuleKind::Fa, 0.001, 1);
+        long.config.epochs = 3;
+        long.epochs.push(long.epochs[0].clone());
+        let md = markdown(&group(&[tuned[0].clone(), long]));
+        assert!(md.contains("### MNIST (epochs=2) — test error"), "{md}");
+        assert!(md.contains("### MNIST (epochs=3) — test error"), "{md}");
+    }
+
+    /// biotorch's published number stands beside a cell of its LeNet
+    /// protocol, at the epoch of best validation error (where it picks its
+    /// model), with the distance to it; never beside another protocol.
+    #[test]
+    fn biotorch_numbers_only_beside_its_protocol() {
+        let benchmark = |rule: RuleKind, best: f64| {
+            let mut r = run(RunConfig {
+                rule,
+                net: Some(crate::layers::spec::Preset::LenetMnist),
+                epochs: 2,
+                batch_size: 64,
+                momentum: 0.9,
+                weight_decay: 1e-3,
+                lr_milestones: vec![50, 75],
+                lr_gamma: 0.1,
+                init: crate::rules::InitScheme::Xavier,
+                output: crate::loss::Output::SoftmaxCe,
+                ..Default::default()
+            });
+            for row in &mut r.epochs {
+                row.insert("test_error".into(), best);
+            }
+            r
+        };
+        let runs = [
+            benchmark(RuleKind::Bp, 0.0073),
+            benchmark(RuleKind::Bfa, 0.0217),
+        ];
+        let md = markdown(&group(&runs));
+        assert!(
+            md.contains("| lenet-mnist | 0.73 (n=1) (0.91) | 2.17 (n=1) |"),
+            "{md}"
+        );
+        // The last-epoch table points to it and has no number beside.
+        assert!(
+            md.contains("| lenet-mnist | 0.73 (n=1) | 2.17 (n=1) |"),
+            "{md}"
+        );
+        assert!(md.contains("distance to biotorch"), "{md}");
+        // 0.73 - 0.91
+        assert!(md.contains("| lenet-mnist | -0.18 (n=1) | — |"), "{md}");
+        let csv = csv_text(&group(&runs));
+        assert!(
+            csv.lines().nth(1).is_some_and(|l| l.ends_with(",,0.91")),
+            "{csv}"
+        );
+
+        let mut adam = benchmark(RuleKind::Bp, 0.0073);
+        adam.config.optimizer = crate::optim::OptimizerKind::Adam;
+        let md = markdown(&group(&[adam]));
+        assert!(!md.contains("(0.91)"), "{md}");
+        assert!(!md.contains("biotorch"), "{md}");
     }
 }

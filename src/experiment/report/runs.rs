@@ -173,12 +173,19 @@ pub struct Group {
     /// still running; not in the means).
     pub unfinished: Vec<u64>,
     /// The settings in which this group's runs differ from other runs of the
-    /// folder (`feedback_scale=receiver`), empty when none do.
+    /// folder (`feedback_scale=receiver`), empty when none do: its table's.
     pub variant: String,
+    /// The settings that only this group's cell has, beside it in its table
+    /// (`lr=0.01`; [`Variant::cell`]).
+    pub cell_settings: String,
     /// Whether every run trains with the paper's optimizer and network (SGD
     /// without momentum or decay at lr 0.0128, batch 128, tanh,
     /// sigmoid-BCE): only then do its tables show the paper's numbers.
     pub paper_protocol: bool,
+    /// Whether every run trains biotorch's LeNet benchmark
+    /// ([`crate::experiment::biotorch::is_protocol`]): only then do its
+    /// tables show biotorch's numbers.
+    pub biotorch_protocol: bool,
 }
 
 /// The paper's training protocol, but for the epoch count (short runs of it
@@ -202,9 +209,25 @@ const NOT_VARIANTS: [&str; 9] = [
     "dataset", "hidden", "net", "layers", "rule", "seed", "threads", "data_dir", "gemm",
 ];
 
-/// For each run, the settings (beyond [`NOT_VARIANTS`] and those without
-/// effect on its rule) in which the runs differ: `key=value, ...`.
-pub fn variants(runs: &[RunResult]) -> Vec<String> {
+/// Keys that split tables even where each cell has one value of them: a
+/// table's caption gives one epoch count.
+const ALWAYS_SPLIT: [&str; 1] = ["epochs"];
+
+/// How one run differs from the other runs of its folder, in the settings
+/// beyond [`NOT_VARIANTS`] and those without effect on its rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Variant {
+    /// The settings that set its table (and plot) apart: `key=value, ...`.
+    pub table: String,
+    /// The settings with one value in each cell (data set, network, rule)
+    /// but not in every cell, such as a rate tuned for each rule
+    /// (`lr=0.01`): named beside the cell instead of splitting the table
+    /// into one table a value.
+    pub cell: String,
+}
+
+/// For each run, how it differs from the others ([`Variant`]).
+pub fn variants(runs: &[RunResult]) -> Vec<Variant> {
     variants_ignoring(runs, &[])
 }
 
@@ -220,10 +243,14 @@ pub(super) fn setting_text(v: &toml::Value) -> String {
 
 /// [`variants`], with the keys in `ignore` never splitting a group either
 /// (a key chosen per group by `select`).
-fn variants_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<String> {
+fn variants_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Variant> {
     let tables: Vec<toml::Table> = runs
         .iter()
         .map(|r| r.config.to_toml().parse().expect("a config's TOML parses"))
+        .collect();
+    let unused: Vec<Vec<&str>> = runs
+        .iter()
+        .map(|r| r.config.unused_settings().iter().map(|(k, _)| *k).collect())
         .collect();
     let mut differing: Vec<&String> = Vec::new();
     for t in &tables {
@@ -238,19 +265,39 @@ fn variants_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<String> {
         }
     }
     differing.sort();
-    runs.iter()
-        .zip(&tables)
-        .map(|(r, t)| {
-            let unused: Vec<&str> = r.config.unused_settings().iter().map(|(k, _)| *k).collect();
-            differing
-                .iter()
-                .filter(|k| !unused.contains(&k.as_str()))
-                .map(|k| match t.get(*k) {
-                    Some(v) => format!("{k}={}", setting_text(v)),
-                    None => format!("{k}=unset"),
+    // A key is the cell's where no cell has two values of it among the runs
+    // it has an effect on.
+    let cell_of = |i: usize| {
+        let c = &runs[i].config;
+        (c.dataset, c.architecture(), c.rule)
+    };
+    let per_cell = |k: &str| {
+        !ALWAYS_SPLIT.contains(&k)
+            && (0..runs.len()).all(|i| {
+                (0..runs.len()).all(|j| {
+                    cell_of(i) != cell_of(j)
+                        || unused[i].contains(&k)
+                        || unused[j].contains(&k)
+                        || tables[i].get(k) == tables[j].get(k)
                 })
-                .collect::<Vec<_>>()
-                .join(", ")
+            })
+    };
+    let (cell_keys, table_keys): (Vec<&String>, Vec<&String>) =
+        differing.into_iter().partition(|k| per_cell(k));
+    let text = |i: usize, keys: &[&String]| {
+        keys.iter()
+            .filter(|k| !unused[i].contains(&k.as_str()))
+            .map(|k| match tables[i].get(*k) {
+                Some(v) => format!("{k}={}", setting_text(v)),
+                None => format!("{k}=unset"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (0..runs.len())
+        .map(|i| Variant {
+            table: text(i, &table_keys),
+            cell: text(i, &cell_keys),
         })
         .collect()
 }
@@ -275,7 +322,7 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
             .unwrap_or(99);
         let key = (
             format!("{:?}", c.dataset),
-            variant.clone(),
+            variant.table.clone(),
             // MLPs by depth and width, then networks of layers.
             if c.layer_description().is_some() {
                 usize::MAX
@@ -297,10 +344,13 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
             seeds: Vec::new(),
             diverged: Vec::new(),
             unfinished: Vec::new(),
-            variant,
+            variant: variant.table,
+            cell_settings: variant.cell,
             paper_protocol: true,
+            biotorch_protocol: true,
         });
         g.paper_protocol &= is_paper_protocol(c);
+        g.biotorch_protocol &= crate::experiment::biotorch::is_protocol(c);
         if r.diverged() {
             g.diverged.push(c.seed);
             continue;
