@@ -143,6 +143,54 @@ fn wrong_dimensions() {
     assert!(e.contains("expected labels of dimensions [n]"), "{e}");
 }
 
+/// Images of `[n, channels, height, width]` load channel-planar (NCHW, as
+/// PyTorch holds them), the shape known from the headers alone too.
+#[test]
+fn idx_images_with_channels_load_channel_planar() {
+    let dir = tempfile::tempdir().unwrap();
+    write_set(dir.path(), 12, 5);
+    // Sample i, channel c, pixel p holds 10 i + 4 c + p (2x2 pixels).
+    let img = |n: usize| {
+        let px: Vec<u8> = (0..n * 3 * 4)
+            .map(|k| (10 * (k / 12) + 4 * (k % 12 / 4) + k % 4) as u8)
+            .collect();
+        encode_idx(&[n, 3, 2, 2], &px)
+    };
+    std::fs::write(dir.path().join("train-images-idx3-ubyte"), img(12)).unwrap();
+    std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), img(5)).unwrap();
+    let (train, test) = data::load(DatasetKind::Idx, Some(dir.path()), 10).unwrap();
+    assert_eq!((train.image, test.image), ((3, 2, 2), (3, 2, 2)));
+    assert_eq!(train.features(), 12);
+    // Sample 2, channel 1, pixel 3: column 4 + 3.
+    assert!((train.inputs.get(2, 7) - 27.0 / 255.0).abs() < 1e-7);
+    let (n_train, n_test, shape) = biprop::data::mnist::peek_dir(dir.path()).unwrap();
+    assert_eq!((n_train, n_test, shape), (12, 5, (3, 2, 2)));
+
+    // Training and test images of different shapes are refused, by name.
+    std::fs::write(
+        dir.path().join("t10k-images-idx3-ubyte"),
+        encode_idx(&[5, 12], &[0; 60]),
+    )
+    .unwrap();
+    let e = load_err(dir.path(), DatasetKind::Idx);
+    assert!(
+        e.contains("training images are 3x2x2") && e.contains("test images 1x1x12"),
+        "{e}"
+    );
+
+    // Five dimensions are no image.
+    std::fs::write(
+        dir.path().join("t10k-images-idx3-ubyte"),
+        encode_idx(&[5, 1, 3, 2, 2], &[0; 60]),
+    )
+    .unwrap();
+    let e = load_err(dir.path(), DatasetKind::Idx);
+    assert!(
+        e.contains("t10k-images-idx3-ubyte") && e.contains("[n, channels, height, width]"),
+        "{e}"
+    );
+}
+
 /// MNIST is checksummed: well-formed files with other content are refused.
 #[test]
 fn checksum_mismatch() {

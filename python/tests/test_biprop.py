@@ -560,3 +560,43 @@ def test_generate_gives_pixels_for_a_standardized_conv_bfa(tmp_path):
     assert pixels.shape == standardized.shape == (3, 28 * 28)
     assert not np.allclose(pixels, standardized)
     np.testing.assert_allclose(pixels, standardized * std[0] + mean[0], rtol=1e-6, atol=1e-6)
+
+
+def write_idx(path: Path, dims, data: np.ndarray) -> None:
+    """An IDX file of unsigned bytes: the magic number, the dimensions, the data."""
+    head = bytes([0, 0, 8, len(dims)]) + b"".join(int(d).to_bytes(4, "big") for d in dims)
+    path.write_bytes(head + data.astype(np.uint8).tobytes())
+
+
+def test_generate_gives_pixels_channel_by_channel(tmp_path):
+    """On 3-channel images (an IDX set of [n, 3, 8, 8]) each channel of a
+    generated image is turned back into pixels with its own channel's
+    statistics, in NCHW order."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "rgb"
+    data.mkdir()
+    for prefix, n in [("train", 60), ("t10k", 20)]:
+        labels = rng.integers(0, 3, n)
+        # Channels of different means and spreads, so that a mix-up shows.
+        images = np.stack([rng.normal(40 + 80 * c, 10 + 20 * c, (n, 8, 8)) for c in range(3)], 1)
+        images[np.arange(n), labels, :4, :4] += 60
+        write_idx(data / f"{prefix}-images-idx3-ubyte", [n, 3, 8, 8], np.clip(images, 0, 255))
+        write_idx(data / f"{prefix}-labels-idx1-ubyte", [n], labels)
+    layers = "conv 4 3x3 pad 1, relu, maxpool 2, flatten, dense 3"
+    settings = dict(dataset="idx", classes=3, data_dir=str(data), val_size=10, layers=layers,
+                    rule="bfa", bfa_output="identity", output="softmax-ce", lr=1e-3,
+                    batch_size=10, epochs=1, seed=2, threads=1)
+    biprop.train(settings, normalize="channel", out=tmp_path / "n", progress=False)
+    t = biprop.load(tmp_path / "n" / "checkpoint.safetensors")
+    mean, std = t.input_statistics
+    assert mean.shape == std.shape == (3,)
+    assert mean[0] < mean[1] < mean[2] and std[0] < std[2]
+    pixels = t.generate([0, 1, 2])
+    same = biprop.Trainer(layers=layers, image=(3, 8, 8), classes=3, rule="bfa",
+                          bfa_output="identity", output="softmax-ce", seed=9)
+    same.load_state_dict(t.state_dict())
+    standardized = same.generate([0, 1, 2])
+    assert pixels.shape == standardized.shape == (3, 3 * 8 * 8)
+    assert not np.allclose(pixels, standardized)
+    per_channel = standardized.reshape(3, 3, 64) * std[None, :, None] + mean[None, :, None]
+    np.testing.assert_allclose(pixels, per_channel.reshape(3, -1), rtol=1e-6, atol=1e-4)

@@ -68,7 +68,9 @@ pub enum DatasetKind {
     /// MNIST, checksummed, downloaded into the cache when missing.
     #[default]
     Mnist,
-    /// Any data set in MNIST's IDX files and names (Fashion-MNIST, KMNIST ...), from `--data-dir`.
+    /// Any data set in MNIST's IDX files and names (Fashion-MNIST, KMNIST ...), from
+    /// `--data-dir`: images `[n, height, width]`, `[n, channels, height, width]`
+    /// (NCHW) or rows `[n, features]`, of unsigned bytes.
     Idx,
     /// CIFAR-10, binary version (folder or archive), md5-checked when downloaded.
     Cifar10,

@@ -54,26 +54,34 @@ fn read(dir: &Path, name: &str, verify: bool) -> Result<(PathBuf, IdxArray)> {
     Ok((path, arr))
 }
 
+/// The sample count and image shape `(channels, height, width)` of an
+/// image file's dimensions: `[n, channels, height, width]` (channel-planar,
+/// as PyTorch's NCHW), `[n, height, width]` (one channel, as MNIST's), or
+/// `[n, features]` (rows that are not images).
+fn image_shape(path: &Path, dims: &[usize]) -> Result<(usize, (usize, usize, usize))> {
+    match *dims {
+        [n, c, h, w] => Ok((n, (c, h, w))),
+        [n, h, w] => Ok((n, (1, h, w))),
+        [n, d] => Ok((n, (1, 1, d))),
+        _ => Err(Error::format(
+            path,
+            format!(
+                "expected images of dimensions [n, channels, height, width], [n, height, width] or [n, features], found {dims:?}"
+            ),
+        )),
+    }
+}
+
 /// Pairs an image file and a label file into a data set, checking that the
-/// images are `n x h x w` (or `n x d`), the labels `n`, and every label `< classes`.
+/// images are `n x c x h x w`, `n x h x w` or `n x d`, the labels `n`, and
+/// every label `< classes`.
 pub fn pair(
     (ipath, images): (PathBuf, IdxArray),
     (lpath, labels): (PathBuf, IdxArray),
     classes: usize,
 ) -> Result<Dataset> {
-    let (n, h, w) = match images.dims[..] {
-        [n, h, w] => (n, h, w),
-        [n, d] => (n, 1, d),
-        _ => {
-            return Err(Error::format(
-                &ipath,
-                format!(
-                    "expected images of dimensions [n, height, width], found {:?}",
-                    images.dims
-                ),
-            ))
-        }
-    };
+    let (n, image) = image_shape(&ipath, &images.dims)?;
+    let (c, h, w) = image;
     if labels.dims.len() != 1 {
         return Err(Error::format(
             &lpath,
@@ -90,7 +98,7 @@ pub fn pair(
             ),
         ));
     }
-    if n == 0 || h * w == 0 {
+    if n == 0 || c * h * w == 0 {
         return Err(Error::format(&ipath, "the file holds no samples"));
     }
     if let Some((i, &l)) = labels
@@ -106,10 +114,10 @@ pub fn pair(
     }
     let inputs = images.data.iter().map(|&p| p as f32 / 255.0).collect();
     Ok(Dataset {
-        inputs: Matrix::from_vec(n, h * w, inputs).expect("checked shape"),
+        inputs: Matrix::from_vec(n, c * h * w, inputs).expect("checked shape"),
         labels: labels.data,
         classes,
-        image: (1, h, w),
+        image,
     })
 }
 
@@ -147,19 +155,12 @@ fn header_dims(path: &Path) -> Result<Vec<usize>> {
 }
 
 /// The number of training and test samples in `dir` (or `dir/mnist`) and
-/// their image shape `(1, h, w)`, from the image files' headers alone: what
+/// their image shape `(c, h, w)`, from the image files' headers alone: what
 /// a run's memory and compute are estimated from before it loads anything.
 pub fn peek_dir(dir: &Path) -> Result<(usize, usize, (usize, usize, usize))> {
     let image = |name: &str| -> Result<(usize, (usize, usize, usize))> {
         let path = find(dir, name)?;
-        match header_dims(&path)?[..] {
-            [n, h, w] => Ok((n, (1, h, w))),
-            [n, d] => Ok((n, (1, 1, d))),
-            ref dims => Err(Error::format(
-                &path,
-                format!("expected images of dimensions [n, height, width], found {dims:?}"),
-            )),
-        }
+        image_shape(&path, &header_dims(&path)?)
     };
     let (train, shape) = image(TRAIN_IMAGES)?;
     let (test, _) = image(TEST_IMAGES)?;
@@ -178,13 +179,14 @@ pub fn load_dir(dir: &Path, classes: usize, verify: bool) -> Result<(Dataset, Da
         read(dir, TEST_LABELS, verify)?,
         classes,
     )?;
-    if train.features() != test.features() {
+    if train.image != test.image {
+        let text = |(c, h, w): (usize, usize, usize)| format!("{c}x{h}x{w}");
         return Err(Error::Format {
             path: dir.into(),
             msg: format!(
-                "training images have {} pixels, test images {}",
-                train.features(),
-                test.features()
+                "training images are {} (channels x height x width), test images {}",
+                text(train.image),
+                text(test.image)
             ),
         });
     }
