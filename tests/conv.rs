@@ -6,7 +6,7 @@ mod common;
 
 use biprop::activation::Activation;
 use biprop::layers::spec::{build, parse};
-use biprop::layers::{Conv2d, Kind, Layer, Layout, Shape, Through};
+use biprop::layers::{Conv2d, Kind, Layer, Layout, Shape, Through, Workspace};
 use biprop::loss::Output;
 use biprop::network::Network;
 use biprop::optim::OptimConfig;
@@ -509,6 +509,70 @@ fn the_transposed_convolution_is_the_adjoint_and_its_gradients_match() {
             &format!("case {k}: convT weight gradient"),
         );
     }
+}
+
+/// A transposed convolution's weight gradient reuses the patches that its
+/// input error made of the same error, and makes its own for any other
+/// error, or for the same buffer after a new forward pass.
+#[test]
+fn the_error_patches_are_reused_only_for_the_error_they_were_made_of() {
+    let g = Conv2d {
+        input: Shape::new(2, 9, 7),
+        layout: Layout::Hwc,
+        out_channels: 5,
+        kernel: (3, 2),
+        stride: 2,
+        padding: 1,
+    };
+    let rows = 2;
+    let mut convt = Layer::zeros(Kind::ConvTranspose(g), None, Vec::new());
+    convt.weight = random(g.out_channels, g.patch_len(), 71);
+    let y = random(rows, g.output().len(), 91);
+    let none = Matrix::zeros(0, 0);
+    let grad = |tws: &Workspace, delta: &Matrix| {
+        let (a, b) = convt.grad_operands(&y, tws, delta, rows);
+        let mut dw = Matrix::zeros(g.out_channels, g.patch_len());
+        gemm(&mut dw, false, 1.0, a, b);
+        dw
+    };
+    let mut tws = convt.workspace(rows, false);
+    let mut out = Matrix::zeros(rows, g.input.len());
+    let mut back = Matrix::zeros(rows, g.output().len());
+    let mut delta = random(rows, g.input.len(), 81);
+    convt.forward(&y, &mut out, &mut tws, rows);
+    convt.backward_input(
+        Through::Weights,
+        &delta,
+        &mut back,
+        &mut tws,
+        None,
+        &none,
+        rows,
+    );
+    // The same error: its patches are reused, and right.
+    convt.prepare_grad(&delta, &mut tws, rows);
+    let want = naive_weight_grad(&g, &delta, &y, rows);
+    assert_close(grad(&tws, &delta).as_slice(), &want, "reused patches");
+    // Another error: its own patches.
+    let other = random(rows, g.input.len(), 82);
+    convt.prepare_grad(&other, &mut tws, rows);
+    let want = naive_weight_grad(&g, &other, &y, rows);
+    assert_close(grad(&tws, &other).as_slice(), &want, "another error");
+    // The first buffer, rewritten after a new forward pass: new patches.
+    convt.backward_input(
+        Through::Weights,
+        &delta,
+        &mut back,
+        &mut tws,
+        None,
+        &none,
+        rows,
+    );
+    convt.forward(&y, &mut out, &mut tws, rows);
+    delta.copy_from(&random(rows, g.input.len(), 83));
+    convt.prepare_grad(&delta, &mut tws, rows);
+    let want = naive_weight_grad(&g, &delta, &y, rows);
+    assert_close(grad(&tws, &delta).as_slice(), &want, "the next step");
 }
 
 /// BFA on a convolutional network: the feedback network mirrors it

@@ -50,6 +50,9 @@ pub struct Workspace {
     /// `W` read transposed (12800x800x64: 7.1 against 9.4 ms a product on
     /// two threads of an AMD EPYC, `examples/conv_forward_layout.rs`).
     pub weight_t: Matrix,
+    /// For a transposed convolution: which error (its buffer's address and
+    /// rows) `patches` hold the patches of since the last forward pass.
+    pub error_patches_of: Option<(usize, usize)>,
 }
 
 impl Conv2d {
@@ -146,6 +149,7 @@ impl Conv2d {
             dpatches: Matrix::zeros(if with_input_error { m } else { 0 }, k),
             path_tap_major: Matrix::zeros(if tap_major { self.out_channels } else { 0 }, k),
             weight_t: Matrix::zeros(k, self.out_channels),
+            error_patches_of: None,
         }
     }
 }
@@ -368,24 +372,7 @@ pub(super) fn backward_input(
 ) {
     let m = rows * g.positions();
     let tap_major = g.tap_major();
-    let op = if tap_major {
-        // Each column of the product is one dot product over the output
-        // channels, in the same order wherever the column sits: moving
-        // columns moves the values, bit for bit.
-        let (taps, c) = (g.kernel.0 * g.kernel.1, g.input.c);
-        let out = ws.path_tap_major.as_mut_slice();
-        for (o, from) in path.as_slice().chunks_exact(c * taps).enumerate() {
-            let to = &mut out[o * c * taps..(o + 1) * c * taps];
-            for (ch, plane) in from.chunks_exact(taps).enumerate() {
-                for (t, &v) in plane.iter().enumerate() {
-                    to[t * c + ch] = v;
-                }
-            }
-        }
-        ws.path_tap_major.view()
-    } else {
-        path.view()
-    };
+    let op = operator_for_patches(g, path, &mut ws.path_tap_major);
     gemm(
         &mut ws.dpatches,
         false,
@@ -403,6 +390,33 @@ pub(super) fn backward_input(
     if let Some(act) = below {
         act.mul_derivative(dst.rows_slice_mut(rows), h.rows_slice(rows));
     }
+}
+
+/// The operator `[out, C kh kw]` whose product with an error makes patches
+/// for [`col2im`]: `path` itself, or for channels-last inputs its columns in
+/// tap-major order (copied into `tap_major`), so that the scatter copies
+/// contiguous runs. Each column of that product is one dot product over the
+/// output channels, in the same order wherever the column sits: moving
+/// columns moves the values, bit for bit.
+pub(super) fn operator_for_patches<'a>(
+    g: &Conv2d,
+    path: &'a Matrix,
+    tap_major: &'a mut Matrix,
+) -> View<'a> {
+    if !g.tap_major() {
+        return path.view();
+    }
+    let (taps, c) = (g.kernel.0 * g.kernel.1, g.input.c);
+    let out = tap_major.as_mut_slice();
+    for (o, from) in path.as_slice().chunks_exact(c * taps).enumerate() {
+        let to = &mut out[o * c * taps..(o + 1) * c * taps];
+        for (ch, plane) in from.chunks_exact(taps).enumerate() {
+            for (t, &v) in plane.iter().enumerate() {
+                to[t * c + ch] = v;
+            }
+        }
+    }
+    tap_major.view()
 }
 
 /// A map of `rows` samples, channels last (a convolution's output, or its

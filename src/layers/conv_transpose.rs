@@ -11,7 +11,7 @@
 //! `im2col(delta) K^T` (a convolution with `K`); the weight gradient
 //! `x^T im2col(delta)`.
 
-use super::conv2d::{col2im, im2col, per_position, Conv2d, Workspace};
+use super::conv2d::{col2im, im2col, operator_for_patches, per_position, Conv2d, Workspace};
 use super::shape::by_samples;
 use crate::activation::Activation;
 use crate::tensor::{gemm, Matrix, View};
@@ -29,19 +29,16 @@ pub(super) fn forward(
     rows: usize,
 ) {
     let m = rows * g.positions();
-    gemm(
-        &mut ws.dpatches,
-        false,
-        1.0,
-        per_position(g, x, rows),
-        weight.view(),
-    );
+    // A new forward pass: the patches of an earlier error are stale.
+    ws.error_patches_of = None;
+    let op = operator_for_patches(g, weight, &mut ws.path_tap_major);
+    gemm(&mut ws.dpatches, false, 1.0, per_position(g, x, rows), op);
     col2im(
         g,
         ws.dpatches.rows_slice(m),
         y.rows_slice_mut(rows),
         rows,
-        false,
+        g.tap_major(),
     );
     let (s, layout) = (g.input, g.layout);
     by_samples(y.as_mut_slice(), s.len(), rows, &|_, ys| {
@@ -85,8 +82,16 @@ pub(super) fn backward_input(
     }
 }
 
-/// The patches of the output error, which the weight gradient reads.
+/// The patches of the output error, which the input error and the weight
+/// gradient read: made once for each error after a forward pass, so that
+/// the weight gradient reuses those of the input error.
 pub(super) fn error_patches(g: &Conv2d, delta: &Matrix, ws: &mut Workspace, rows: usize) {
+    // The error is known by its buffer and rows: within one step, between
+    // the forward pass and the update, an error buffer is written once.
+    let of = (delta.as_slice().as_ptr() as usize, rows);
+    if ws.error_patches_of == Some(of) {
+        return;
+    }
     let m = rows * g.positions();
     im2col(
         g,
@@ -94,6 +99,7 @@ pub(super) fn error_patches(g: &Conv2d, delta: &Matrix, ws: &mut Workspace, rows
         ws.patches.rows_slice_mut(m),
         rows,
     );
+    ws.error_patches_of = Some(of);
 }
 
 /// The operands `(x^T, im2col(delta))` of the weight gradient `[out, C kh kw]`
