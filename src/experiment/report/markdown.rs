@@ -46,7 +46,10 @@ fn angle_and_time(g: &Group) -> String {
     let angle = if g.rule == RuleKind::Bp {
         "0°".to_string()
     } else if angle.is_finite() {
-        format!("{angle:.1}°")
+        match g.angle_epoch {
+            Some(e) => format!("{angle:.1}° (from epoch {e})"),
+            None => format!("{angle:.1}°"),
+        }
     } else {
         "n/a".into()
     };

@@ -318,4 +318,28 @@ mod tests {
         assert!(!md.contains("(0.91)"), "{md}");
         assert!(!md.contains("biotorch"), "{md}");
     }
+    /// An epoch whose probe batch has no output error has no angle: the
+    /// alignment table then shows the latest epoch that has one, and says
+    /// which; a run with none at all shows n/a.
+    #[test]
+    fn an_angle_missing_at_the_last_epoch_comes_from_the_latest_that_has_one() {
+        let with_angles = |angles: &[f64]| {
+            let mut r = run(RunConfig {
+                rule: RuleKind::Fa,
+                hidden: vec![400],
+                epochs: angles.len(),
+                ..Default::default()
+            });
+            for (row, &a) in r.epochs.iter_mut().zip(angles) {
+                row.insert("align_update_0".into(), a);
+            }
+            r
+        };
+        let md = markdown(&group(&[with_angles(&[50.0, 40.0, f64::NAN])]));
+        assert!(md.contains("| 1x400 | 40.0° (from epoch 2) · "), "{md}");
+        let md = markdown(&group(&[with_angles(&[50.0, 40.0, 30.0])]));
+        assert!(md.contains("| 1x400 | 30.0° · "), "{md}");
+        let md = markdown(&group(&[with_angles(&[f64::NAN, f64::NAN])]));
+        assert!(md.contains("| 1x400 | n/a · "), "{md}");
+    }
 }

@@ -98,8 +98,26 @@ impl RunResult {
     /// Mean over hidden layers of the angle (degrees) between the rule's
     /// update and BP's gradient at the last epoch; NaN without alignment.
     pub fn mean_update_angle(&self) -> f64 {
+        self.epochs
+            .last()
+            .map_or(f64::NAN, |row| self.mean_update_angle_at(row))
+    }
+
+    /// [`Self::mean_update_angle`] at the last epoch that has one, and that
+    /// epoch (1-based): an epoch whose probe batch has no output error at
+    /// all (every sample right, with saturated outputs) has no angle.
+    pub fn latest_update_angle(&self) -> Option<(f64, usize)> {
+        self.epochs
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(e, row)| (self.mean_update_angle_at(row), e + 1))
+            .find(|(a, _)| a.is_finite())
+    }
+
+    fn mean_update_angle_at(&self, row: &BTreeMap<String, f64>) -> f64 {
         let angles: Vec<f64> = (0..self.config.hidden_layer_count())
-            .map(|i| self.last(&format!("align_update_{i}")))
+            .filter_map(|i| row.get(&format!("align_update_{i}")).copied())
             .filter(|a| a.is_finite())
             .collect();
         if angles.is_empty() {
@@ -160,9 +178,13 @@ pub struct Group {
     pub last: Vec<f64>,
     /// Test error (%) at the epoch of best validation error, one a run.
     pub best_val: Vec<f64>,
-    /// Mean angle (degrees) between update and BP's gradient, last epoch,
-    /// one a run (see [`RunResult::mean_update_angle`]).
+    /// Mean angle (degrees) between update and BP's gradient, one a run: at
+    /// the last epoch, or the latest that has one
+    /// ([`RunResult::latest_update_angle`]; NaN without alignment).
     pub angle: Vec<f64>,
+    /// The earliest epoch of those angles when one is not the last epoch's
+    /// (a probe without error there), else `None`.
+    pub angle_epoch: Option<usize>,
     /// Wall seconds, one a run.
     pub seconds: Vec<f64>,
     /// The seeds of the runs in `last`, `best_val`, `angle` and `seconds`.
@@ -340,6 +362,7 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
             last: Vec::new(),
             best_val: Vec::new(),
             angle: Vec::new(),
+            angle_epoch: None,
             seconds: Vec::new(),
             seeds: Vec::new(),
             diverged: Vec::new(),
@@ -362,7 +385,15 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
         g.epochs = g.epochs.min(r.epochs.len());
         g.last.push(100.0 * r.last("test_error"));
         g.best_val.push(100.0 * r.test_at_best_val());
-        g.angle.push(r.mean_update_angle());
+        match r.latest_update_angle() {
+            Some((a, e)) => {
+                g.angle.push(a);
+                if e < r.epochs.len() {
+                    g.angle_epoch = Some(g.angle_epoch.map_or(e, |f| f.min(e)));
+                }
+            }
+            None => g.angle.push(f64::NAN),
+        }
         g.seconds.push(r.seconds());
         g.seeds.push(c.seed);
     }
