@@ -3,7 +3,7 @@
 //! paper's section 4.3).
 
 use crate::rules::ErrorPath;
-use crate::tensor::{gemm, Matrix};
+use crate::tensor::Matrix;
 use crate::train::Trainer;
 use serde::Serialize;
 
@@ -72,6 +72,8 @@ pub struct AlignmentProbe {
     bp_deltas: Vec<Matrix>,
     grad_rule: Vec<Matrix>,
     grad_bp: Vec<Matrix>,
+    /// Scratch for gradient products in another column order.
+    product: Vec<Matrix>,
 }
 
 impl AlignmentProbe {
@@ -93,6 +95,7 @@ impl AlignmentProbe {
                 .collect(),
             grad_rule: grads(),
             grad_bp: grads(),
+            product: grads(),
         }
     }
 
@@ -109,10 +112,10 @@ impl AlignmentProbe {
         let mut out = Alignment::default();
         for i in 0..hidden {
             let (layer, ws) = (&net.layers[i], &acts.workspaces[i]);
-            let (a, b) = layer.grad_operands(&acts[i], ws, &deltas[i], rows);
-            gemm(&mut self.grad_rule[i], false, 1.0, a, b);
-            let (a, b) = layer.grad_operands(&acts[i], ws, &self.bp_deltas[i], rows);
-            gemm(&mut self.grad_bp[i], false, 1.0, a, b);
+            let product = &mut self.product[i];
+            let (rule, bp) = (&mut self.grad_rule[i], &mut self.grad_bp[i]);
+            layer.weight_grad_into(&acts[i], ws, &deltas[i], rows, rule, product);
+            layer.weight_grad_into(&acts[i], ws, &self.bp_deltas[i], rows, bp, product);
             out.update.push(angle_degrees(
                 self.grad_rule[i].as_slice(),
                 self.grad_bp[i].as_slice(),

@@ -5,17 +5,21 @@
 //! (`W -= lr/B * delta^T h` in one GEMM call), so no gradient buffer is
 //! written; other optimizers get buffers allocated once.
 
-use crate::layers::{bias_grad, grad_operands, Layer};
+use crate::layers::{bias_grad, grad_operands, Kind, Layer};
 use crate::named::NamedTensorMut;
 use crate::network::{Activations, Network};
 use crate::optim::{OptimConfig, ParamGroup};
-use crate::tensor::Matrix;
+use crate::tensor::{gemm, Matrix, View};
 
 /// Optimizer state and gradient buffers for every layer of one network: a
 /// [`ParamGroup`] whose tensor `2i` is layer `i`'s weight and `2i + 1` its bias.
 #[derive(Debug)]
 pub struct NetUpdater {
     group: ParamGroup,
+    /// For each layer whose gradient product comes out in another column
+    /// order ([`Kind::grad_product_reordered`]), the product; empty for the
+    /// others.
+    products: Vec<Matrix>,
 }
 
 impl NetUpdater {
@@ -27,6 +31,7 @@ impl NetUpdater {
             .flat_map(|l| [l.weight.shape(), (1, l.bias.len())]);
         Self {
             group: ParamGroup::new(opt, shapes),
+            products: reordered_products(net),
         }
     }
 
@@ -76,7 +81,15 @@ impl NetUpdater {
             } = layer;
             let ws = &acts.workspaces[i];
             let (a, b) = grad_operands(kind, &acts[i], ws, &deltas[i], rows, false);
-            self.group.step_product(2 * i, weight, scale, a, b);
+            step_weight(
+                &mut self.group,
+                2 * i,
+                kind,
+                weight,
+                &mut self.products[i],
+                scale,
+                (a, b),
+            );
             // A bias is one per output channel: its gradient sums the error
             // over every sample and position.
             let d = &deltas[i];
@@ -85,4 +98,40 @@ impl NetUpdater {
             });
         }
     }
+}
+
+/// For each layer of `net`, a buffer for its weight-gradient product where
+/// [`Kind::grad_product_reordered`], else an empty one.
+pub fn reordered_products(net: &Network) -> Vec<Matrix> {
+    net.layers
+        .iter()
+        .map(|l| match l.kind.grad_product_reordered() {
+            true => Matrix::zeros(l.weight.rows(), l.weight.cols()),
+            false => Matrix::zeros(0, 0),
+        })
+        .collect()
+}
+
+/// Steps tensor `k` of `group` (`param`, a weight of layer kind `kind` or a
+/// stand-in of its layout) by `scale` times the gradient product `a b`:
+/// in one call where the product is in the weight's layout, else through
+/// `product` (a buffer of the weight's shape) and
+/// [`Kind::add_grad_product`].
+pub fn step_weight(
+    group: &mut ParamGroup,
+    k: usize,
+    kind: &Kind,
+    param: &mut Matrix,
+    product: &mut Matrix,
+    scale: f32,
+    (a, b): (View<'_>, View<'_>),
+) {
+    if !kind.grad_product_reordered() {
+        group.step_product(k, param, scale, a, b);
+        return;
+    }
+    gemm(product, false, 1.0, a, b);
+    group.step_with(k, param.as_mut_slice(), |out, s| {
+        kind.add_grad_product(product.as_slice(), out, s * scale)
+    });
 }

@@ -15,6 +15,7 @@ use biprop::rules::{
 };
 use biprop::tensor::{gemm, Matrix, Parallelism};
 use biprop::train::Trainer;
+use biprop::update::step_weight;
 use common::synthetic;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -193,10 +194,27 @@ fn conv_forward_and_both_gradients_match_naive_loops() {
                         &want_dx,
                         &format!("input gradient, {what}"),
                     );
-                    let (a, b) = layer.grad_operands(&x, &ws, &delta, rows);
                     let mut dw = Matrix::zeros(out_channels, g.patch_len());
-                    gemm(&mut dw, false, 1.0, a, b);
+                    let mut product = dw.clone();
+                    layer.weight_grad_into(&x, &ws, &delta, rows, &mut dw, &mut product);
                     assert_close(dw.as_slice(), &want_dw, &format!("weight gradient, {what}"));
+                    // The update's own path: the optimizer's step from the
+                    // operands, its product in whatever column order.
+                    let mut stepped = Matrix::zeros(out_channels, g.patch_len());
+                    let mut group = biprop::optim::ParamGroup::new(sgd(1.0), [stepped.shape()]);
+                    group.begin_step();
+                    let operands = layer.grad_operands(&x, &ws, &delta, rows);
+                    let kind = &layer.kind;
+                    step_weight(
+                        &mut group,
+                        0,
+                        kind,
+                        &mut stepped,
+                        &mut product,
+                        -1.0,
+                        operands,
+                    );
+                    assert_close(stepped.as_slice(), &want_dw, &format!("update, {what}"));
                 });
             }
         }
@@ -239,11 +257,11 @@ fn bp_through_conv_relu_maxpool_dense_matches_finite_differences() {
     let grads: Vec<Vec<f32>> = (0..t.net.layers.len())
         .map(|l| {
             let acts = t.activations();
-            let (a, b) =
-                t.net.layers[l].grad_operands(&acts[l], &acts.workspaces[l], &t.deltas()[l], rows);
-            let mut g = t.net.layers[l].weight.clone();
-            gemm(&mut g, false, 1.0 / rows as f32, a, b);
-            g.as_slice().to_vec()
+            let layer = &t.net.layers[l];
+            let (mut g, mut product) = (layer.weight.clone(), layer.weight.clone());
+            let (ws, delta) = (&acts.workspaces[l], &t.deltas()[l]);
+            layer.weight_grad_into(&acts[l], ws, delta, rows, &mut g, &mut product);
+            g.as_slice().iter().map(|v| v / rows as f32).collect()
         })
         .collect();
     let mut checked = 0;

@@ -132,8 +132,10 @@ impl Conv2d {
         Ok(())
     }
 
-    /// Whether the error at the input is scattered from tap-major patches:
-    /// for channels-last inputs, where a tap's channels lie side by side.
+    /// Whether the patches are tap-major (`kh kw C` columns): for
+    /// channels-last inputs, where a tap's channels lie side by side, so
+    /// that the forward patches are copied and the error at the input is
+    /// scattered in contiguous runs.
     pub fn tap_major(&self) -> bool {
         self.layout == Layout::Hwc
     }
@@ -156,11 +158,11 @@ impl Conv2d {
 
 /// Fills `patches` with every sample's patches: row `n Ho Wo + oy Wo + ox`,
 /// column `(c kh + ky) kw + kx`, zero where the patch reaches the padding.
-pub(super) fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
+pub(super) fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize, tap_major: bool) {
     let (k, positions, in_len) = (g.patch_len(), g.positions(), g.input.len());
     by_samples(patches, positions * k, rows, &|n, out| {
         let x = &x[n * in_len..(n + 1) * in_len];
-        for_each_run(g, false, |pos, r| {
+        for_each_run(g, tap_major, |pos, r| {
             let row = &mut out[pos * k..(pos + 1) * k];
             let src = &x[r.src..r.src + r.valid.len()];
             if r.step == 1 {
@@ -189,15 +191,19 @@ pub(super) fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize) {
     });
 }
 
-/// `dst = src` for runs as short as a kernel row: at the usual widths a
-/// copy of known length, which compiles to a few moves rather than a call
-/// to `memcpy` (a patch of a 5x5 kernel is 5-float runs, millions a step).
+/// `dst = src` for runs as short as a kernel row or a tap's channels: at
+/// the usual widths a copy of known length, which compiles to a few moves
+/// rather than a call to `memcpy` (a patch of a 5x5 kernel is 5-float runs,
+/// or 25 runs of its input's channels, millions a step).
 #[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
     match src.len() {
         3 => dst[..3].copy_from_slice(&src[..3]),
         5 => dst[..5].copy_from_slice(&src[..5]),
         7 => dst[..7].copy_from_slice(&src[..7]),
+        16 => dst[..16].copy_from_slice(&src[..16]),
+        32 => dst[..32].copy_from_slice(&src[..32]),
+        64 => dst[..64].copy_from_slice(&src[..64]),
         _ => dst.copy_from_slice(src),
     }
 }
@@ -340,9 +346,29 @@ pub(super) fn forward(
     rows: usize,
 ) {
     let m = rows * g.positions();
-    im2col(g, x.rows_slice(rows), ws.patches.rows_slice_mut(m), rows);
+    let tap_major = g.tap_major();
+    im2col(
+        g,
+        x.rows_slice(rows),
+        ws.patches.rows_slice_mut(m),
+        rows,
+        tap_major,
+    );
+    if tap_major {
+        // `W^T` with its rows in the patches' tap-major order.
+        let (taps, c, out) = (g.kernel.0 * g.kernel.1, g.input.c, g.out_channels);
+        let wt = ws.weight_t.as_mut_slice();
+        for (o, from) in weight.as_slice().chunks_exact(c * taps).enumerate() {
+            for (ch, plane) in from.chunks_exact(taps).enumerate() {
+                for (t, &v) in plane.iter().enumerate() {
+                    wt[(t * c + ch) * out + o] = v;
+                }
+            }
+        }
+    } else {
+        weight.transpose_into(&mut ws.weight_t);
+    }
     // One row per output position for the product, one per sample outside.
-    weight.transpose_into(&mut ws.weight_t);
     let (yr, yc) = y.shape();
     y.reshape(yr * g.positions(), g.out_channels);
     super::affine::affine(
@@ -419,6 +445,22 @@ pub(super) fn operator_for_patches<'a>(
     tap_major.view()
 }
 
+/// `out += scale * tap`, with `tap` `[out, kh kw C]` (tap-major columns)
+/// and `out` in the weight's layout `[out, C kh kw]`.
+pub fn add_untapped(g: &Conv2d, tap: &[f32], out: &mut [f32], scale: f32) {
+    let (taps, c) = (g.kernel.0 * g.kernel.1, g.input.c);
+    for (to, from) in out
+        .chunks_exact_mut(c * taps)
+        .zip(tap.chunks_exact(c * taps))
+    {
+        for (ch, plane) in to.chunks_exact_mut(taps).enumerate() {
+            for (t, v) in plane.iter_mut().enumerate() {
+                *v += scale * from[t * c + ch];
+            }
+        }
+    }
+}
+
 /// A map of `rows` samples, channels last (a convolution's output, or its
 /// error), as `[rows Ho Wo, out]`: one row per output position.
 pub(super) fn per_position<'a>(g: &Conv2d, delta: &'a Matrix, rows: usize) -> View<'a> {
@@ -426,7 +468,10 @@ pub(super) fn per_position<'a>(g: &Conv2d, delta: &'a Matrix, rows: usize) -> Vi
     View::new(&delta.as_slice()[..m * g.out_channels], m, g.out_channels)
 }
 
-/// The operands `(delta^T, P)` of the weight gradient `[out, C kh kw]`.
+/// The operands `(delta^T, P)` of the weight gradient `[out, C kh kw]`;
+/// for channels-last inputs its columns come out tap-major (`[out, kh kw
+/// C]`, the patches' order), which [`add_untapped`] puts back in the
+/// weight's.
 pub(super) fn grad_operands<'a>(
     g: &Conv2d,
     ws: &'a Workspace,

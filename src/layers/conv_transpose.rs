@@ -98,6 +98,7 @@ pub(super) fn error_patches(g: &Conv2d, delta: &Matrix, ws: &mut Workspace, rows
         delta.rows_slice(rows),
         ws.patches.rows_slice_mut(m),
         rows,
+        false,
     );
     ws.error_patches_of = Some(of);
 }

@@ -37,7 +37,7 @@ pub use pool::{Pool, PoolKind};
 pub use shape::{Layout, Shape};
 
 use crate::activation::Activation;
-use crate::tensor::{gemm_then, Matrix, View};
+use crate::tensor::{gemm, gemm_then, Matrix, View};
 use rand::Rng;
 
 /// What a parametric layer computes; the geometry of its weight.
@@ -393,9 +393,11 @@ impl Layer {
     }
 
     /// The operands `(a, b)` whose product `a b` is the summed weight
-    /// gradient (divide by the rows for the mean), in the weight's layout,
-    /// from the layer's outer input `x`, its workspace, and the error
-    /// `delta` at its output, over the first `rows` rows.
+    /// gradient (divide by the rows for the mean), in the weight's layout
+    /// unless [`Kind::grad_product_reordered`] (then through
+    /// [`Kind::add_grad_product`]), from the layer's outer input `x`, its
+    /// workspace, and the error `delta` at its output, over the first `rows`
+    /// rows.
     pub fn grad_operands<'a>(
         &self,
         x: &'a Matrix,
@@ -404,6 +406,31 @@ impl Layer {
         rows: usize,
     ) -> (View<'a>, View<'a>) {
         grad_operands(&self.kind, x, ws, delta, rows, false)
+    }
+
+    /// The summed weight gradient in the weight's layout, into `out`:
+    /// [`Layer::grad_operands`]' product, put back in the weight's column
+    /// order through `product` (a buffer of the weight's shape) where
+    /// [`Kind::grad_product_reordered`]. For diagnostics and tests; the
+    /// update steps from the operands.
+    pub fn weight_grad_into(
+        &self,
+        x: &Matrix,
+        ws: &Workspace,
+        delta: &Matrix,
+        rows: usize,
+        out: &mut Matrix,
+        product: &mut Matrix,
+    ) {
+        let (a, b) = self.grad_operands(x, ws, delta, rows);
+        if !self.kind.grad_product_reordered() {
+            gemm(out, false, 1.0, a, b);
+            return;
+        }
+        gemm(product, false, 1.0, a, b);
+        out.fill(0.0);
+        self.kind
+            .add_grad_product(product.as_slice(), out.as_mut_slice(), 1.0);
     }
 
     /// [`Layer::grad_operands`] in the stand-in layout (the Kolen-Pollack
@@ -467,6 +494,28 @@ pub fn bias_grad(kind: &Kind, out: &mut [f32], delta: &Matrix, rows: usize, scal
 }
 
 impl Kind {
+    /// Whether the product of [`grad_operands`] comes out with its columns
+    /// in another order than the weight's: a convolution over channels-last
+    /// input, whose patches are tap-major so that they are copied in
+    /// contiguous runs. Such a product goes into the gradient through
+    /// [`Kind::add_grad_product`].
+    pub fn grad_product_reordered(&self) -> bool {
+        matches!(self, Kind::Conv2d(g) if g.tap_major())
+    }
+
+    /// `out += scale * product`, with `product` the product of
+    /// [`grad_operands`] and `out` in the weight's layout.
+    pub fn add_grad_product(&self, product: &[f32], out: &mut [f32], scale: f32) {
+        match self {
+            Kind::Conv2d(g) if g.tap_major() => conv2d::add_untapped(g, product, out, scale),
+            _ => {
+                for (o, &p) in out.iter_mut().zip(product) {
+                    *o += scale * p;
+                }
+            }
+        }
+    }
+
     /// The shape of one input sample.
     pub fn in_shape(&self) -> Shape {
         match self {

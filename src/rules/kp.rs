@@ -20,6 +20,7 @@ use crate::named::{NamedTensor, NamedTensorMut};
 use crate::network::Network;
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::Matrix;
+use crate::update::step_weight;
 use rand::Rng;
 
 /// The decay `lambda` of the Kolen-Pollack rules (KP, DKP) when none is set.
@@ -36,6 +37,10 @@ pub struct Kp {
     /// `b.mats[k]` stands in for `forward.{k+1}.weight`.
     pub b: StandIns,
     group: ParamGroup,
+    /// A buffer for the gradient product of each convolution's stand-in,
+    /// whose columns may come out in another order (`update::step_weight`);
+    /// empty for dense layers.
+    products: Vec<Matrix>,
 }
 
 impl Kp {
@@ -53,9 +58,16 @@ impl Kp {
 
     /// KP around given stand-ins.
     pub fn from_stand_ins(b: StandIns, opt: OptimConfig) -> Self {
+        let products = (0..b.mats.len())
+            .map(|k| match b.shape(k).len() {
+                4 => Matrix::zeros(b.mats[k].rows(), b.mats[k].cols()),
+                _ => Matrix::zeros(0, 0),
+            })
+            .collect();
         Self {
             group: ParamGroup::new(opt, b.mats.iter().map(Matrix::shape)),
             b,
+            products,
         }
     }
 }
@@ -75,13 +87,16 @@ impl LearningRule for Kp {
         for (k, b) in self.b.mats.iter_mut().enumerate() {
             // The gradient W_j was stepped by, in B_j's layout.
             let j = k + 1;
-            let (a, g) = step.net.layers[j].stand_in_grad_operands(
+            let layer = &step.net.layers[j];
+            let operands = layer.stand_in_grad_operands(
                 &step.acts[j],
                 &step.acts.workspaces[j],
                 &step.deltas[j],
                 rows,
             );
-            self.group.step_product(k, b, 1.0 / rows as f32, a, g);
+            let (group, product) = (&mut self.group, &mut self.products[k]);
+            let scale = 1.0 / rows as f32;
+            step_weight(group, k, &layer.kind, b, product, scale, operands);
         }
     }
 
