@@ -548,25 +548,20 @@ fn the_error_patches_are_reused_only_for_the_error_they_were_made_of() {
     let y = random(rows, g.output().len(), 91);
     let none = Matrix::zeros(0, 0);
     let grad = |tws: &Workspace, delta: &Matrix| {
-        let (a, b) = convt.grad_operands(&y, tws, delta, rows);
         let mut dw = Matrix::zeros(g.out_channels, g.patch_len());
-        gemm(&mut dw, false, 1.0, a, b);
+        let mut product = dw.clone();
+        convt.weight_grad_into(&y, tws, delta, rows, &mut dw, &mut product);
         dw
+    };
+    let mut back = Matrix::zeros(rows, g.output().len());
+    let mut input_error = |tws: &mut Workspace, delta: &Matrix| {
+        convt.backward_input(Through::Weights, delta, &mut back, tws, None, &none, rows);
     };
     let mut tws = convt.workspace(rows, false);
     let mut out = Matrix::zeros(rows, g.input.len());
-    let mut back = Matrix::zeros(rows, g.output().len());
     let mut delta = random(rows, g.input.len(), 81);
     convt.forward(&y, &mut out, &mut tws, rows);
-    convt.backward_input(
-        Through::Weights,
-        &delta,
-        &mut back,
-        &mut tws,
-        None,
-        &none,
-        rows,
-    );
+    input_error(&mut tws, &delta);
     // The same error: its patches are reused, and right.
     convt.prepare_grad(&delta, &mut tws, rows);
     let want = naive_weight_grad(&g, &delta, &y, rows);
@@ -577,15 +572,7 @@ fn the_error_patches_are_reused_only_for_the_error_they_were_made_of() {
     let want = naive_weight_grad(&g, &other, &y, rows);
     assert_close(grad(&tws, &other).as_slice(), &want, "another error");
     // The first buffer, rewritten after a new forward pass: new patches.
-    convt.backward_input(
-        Through::Weights,
-        &delta,
-        &mut back,
-        &mut tws,
-        None,
-        &none,
-        rows,
-    );
+    input_error(&mut tws, &delta);
     convt.forward(&y, &mut out, &mut tws, rows);
     delta.copy_from(&random(rows, g.input.len(), 83));
     convt.prepare_grad(&delta, &mut tws, rows);
