@@ -3,7 +3,10 @@
 //!
 //! With plain SGD the gradient product accumulates straight into the weights
 //! (`W -= lr/B * delta^T h` in one GEMM call), so no gradient buffer is
-//! written; other optimizers get buffers allocated once.
+//! written; other optimizers get buffers allocated once. A convolution over
+//! channels-last input makes its product with tap-major columns, which
+//! passes through a buffer of its own on its way back to the weight's
+//! layout ([`step_weight`]).
 
 use crate::layers::{bias_grad, grad_operands, Kind, Layer};
 use crate::named::NamedTensorMut;
@@ -102,7 +105,7 @@ impl NetUpdater {
 
 /// For each layer of `net`, a buffer for its weight-gradient product where
 /// [`Kind::grad_product_reordered`], else an empty one.
-pub fn reordered_products(net: &Network) -> Vec<Matrix> {
+fn reordered_products(net: &Network) -> Vec<Matrix> {
     net.layers
         .iter()
         .map(|l| match l.kind.grad_product_reordered() {
