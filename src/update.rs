@@ -34,7 +34,7 @@ impl NetUpdater {
             .flat_map(|l| [l.weight.shape(), (1, l.bias.len())]);
         Self {
             group: ParamGroup::new(opt, shapes),
-            products: reordered_products(net),
+            products: net.layers.iter().map(product_buffer).collect(),
         }
     }
 
@@ -103,16 +103,13 @@ impl NetUpdater {
     }
 }
 
-/// For each layer of `net`, a buffer for its weight-gradient product where
-/// [`Kind::grad_product_reordered`], else an empty one.
-fn reordered_products(net: &Network) -> Vec<Matrix> {
-    net.layers
-        .iter()
-        .map(|l| match l.kind.grad_product_reordered() {
-            true => Matrix::zeros(l.weight.rows(), l.weight.cols()),
-            false => Matrix::zeros(0, 0),
-        })
-        .collect()
+/// The buffer [`step_weight`] needs for `layer`'s weight-gradient product:
+/// the weight's shape where [`Kind::grad_product_reordered`], else empty.
+pub fn product_buffer(layer: &Layer) -> Matrix {
+    match layer.kind.grad_product_reordered() {
+        true => Matrix::zeros(layer.weight.rows(), layer.weight.cols()),
+        false => Matrix::zeros(0, 0),
+    }
 }
 
 /// Steps tensor `k` of `group` (`param`, a weight of layer kind `kind` or a

@@ -46,6 +46,7 @@ fn kp_started_at_the_transposed_weights_is_bp_at_every_step() {
     let mut kp = Trainer::new(
         net0.clone(),
         Box::new(Kp::from_stand_ins(
+            &net0,
             biprop::rules::StandIns::from_matrices(b),
             opt,
         )),

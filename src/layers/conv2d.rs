@@ -45,7 +45,8 @@ pub struct Workspace {
     /// `dpatches` then hold each tap's channels side by side, and the
     /// scatter to the input copies contiguous runs (empty otherwise).
     pub path_tap_major: Matrix,
-    /// `W^T` `[C kh kw, out]`, copied from the weight before each forward
+    /// `W^T` `[C kh kw, out]` (its rows tap-major, as the patches' columns,
+    /// for channels-last inputs), copied from the weight before each forward
     /// product: the patches times a row-major `W^T` run faster than times
     /// `W` read transposed (12800x800x64: 7.1 against 9.4 ms a product on
     /// two threads of an AMD EPYC, `examples/conv_forward_layout.rs`).
@@ -191,19 +192,17 @@ pub(super) fn im2col(g: &Conv2d, x: &[f32], patches: &mut [f32], rows: usize, ta
     });
 }
 
-/// `dst = src` for runs as short as a kernel row or a tap's channels: at
-/// the usual widths a copy of known length, which compiles to a few moves
-/// rather than a call to `memcpy` (a patch of a 5x5 kernel is 5-float runs,
-/// or 25 runs of its input's channels, millions a step).
+/// `dst = src` for runs as short as a kernel row: at the usual widths a
+/// copy of known length, which compiles to a few moves rather than a call
+/// to `memcpy` (a patch of a 5x5 kernel is 5-float runs, millions a step).
+/// Runs of a tap's channels (16 to 64 floats) gained nothing from fixed
+/// lengths (docs/performance.md).
 #[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
     match src.len() {
         3 => dst[..3].copy_from_slice(&src[..3]),
         5 => dst[..5].copy_from_slice(&src[..5]),
         7 => dst[..7].copy_from_slice(&src[..7]),
-        16 => dst[..16].copy_from_slice(&src[..16]),
-        32 => dst[..32].copy_from_slice(&src[..32]),
-        64 => dst[..64].copy_from_slice(&src[..64]),
         _ => dst.copy_from_slice(src),
     }
 }
@@ -356,13 +355,11 @@ pub(super) fn forward(
     );
     if tap_major {
         // `W^T` with its rows in the patches' tap-major order.
-        let (taps, c, out) = (g.kernel.0 * g.kernel.1, g.input.c, g.out_channels);
+        let (k, out) = (g.patch_len(), g.out_channels);
         let wt = ws.weight_t.as_mut_slice();
-        for (o, from) in weight.as_slice().chunks_exact(c * taps).enumerate() {
-            for (ch, plane) in from.chunks_exact(taps).enumerate() {
-                for (t, &v) in plane.iter().enumerate() {
-                    wt[(t * c + ch) * out + o] = v;
-                }
+        for (o, from) in weight.as_slice().chunks_exact(k).enumerate() {
+            for (column, tap_column) in tap_major_columns(g) {
+                wt[tap_column * out + o] = from[column];
             }
         }
     } else {
@@ -432,31 +429,31 @@ pub(super) fn operator_for_patches<'a>(
     if !g.tap_major() {
         return path.view();
     }
-    let (taps, c) = (g.kernel.0 * g.kernel.1, g.input.c);
-    let out = tap_major.as_mut_slice();
-    for (o, from) in path.as_slice().chunks_exact(c * taps).enumerate() {
-        let to = &mut out[o * c * taps..(o + 1) * c * taps];
-        for (ch, plane) in from.chunks_exact(taps).enumerate() {
-            for (t, &v) in plane.iter().enumerate() {
-                to[t * c + ch] = v;
-            }
+    let k = g.patch_len();
+    let rows = path.as_slice().chunks_exact(k);
+    for (from, to) in rows.zip(tap_major.as_mut_slice().chunks_exact_mut(k)) {
+        for (column, tap_column) in tap_major_columns(g) {
+            to[tap_column] = from[column];
         }
     }
     tap_major.view()
 }
 
+/// Each column of a patch in the weight's order (`c kh kw + tap`) and where
+/// it sits in tap-major order (`tap C + c`), column by column: the one map
+/// between the two layouts.
+fn tap_major_columns(g: &Conv2d) -> impl Iterator<Item = (usize, usize)> {
+    let (taps, c) = (g.kernel.0 * g.kernel.1, g.input.c);
+    (0..c).flat_map(move |ch| (0..taps).map(move |t| (ch * taps + t, t * c + ch)))
+}
+
 /// `out += scale * tap`, with `tap` `[out, kh kw C]` (tap-major columns)
 /// and `out` in the weight's layout `[out, C kh kw]`.
 pub fn add_untapped(g: &Conv2d, tap: &[f32], out: &mut [f32], scale: f32) {
-    let (taps, c) = (g.kernel.0 * g.kernel.1, g.input.c);
-    for (to, from) in out
-        .chunks_exact_mut(c * taps)
-        .zip(tap.chunks_exact(c * taps))
-    {
-        for (ch, plane) in to.chunks_exact_mut(taps).enumerate() {
-            for (t, v) in plane.iter_mut().enumerate() {
-                *v += scale * from[t * c + ch];
-            }
+    let k = g.patch_len();
+    for (to, from) in out.chunks_exact_mut(k).zip(tap.chunks_exact(k)) {
+        for (column, tap_column) in tap_major_columns(g) {
+            to[column] += scale * from[tap_column];
         }
     }
 }

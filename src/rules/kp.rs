@@ -20,7 +20,7 @@ use crate::named::{NamedTensor, NamedTensorMut};
 use crate::network::Network;
 use crate::optim::{OptimConfig, ParamGroup};
 use crate::tensor::Matrix;
-use crate::update::step_weight;
+use crate::update::{product_buffer, step_weight};
 use rand::Rng;
 
 /// The decay `lambda` of the Kolen-Pollack rules (KP, DKP) when none is set.
@@ -37,9 +37,8 @@ pub struct Kp {
     /// `b.mats[k]` stands in for `forward.{k+1}.weight`.
     pub b: StandIns,
     group: ParamGroup,
-    /// A buffer for the gradient product of each convolution's stand-in,
-    /// whose columns may come out in another order (`update::step_weight`);
-    /// empty for dense layers.
+    /// `products[k]`: the buffer `update::step_weight` needs for the
+    /// gradient product of `forward.{k+1}`.
     products: Vec<Matrix>,
 }
 
@@ -53,17 +52,13 @@ impl Kp {
         opt: OptimConfig,
         rng: &mut impl Rng,
     ) -> Self {
-        Self::from_stand_ins(Fa::new(net, init, scale, rng).b, opt)
+        let b = Fa::new(net, init, scale, rng).b;
+        Self::from_stand_ins(net, b, opt)
     }
 
-    /// KP around given stand-ins.
-    pub fn from_stand_ins(b: StandIns, opt: OptimConfig) -> Self {
-        let products = (0..b.mats.len())
-            .map(|k| match b.shape(k).len() {
-                4 => Matrix::zeros(b.mats[k].rows(), b.mats[k].cols()),
-                _ => Matrix::zeros(0, 0),
-            })
-            .collect();
+    /// KP around given stand-ins of `net`'s layers above the first.
+    pub fn from_stand_ins(net: &Network, b: StandIns, opt: OptimConfig) -> Self {
+        let products = net.layers[1..].iter().map(product_buffer).collect();
         Self {
             group: ParamGroup::new(opt, b.mats.iter().map(Matrix::shape)),
             b,

@@ -191,12 +191,6 @@ impl StandIns {
         Self { mats, shapes }
     }
 
-    /// The checkpoint shape of `mats[k]` (`[out, in, kh, kw]` for a
-    /// convolution's).
-    pub fn shape(&self, k: usize) -> &[usize] {
-        &self.shapes[k]
-    }
-
     /// Given matrices (`mats[k]` for `forward.{k+1}`), checkpoint shapes
     /// from their matrix shapes.
     pub fn from_matrices(mats: Vec<Matrix>) -> Self {

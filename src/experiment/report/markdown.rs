@@ -133,12 +133,13 @@ pub fn markdown(groups: &[Group]) -> String {
                         Some(g) => {
                             let v = if pick == 0 { &g.last } else { &g.best_val };
                             let ours = cell(v, g.diverged.len(), g.unfinished.len());
-                            match (paper::published(ds, a, *r), biotorch::published(a, *r)) {
-                                (Some(p), _) if g.paper_protocol => format!("{ours} ({p:.2})"),
-                                (_, Some(p)) if g.biotorch_protocol && pick == 1 => {
-                                    format!("{ours} ({p:.2})")
-                                }
-                                _ => ours,
+                            // biotorch's number is of the best validation epoch.
+                            let beside = Reference::Paper.value(g).or_else(|| {
+                                (pick == 1).then(|| Reference::Biotorch.value(g)).flatten()
+                            });
+                            match beside {
+                                Some(p) => format!("{ours} ({p:.2})"),
+                                None => ours,
                             }
                         }
                         None => "—".into(),
@@ -151,10 +152,8 @@ pub fn markdown(groups: &[Group]) -> String {
         }
         if gs.iter().any(|g| g.paper_protocol) {
             out.push_str(&ranking_table(ds, &variant, &gs, &archs));
-            if let Some(t) = paper::table(ds) {
-                let to_paper = Reference::Paper(t);
-                out.push_str(&distance_table(ds, &variant, &gs, &rules, &archs, to_paper));
-            }
+            let to_paper = Reference::Paper;
+            out.push_str(&distance_table(ds, &variant, &gs, &rules, &archs, to_paper));
         }
         if gs.iter().any(|g| g.biotorch_protocol) {
             let to_biotorch = Reference::Biotorch;
@@ -190,8 +189,8 @@ fn ranking_table(ds: DatasetKind, variant: &str, gs: &[&Group], archs: &[&str]) 
         // Only rules with a paper value, so both sides rank the same rules.
         let ranked: Vec<(&Group, f64)> = gs
             .iter()
-            .filter(|g| g.hidden == *a && g.paper_protocol && !g.last.is_empty())
-            .filter_map(|g| Some((*g, paper::published(ds, a, g.rule)?)))
+            .filter(|g| g.hidden == *a && !g.last.is_empty())
+            .filter_map(|g| Some((*g, Reference::Paper.value(g)?)))
             .collect();
         if ranked.len() < 2 {
             continue;
@@ -272,23 +271,27 @@ fn rules_header(rules: &[RuleKind]) -> String {
 #[derive(Clone, Copy)]
 enum Reference {
     /// The paper's Table 1 or 2, at the last epoch.
-    Paper(u8),
+    Paper,
     /// biotorch's LeNet benchmark, at the epoch of best validation error.
     Biotorch,
 }
 
 impl Reference {
-    /// The reference's value for a group of its protocol, and our values
-    /// measured against it.
-    fn pair<'g>(self, g: &'g Group, arch: &str) -> Option<(f64, &'g [f64])> {
+    /// Its published test error (%) for `g`'s cell, where `g`'s runs train
+    /// its protocol: the one lookup behind every table and the CSV.
+    fn value(self, g: &Group) -> Option<f64> {
         match self {
-            Reference::Paper(_) if g.paper_protocol => {
-                Some((paper::published(g.dataset, arch, g.rule)?, &g.last))
-            }
-            Reference::Biotorch if g.biotorch_protocol => {
-                Some((biotorch::published(arch, g.rule)?, &g.best_val))
-            }
+            Reference::Paper if g.paper_protocol => paper::published(g.dataset, &g.hidden, g.rule),
+            Reference::Biotorch if g.biotorch_protocol => biotorch::published(&g.hidden, g.rule),
             _ => None,
+        }
+    }
+
+    /// Our values that its number is measured against.
+    fn ours(self, g: &Group) -> &[f64] {
+        match self {
+            Reference::Paper => &g.last,
+            Reference::Biotorch => &g.best_val,
         }
     }
 }
@@ -306,11 +309,12 @@ fn distance_table(
     archs: &[&str],
     reference: Reference,
 ) -> String {
-    let what = match reference {
-        Reference::Paper(t) => format!(
+    let what = match (reference, paper::table(ds)) {
+        (Reference::Paper, None) => return String::new(),
+        (Reference::Paper, Some(t)) => format!(
             "distance to the paper\n\ntest error at the last epoch, ours minus the paper's Table {t} value"
         ),
-        Reference::Biotorch => "distance to biotorch\n\ntest error at the epoch of best validation error, ours minus biotorch's published value".into(),
+        (Reference::Biotorch, _) => "distance to biotorch\n\ntest error at the epoch of best validation error, ours minus biotorch's published value".into(),
     };
     let mut out = format!(
         "### {}{variant} — {what}, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked\n\n",
@@ -321,11 +325,8 @@ fn distance_table(
     for a in archs {
         out.push_str(&format!("| {a} |"));
         for r in rules {
-            let pair = gs
-                .iter()
-                .find(|g| g.hidden == *a && g.rule == *r)
-                .and_then(|g| reference.pair(g, a));
-            let text = match pair {
+            let g = gs.iter().find(|g| g.hidden == *a && g.rule == *r);
+            let text = match g.and_then(|g| Some((reference.value(g)?, reference.ours(g)))) {
                 Some((p, v)) if !v.is_empty() => {
                     any = true;
                     distance(v, p)
@@ -352,14 +353,8 @@ pub fn csv_text(groups: &[Group]) -> String {
     for g in groups {
         let (lm, ls) = mean_std(&g.last);
         let (bm, bs) = mean_std(&g.best_val);
-        let p = match paper::published(g.dataset, &g.hidden, g.rule) {
-            Some(p) if g.paper_protocol => p.to_string(),
-            _ => String::new(),
-        };
-        let b = match biotorch::published(&g.hidden, g.rule) {
-            Some(b) if g.biotorch_protocol => b.to_string(),
-            _ => String::new(),
-        };
+        let [p, b] = [Reference::Paper, Reference::Biotorch]
+            .map(|r| r.value(g).map_or(String::new(), |v| v.to_string()));
         out.push_str(&format!(
             "{:?},\"{}\",{},{},{},{},{},{},{lm},{ls},{bm},{bs},{p},{b}\n",
             g.dataset,
