@@ -537,3 +537,45 @@ fn dry_run_tells_memory_flops_and_time_and_trains_nothing() {
     assert!(out.contains("all 4 cell(s)"), "{out}");
     assert!(!dir.path().join("sweeps").exists(), "nothing run");
 }
+
+/// `sweep --list` says of each cell whether it is done, diverged, started
+/// (with the epochs it has recorded, where it resumes) or not started, and
+/// counts them.
+#[test]
+fn sweep_list_tells_how_far_each_cell_got() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_idx(dir.path());
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[base]\ndataset = \"idx\"\ndata_dir = \"data\"\nclasses = 3\nval_size = 8\n\
+         hidden = \"4\"\nepochs = 3\n[grid]\nrule = [\"bp\", \"fa\", \"dfa\"]\n",
+    )
+    .unwrap();
+    let o = biprop(&["sweep", "s.toml", "--task", "0", "-q"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = biprop(&["sweep", "s.toml", "--task", "1", "-q"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Cell 1 as a run stopped after its first epoch leaves it.
+    let run = dir.path().join("sweeps/s/runs/rule-fa");
+    std::fs::remove_file(run.join("done")).unwrap();
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let kept: String = csv.split_inclusive('\n').take(2).collect();
+    std::fs::write(run.join("metrics.csv"), kept).unwrap();
+
+    let o = biprop(&["sweep", "s.toml", "--list"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.ends_with(id))
+            .unwrap_or_else(|| panic!("no line for {id} in\n{out}"))
+            .to_string()
+    };
+    assert!(line("rule-bp").contains(" done "), "{out}");
+    assert!(line("rule-fa").contains(" 1/3 epochs "), "{out}");
+    assert!(line("rule-dfa").contains(" pending "), "{out}");
+    assert!(
+        out.contains("3 cells: 1 done, 0 diverged, 1 started, 1 not started"),
+        "{out}"
+    );
+}

@@ -18,7 +18,8 @@ pub(super) struct SweepArgs {
     /// Output folder (default: the file's `out`, else sweeps/<file stem>).
     #[arg(long, short = 'o')]
     out: Option<PathBuf>,
-    /// List the cells (index, id, done or not) and exit.
+    /// List the cells (index, id, and done, diverged@EPOCH, the epochs a
+    /// started cell has recorded, or pending) and a count of each, and exit.
     #[arg(long)]
     list: bool,
     /// Copy the finished cells' small files (config.toml, metrics.csv, done;
@@ -145,14 +146,34 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
         return dry_run(&cells, jobs);
     }
     if args.list {
+        let (mut done, mut diverged, mut started) = (0, 0, 0);
         for c in &cells {
             let state = match s.status(c)? {
-                None => "pending".to_string(),
-                Some(sweep::CellStatus::Finished) => "done".to_string(),
-                Some(sweep::CellStatus::Diverged { epoch, .. }) => format!("diverged@{epoch}"),
+                // A started cell says how far it got (its checkpoint follows each
+                // recorded epoch, so a resumption starts there or one before).
+                None => match crate::run::epochs_recorded(&s.run_dir(c)) {
+                    Some(e) if e > 0 => {
+                        started += 1;
+                        format!("{e}/{} epochs", c.config.epochs)
+                    }
+                    _ => "pending".to_string(),
+                },
+                Some(sweep::CellStatus::Finished) => {
+                    done += 1;
+                    "done".to_string()
+                }
+                Some(sweep::CellStatus::Diverged { epoch, .. }) => {
+                    diverged += 1;
+                    format!("diverged@{epoch}")
+                }
             };
-            say!("{:>4}  {state:<12}  {}", c.index, c.id);
+            say!("{:>4}  {state:<14}  {}", c.index, c.id);
         }
+        say!(
+            "{} cells: {done} done, {diverged} diverged, {started} started, {} not started",
+            cells.len(),
+            cells.len() - done - diverged - started
+        );
         return Ok(());
     }
     if !args.quiet {

@@ -144,6 +144,15 @@ const FIXED_COLUMNS: [&str; 9] = [
     "seconds",
 ];
 
+/// How many epochs `dir/metrics.csv` records (its complete lines after the
+/// header): how far a started run has gone, for `biprop sweep --list`. `None`
+/// when it has no readable metrics file yet.
+pub fn epochs_recorded(dir: &Path) -> Option<usize> {
+    let bytes = std::fs::read(dir.join("metrics.csv")).ok()?;
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    Some(lines.saturating_sub(1))
+}
+
 /// The header and first `epochs` rows of `metrics.csv` and the first
 /// `epochs` lines of `metrics.jsonl` in `dir`, after checking that each is
 /// whole (ends its line), that every value reads back as the text it is,

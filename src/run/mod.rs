@@ -6,7 +6,7 @@
 
 mod metrics_files;
 
-pub use metrics_files::EpochRecord;
+pub use metrics_files::{epochs_recorded, EpochRecord};
 use metrics_files::{kept_metrics, Kept, MetricsFiles};
 
 use crate::checkpoint::Checkpoint;
