@@ -11,7 +11,7 @@ use biprop::loss::Output;
 use biprop::network::Network;
 use biprop::optim::OptimConfig;
 use biprop::rules::{
-    Bp, Dfa, ErrorPath, Fa, FeedbackScale, InitScheme, LearningRule, StandIns, Usf,
+    Bp, Dfa, ErrorPath, Fa, FeedbackScale, InitScheme, Kp, LearningRule, StandIns, Usf,
 };
 use biprop::tensor::{gemm, Matrix, Parallelism};
 use biprop::train::Trainer;
@@ -334,6 +334,61 @@ fn fa_with_the_forward_kernels_is_bp_bit_for_bit() {
         c.net.layers[0].weight, b.net.layers[0].weight,
         "the test can fail"
     );
+}
+
+/// KP whose feedback kernels start at the forward kernels is BP on
+/// convolutions, step after step, with momentum and weight decay: W and B
+/// take the same update (the kernel gradient, back in the weight's layout
+/// from the tap-major product), so B stays W. tests/rules_beyond.rs pins
+/// this on dense layers.
+#[test]
+fn kp_started_at_the_forward_kernels_is_bp_on_convolutions() {
+    let net0 = conv_net(
+        "conv 4 3x3 pad 1, relu, maxpool 2, conv 6 3x3, relu, flatten, dense 7, dense 5",
+        Shape::new(2, 8, 8),
+        6,
+    );
+    let opt = OptimConfig {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 0.01,
+        ..Default::default()
+    };
+    let rows = 6;
+    let kp_from = |b: StandIns| Box::new(Kp::from_stand_ins(&net0, b, opt));
+    let forward_kernels = StandIns::from_fn(&net0, |_, l| l.weight_as_stand_in());
+    let mut kp = Trainer::new(net0.clone(), kp_from(forward_kernels), opt, rows);
+    let mut bp = Trainer::new(net0.clone(), Box::new(Bp), opt, rows);
+    let mut scratch = net0.clone();
+    let random = Fa::new(
+        &mut scratch,
+        InitScheme::Default,
+        FeedbackScale::Sender,
+        &mut ChaCha8Rng::seed_from_u64(9),
+    )
+    .b;
+    let mut random_kp = Trainer::new(net0.clone(), kp_from(random), opt, rows);
+    for k in 0..5 {
+        let ds = synthetic(rows, net0.inputs(), net0.outputs(), 70 + k);
+        for t in [&mut kp, &mut bp, &mut random_kp] {
+            t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
+            t.step(rows).unwrap();
+        }
+        assert_eq!(kp.net, bp.net, "step {k}: KP with B = W and BP differ");
+        for (da, db) in kp.deltas().iter().zip(bp.deltas()) {
+            assert_eq!(da, db, "step {k}: errors differ");
+        }
+        for j in 1..net0.layers.len() {
+            let b = common::stand_in(&kp, j).expect("KP has a stand-in");
+            assert_eq!(
+                b,
+                &kp.net.layers[j].weight_as_stand_in(),
+                "step {k}: B left W in layer {j}"
+            );
+        }
+    }
+    assert_ne!(kp.net, net0, "the steps moved the weights");
+    assert_ne!(random_kp.net, bp.net, "the test can fail");
 }
 
 /// uSF's stand-in for a convolution is exactly `sign(W) / sqrt(C kh kw)`,
