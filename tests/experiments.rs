@@ -296,7 +296,7 @@ fn small_sweep(epochs: usize, grid: &str) -> Vec<report::RunResult> {
 #[test]
 fn select_chooses_nothing_where_every_value_diverged() {
     let runs = small_sweep(2, "rule = [\"bp\"]\nlr = [1e30, 1e31]");
-    let (kept, choices) = report::select(&runs, "lr").unwrap();
+    let (kept, choices) = report::select(&runs, "lr", &[]).unwrap();
     assert_eq!(choices.len(), 1);
     assert!(choices[0]
         .scores
@@ -317,7 +317,7 @@ fn select_names_each_group_by_the_other_swept_settings() {
         1,
         "rule = [\"bp\"]\nmomentum = [0.0, 0.5]\nlr = [0.003, 0.03]",
     );
-    let (kept, choices) = report::select(&runs, "lr").unwrap();
+    let (kept, choices) = report::select(&runs, "lr", &[]).unwrap();
     let groups: Vec<&str> = choices.iter().map(|c| c.group.as_str()).collect();
     assert_eq!(groups.len(), 2, "{groups:?}");
     assert!(
@@ -351,7 +351,7 @@ fn select_chooses_each_rules_rate_on_the_validation_split() {
     let status = biprop(&["sweep", "one.toml"], tmp.path()).wait().unwrap();
     assert!(status.success());
     let runs = report::collect(&tmp.path().join("s")).unwrap();
-    let (kept, choices) = report::select(&runs, "lr").unwrap();
+    let (kept, choices) = report::select(&runs, "lr", &[]).unwrap();
     assert_eq!(choices.len(), 2);
     let mut chosen = Vec::new();
     for c in &choices {
@@ -393,7 +393,7 @@ fn select_chooses_each_rules_rate_on_the_validation_split() {
         .filter(|r| !r.dir.ends_with("lr-0.003_rule-fa_seed-1"))
         .cloned()
         .collect();
-    let (_, waiting) = report::select(&partial, "lr").unwrap();
+    let (_, waiting) = report::select(&partial, "lr", &[]).unwrap();
     let fa = waiting.iter().find(|c| c.group.ends_with(" fa")).unwrap();
     assert_eq!(fa.chosen, None, "{fa:?}");
     assert!(report::choices_markdown("lr", &waiting).contains("not run"));
@@ -408,7 +408,7 @@ fn select_chooses_each_rules_rate_on_the_validation_split() {
     assert!(status.success());
     let runs = report::collect(&tmp.path().join("s")).unwrap();
     assert_eq!(runs.len(), 8);
-    let (kept, again) = report::select(&runs, "lr").unwrap();
+    let (kept, again) = report::select(&runs, "lr", &[]).unwrap();
     assert_eq!(kept.len(), 4, "both seeds of each chosen rate");
     for (c, (_, lr)) in again.iter().zip(&chosen) {
         assert_eq!(
@@ -471,4 +471,52 @@ fn every_preset_is_a_valid_sweep() {
         "only {presets} presets found in {}",
         dir.display()
     );
+}
+
+/// A folder's runs do not say which rates are still to come: the sweep's
+/// copy of its file (`sweep.toml`, left by a run and by `--export`) does,
+/// and `report --select` waits for every cell of it. Without that file the
+/// same runs choose among the rates run so far.
+#[test]
+fn select_waits_for_every_cell_of_the_sweep_the_runs_come_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_idx(&data, 200, 50);
+    let sweep = |lrs: &str| {
+        format!(
+            "out = \"s\"\n[base]\ndataset = \"idx\"\ndata_dir = \"{}\"\nclasses = 4\nval_size = 50\n\
+             epochs = 1\nbatch_size = 20\nhidden = \"1x8\"\nthreads = 1\noutput = \"identity\"\n\
+             [grid]\nrule = [\"bp\"]\nlr = [{lrs}]\nseed = [1]\n",
+            data.display()
+        )
+    };
+    std::fs::write(tmp.path().join("a.toml"), sweep("0.003, 0.03")).unwrap();
+    let status = biprop(&["sweep", "a.toml"], tmp.path()).wait().unwrap();
+    assert!(status.success());
+    assert!(
+        tmp.path().join("s/sweep.toml").is_file(),
+        "a run leaves its plan"
+    );
+    // A third rate added to the file, not run yet; its finished runs exported.
+    std::fs::write(tmp.path().join("a.toml"), sweep("0.003, 0.03, 0.01")).unwrap();
+    let status = biprop(&["sweep", "a.toml", "--export", "saved"], tmp.path())
+        .wait()
+        .unwrap();
+    assert!(status.success());
+    let report = |dir: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_biprop"))
+            .args(["report", dir, "--select", "lr"])
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let waiting = report("saved");
+    assert!(waiting.contains("lr=0.01"), "{waiting}");
+    assert!(waiting.contains("waiting for runs"), "{waiting}");
+    std::fs::remove_file(tmp.path().join("saved/sweep.toml")).unwrap();
+    let unplanned = report("saved");
+    assert!(!unplanned.contains("waiting for runs"), "{unplanned}");
+    assert!(!unplanned.contains("lr=0.01"), "{unplanned}");
 }

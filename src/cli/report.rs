@@ -8,7 +8,16 @@ pub(super) fn report(dir: PathBuf, csv: Option<PathBuf>, select: Option<String>)
     let mut runs = report::collect(&dir)?;
     let mut ignore = Vec::new();
     if let Some(key) = &select {
-        let (kept, choices) = report::select(&runs, key)?;
+        // The sweep's cells, where it left them: a value still to run keeps
+        // its cell undecided.
+        let planned = crate::experiment::sweep::Sweep::planned_in(&dir)?;
+        if planned.is_some() {
+            eprintln!(
+                "--select {key}: waiting for every cell of {}",
+                dir.join(crate::experiment::sweep::PLAN_FILE).display()
+            );
+        }
+        let (kept, choices) = report::select(&runs, key, &planned.unwrap_or_default())?;
         say!("{}", report::choices_markdown(key, &choices));
         runs = kept;
         ignore.push(key.as_str());

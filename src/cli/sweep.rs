@@ -79,6 +79,7 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
     let cells = s.cells()?;
     if let Some(dir) = &args.export {
         let n = s.export_finished(dir)?;
+        s.write_plan(dir)?;
         say!("copied {n} finished cell(s) into {}", dir.display());
         return Ok(());
     }
@@ -190,6 +191,7 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
         task: args.task,
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
+    s.write_plan(&s.out)?;
     let n = sweep::run_sweep(&s, &opts)?;
     say!("{n} run(s) finished; results in {}", s.out.display());
     Ok(())

@@ -48,13 +48,18 @@ use std::sync::{Arc, Mutex};
 /// The file a finished cell leaves in its directory.
 pub const DONE_FILE: &str = "done";
 
+/// The copy of the sweep file that `biprop sweep` leaves in its output
+/// folder and in an `--export` folder.
+pub const PLAN_FILE: &str = "sweep.toml";
+
 /// The file a cell's process holds locked while it trains the cell, so that
 /// two processes (two sweeps on one folder, Slurm tasks) never train one cell.
 pub const LOCK_FILE: &str = "lock";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct SweepFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     out: Option<PathBuf>,
     #[serde(default)]
     order: Vec<String>,
@@ -185,6 +190,40 @@ impl Sweep {
         };
         sweep.cells()?; // every cell must be a valid run
         Ok(sweep)
+    }
+
+    /// The sweep as a sweep file (without `out`), its cells in the same
+    /// order: what [`PLAN_FILE`] holds.
+    pub fn to_toml(&self) -> String {
+        let f = SweepFile {
+            out: None,
+            order: self.grid.iter().map(|(k, _)| k.clone()).collect(),
+            base: self.base.clone(),
+            grid: self.grid.iter().cloned().collect(),
+        };
+        toml::to_string(&f).expect("a sweep serializes")
+    }
+
+    /// Writes [`PLAN_FILE`] into `dir`: the cells its runs come from, so
+    /// that `biprop report --select` knows which are still to come.
+    pub fn write_plan(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let text = format!(
+            "# The sweep whose runs this folder holds, written by `biprop sweep`:\n\
+             # `biprop report --select` waits for every one of its cells.\n{}",
+            self.to_toml()
+        );
+        crate::fsutil::write_atomic(&dir.join(PLAN_FILE), text.as_bytes())
+    }
+
+    /// The cells' settings from `dir`'s [`PLAN_FILE`], if it has one.
+    pub fn planned_in(dir: &Path) -> Result<Option<Vec<RunConfig>>> {
+        let path = dir.join(PLAN_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let sweep = Self::from_file(&path)?;
+        Ok(Some(sweep.cells()?.into_iter().map(|c| c.config).collect()))
     }
 
     /// Number of cells.

@@ -3,8 +3,21 @@
 
 use super::runs::{setting_text, RunResult};
 use super::stats::mean_std;
+use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
+
+/// The group a run's settings put it in (every setting but `key`, the seed
+/// and those that leave the results alone) and its value of `key`; `None`
+/// when `key` is not one of its settings.
+fn group_and_value(config: &RunConfig, key: &str) -> Option<(String, String)> {
+    let mut t: toml::Table = config.to_toml().parse().expect("a config's TOML parses");
+    let value = setting_text(&t.remove(key)?);
+    for k in ["seed", "threads", "data_dir", "gemm"] {
+        t.remove(k);
+    }
+    Some((toml::to_string(&t).expect("a table serializes"), value))
+}
 
 /// How [`select`] chose one setting's value for one group of runs.
 #[derive(Clone, Debug)]
@@ -25,26 +38,33 @@ pub struct Choice {
 /// compared on the seeds that every value was run with (so that a value run
 /// with more seeds is not favoured or penalised); a value with a diverged
 /// run there loses. A group whose comparison is still missing a run (an
-/// unfinished one, or a value that other groups have) keeps no runs.
-/// Tuning on the validation split: test errors play no part.
-pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choice>)> {
+/// unfinished one, a value that other groups have, or a value of `planned`,
+/// the cells of the sweep the runs come from, with no run yet) keeps no
+/// runs. Tuning on the validation split: test errors play no part.
+pub fn select(
+    runs: &[RunResult],
+    key: &str,
+    planned: &[RunConfig],
+) -> Result<(Vec<RunResult>, Vec<Choice>)> {
     let mut groups: BTreeMap<String, Vec<(String, &RunResult)>> = BTreeMap::new();
     for r in runs {
-        let mut t: toml::Table = r.config.to_toml().parse().expect("a config's TOML parses");
-        let Some(value) = t.remove(key) else {
+        let Some((group, value)) = group_and_value(&r.config, key) else {
             return Err(Error::Config(format!(
                 "--select {key}: not a setting of {}",
                 r.dir.display()
             )));
         };
-        for k in ["seed", "threads", "data_dir", "gemm"] {
-            t.remove(k);
+        groups.entry(group).or_default().push((value, r));
+    }
+    // The planned values of each group: those not run yet leave it open.
+    let mut planned_values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in planned {
+        if let Some((group, value)) = group_and_value(c, key) {
+            let values = planned_values.entry(group).or_default();
+            if !values.contains(&value) {
+                values.push(value);
+            }
         }
-        let value = setting_text(&value);
-        groups
-            .entry(toml::to_string(&t).expect("a table serializes"))
-            .or_default()
-            .push((value, r));
     }
     // Settings that differ between groups besides the data set, the
     // network and the rule (another swept key, such as the forward rate
@@ -77,16 +97,17 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
     // Every value any group was run with: a group still missing one (a
     // sweep in progress) is not decided yet.
     let mut all_values: Vec<String> = Vec::new();
-    for (v, _) in groups.values().flatten() {
+    for v in groups.values().flatten().map(|(v, _)| v) {
         if !all_values.contains(v) {
             all_values.push(v.clone());
         }
     }
     let mut kept = Vec::new();
     let mut choices = Vec::new();
-    for (members, table) in groups.values().zip(&tables) {
+    for ((group, members), table) in groups.iter().zip(&tables) {
         let mut values: Vec<&String> = Vec::new();
-        for (v, _) in members {
+        let planned_here = planned_values.get(group).into_iter().flatten();
+        for v in members.iter().map(|(v, _)| v).chain(planned_here) {
             if !values.contains(&v) {
                 values.push(v);
             }
@@ -102,9 +123,11 @@ pub fn select(runs: &[RunResult], key: &str) -> Result<(Vec<RunResult>, Vec<Choi
                 .map(|(_, r)| r.config.seed)
                 .collect()
         };
-        let mut common = seeds_of(values[0]);
-        for v in &values[1..] {
-            let s = seeds_of(v);
+        // A planned value with no run yet has no seeds: it leaves the
+        // group open, not the comparison of the others empty.
+        let mut with_runs = values.iter().map(|v| seeds_of(v)).filter(|s| !s.is_empty());
+        let mut common = with_runs.next().unwrap_or_default();
+        for s in with_runs {
             common.retain(|x| s.contains(x));
         }
         common.sort_unstable();
