@@ -519,4 +519,21 @@ fn select_waits_for_every_cell_of_the_sweep_the_runs_come_from() {
     let unplanned = report("saved");
     assert!(!unplanned.contains("waiting for runs"), "{unplanned}");
     assert!(!unplanned.contains("lr=0.01"), "{unplanned}");
+
+    // Rates per rule (grid tables): each rule waits only for its own cells,
+    // where without the plan a rate one rule ran stands in for the other's.
+    let tuned = sweep("0.003")
+        .replace("out = \"s\"", "out = \"t\"")
+        .replace(
+            "rule = [\"bp\"]\nlr = [0.003]",
+            "tuned = [{ rule = \"bp\", lr = 0.003 }, { rule = \"bp\", lr = 0.03 }, \
+             { rule = \"fa\", lr = 0.03 }]",
+        );
+    std::fs::write(tmp.path().join("t.toml"), tuned).unwrap();
+    let status = biprop(&["sweep", "t.toml"], tmp.path()).wait().unwrap();
+    assert!(status.success());
+    let planned = report("t");
+    assert!(!planned.contains("waiting for runs"), "{planned}");
+    std::fs::remove_file(tmp.path().join("t/sweep.toml")).unwrap();
+    assert!(report("t").contains("waiting for runs"));
 }

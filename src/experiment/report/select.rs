@@ -38,9 +38,9 @@ pub struct Choice {
 /// compared on the seeds that every value was run with (so that a value run
 /// with more seeds is not favoured or penalised); a value with a diverged
 /// run there loses. A group whose comparison is still missing a run (an
-/// unfinished one, a value that other groups have, or a value of `planned`,
-/// the cells of the sweep the runs come from, with no run yet) keeps no
-/// runs. Tuning on the validation split: test errors play no part.
+/// unfinished one, or a value of `planned`, the cells of the sweep the runs
+/// come from, with no run yet; without `planned`, a value that other groups
+/// have) keeps no runs. Tuning on the validation split: test errors play no part.
 pub fn select(
     runs: &[RunResult],
     key: &str,
@@ -151,7 +151,10 @@ pub fn select(
                 ((*v).clone(), if errs.is_empty() { None } else { Some(m) })
             })
             .collect();
-        let complete = all_values.iter().all(|v| values.contains(&v));
+        // Without the sweep's cells, a value another group ran stands in
+        // for one still to come here; with them, each group's own cells
+        // say (a grid of per-rule rates gives each rule its own values).
+        let complete = !planned.is_empty() || all_values.iter().all(|v| values.contains(&v));
         let chosen = if !complete || scores.iter().any(|(_, s)| s.is_none()) {
             None
         } else {
