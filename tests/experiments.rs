@@ -519,6 +519,14 @@ fn select_waits_for_every_cell_of_the_sweep_the_runs_come_from() {
     let unplanned = report("saved");
     assert!(!unplanned.contains("waiting for runs"), "{unplanned}");
     assert!(!unplanned.contains("lr=0.01"), "{unplanned}");
+    // A second seed planned for both rates, not run: still waiting.
+    let two_seeds = sweep("0.003, 0.03").replace("seed = [1]", "seed = [1, 2]");
+    std::fs::write(tmp.path().join("a.toml"), two_seeds).unwrap();
+    let status = biprop(&["sweep", "a.toml", "--export", "saved2"], tmp.path())
+        .wait()
+        .unwrap();
+    assert!(status.success());
+    assert!(report("saved2").contains("waiting for runs"));
 
     // Rates per rule (grid tables): each rule waits only for its own cells,
     // where without the plan a rate one rule ran stands in for the other's.

@@ -56,14 +56,15 @@ pub fn select(
         };
         groups.entry(group).or_default().push((value, r));
     }
-    // The planned values of each group: those not run yet leave it open.
-    let mut planned_values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // The planned cells of each group, (value, seed): one without a
+    // finished run leaves the group open.
+    let mut planned_cells: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     for c in planned {
         if let Some((group, value)) = group_and_value(c, key) {
-            let values = planned_values.entry(group).or_default();
-            if !values.contains(&value) {
-                values.push(value);
-            }
+            planned_cells
+                .entry(group)
+                .or_default()
+                .push((value, c.seed));
         }
     }
     // Settings that differ between groups besides the data set, the
@@ -105,9 +106,20 @@ pub fn select(
     let mut kept = Vec::new();
     let mut choices = Vec::new();
     for ((group, members), table) in groups.iter().zip(&tables) {
+        let planned_here = planned_cells.get(group).map_or(&[][..], Vec::as_slice);
+        let unfinished_plan = planned_here.iter().any(|(v, seed)| {
+            !members.iter().any(|(w, r)| {
+                w == v
+                    && r.config.seed == *seed
+                    && (r.diverged() || r.epochs.len() >= r.config.epochs)
+            })
+        });
         let mut values: Vec<&String> = Vec::new();
-        let planned_here = planned_values.get(group).into_iter().flatten();
-        for v in members.iter().map(|(v, _)| v).chain(planned_here) {
+        for v in members
+            .iter()
+            .map(|(v, _)| v)
+            .chain(planned_here.iter().map(|(v, _)| v))
+        {
             if !values.contains(&v) {
                 values.push(v);
             }
@@ -155,7 +167,7 @@ pub fn select(
         // for one still to come here; with them, each group's own cells
         // say (a grid of per-rule rates gives each rule its own values).
         let complete = !planned.is_empty() || all_values.iter().all(|v| values.contains(&v));
-        let chosen = if !complete || scores.iter().any(|(_, s)| s.is_none()) {
+        let chosen = if !complete || unfinished_plan || scores.iter().any(|(_, s)| s.is_none()) {
             None
         } else {
             // A diverged value is never chosen, even where every one diverged.
