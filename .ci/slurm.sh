@@ -115,7 +115,8 @@ scancel "${JOB}_3"
 "$BIPROP" report "$WORK/out" > "$WORK/report-running.md" || die "report failed while tasks ran"
 wait_for_array "$JOB" 900
 "$BIPROP" sweep "$WORK/small.toml" --list | tee "$WORK/list.txt"
-grep -qE '^ +3 +pending' "$WORK/list.txt" || die "the cancelled cell 3 should be pending"
+grep -qE '^ +3 +[0-9]+/300 epochs' "$WORK/list.txt" || die "the cancelled cell 3 should be started, not done"
+grep -q '6 cells: 5 done, 0 diverged, 1 started, 0 not started' "$WORK/list.txt" || die "--list should count the cells"
 [ "$(grep -c ' done ' "$WORK/list.txt")" = 5 ] || die "cells other than 3 should be done"
 "$BIPROP" report "$WORK/out" | grep -q "unfinished (1)" || die "report should show cell 3 unfinished"
 
