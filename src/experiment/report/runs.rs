@@ -222,21 +222,28 @@ pub fn is_paper_protocol(c: &RunConfig) -> bool {
         && c.output == crate::loss::Output::SigmoidBce
 }
 
-/// Keys that never split a group: what a table's rows and columns already
-/// say, what seeds average over, and what does not change results (beyond
-/// the last bits, for the GEMM backend).
-/// The settings that name a group's row and column (the network is its
-/// architecture: `hidden`, `net` or `layers`), or change no result.
-const NOT_VARIANTS: [&str; 9] = [
-    "dataset", "hidden", "net", "layers", "rule", "seed", "threads", "data_dir", "gemm",
-];
+/// The settings in which the runs of one cell may differ: the seed, which a
+/// cell averages over, and those that change no result (the GEMM backend
+/// changes only the last bits). Reports and `--select` both group by every
+/// other setting.
+pub(super) const PER_RUN: [&str; 4] = ["seed", "threads", "data_dir", "gemm"];
+
+/// The settings that name a table's row and column (the network is its
+/// architecture: `hidden`, `net` or `layers`).
+const TABLE_AXES: [&str; 5] = ["dataset", "hidden", "net", "layers", "rule"];
+
+/// Whether a setting never splits a group: a table's row or column, or a
+/// [`PER_RUN`] setting.
+fn is_not_variant(key: &str) -> bool {
+    TABLE_AXES.contains(&key) || PER_RUN.contains(&key)
+}
 
 /// Keys that split tables even where each cell has one value of them: a
 /// table's caption gives one epoch count.
 const ALWAYS_SPLIT: [&str; 1] = ["epochs"];
 
 /// How one run differs from the other runs of its folder, in the settings
-/// beyond [`NOT_VARIANTS`] and those without effect on its rule.
+/// beyond the table's axes and [`PER_RUN`] and those without effect on its rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Variant {
     /// The settings that set its table (and plot) apart: `key=value, ...`.
@@ -277,7 +284,7 @@ fn variants_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Variant> {
     let mut differing: Vec<&String> = Vec::new();
     for t in &tables {
         for (k, v) in t {
-            if !NOT_VARIANTS.contains(&k.as_str())
+            if !is_not_variant(k)
                 && !ignore.contains(&k.as_str())
                 && !differing.contains(&k)
                 && tables.iter().any(|o| o.get(k) != Some(v))

@@ -1,19 +1,19 @@
 //! Choosing a setting per cell on the validation split (`biprop report
 //! --select lr`): the runs kept, and the choice made for each cell.
 
-use super::runs::{setting_text, RunResult};
+use super::runs::{setting_text, RunResult, PER_RUN};
 use super::stats::mean_std;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
-/// The group a run's settings put it in (every setting but `key`, the seed
-/// and those that leave the results alone) and its value of `key`; `None`
+/// The group a run's settings put it in (every setting but `key` and the
+/// [`PER_RUN`] ones) and its value of `key`; `None`
 /// when `key` is not one of its settings.
 fn group_and_value(config: &RunConfig, key: &str) -> Option<(String, String)> {
     let mut t: toml::Table = config.to_toml().parse().expect("a config's TOML parses");
     let value = setting_text(&t.remove(key)?);
-    for k in ["seed", "threads", "data_dir", "gemm"] {
+    for k in PER_RUN {
         t.remove(k);
     }
     Some((toml::to_string(&t).expect("a table serializes"), value))
