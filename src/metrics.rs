@@ -1,6 +1,6 @@
 //! Diagnostics that explain why a rule works: how far its updates, its
 //! hidden errors and its feedback matrices are from backpropagation's (the
-//! paper's section 4.3).
+//! paper's section 4.3), and how large its weights have grown.
 
 use crate::rules::ErrorPath;
 use crate::tensor::Matrix;
@@ -64,6 +64,28 @@ impl Alignment {
         }
         out
     }
+}
+
+/// The Euclidean (Frobenius) norm of every weight tensor of `t`'s network
+/// and rule, named `norm_{tensor}` after its checkpoint name
+/// (`norm_forward.0.weight`, `norm_feedback.1.weight`; biases left out).
+///
+/// Why record them: a rule whose updates are not a gradient can grow its
+/// weights without bound while its angles look steady, and that growth is
+/// what makes a loss explode (KP's kernels on CIFAR-10, DRTP's linear layer).
+/// The feedback ones show how far a learned feedback matrix has moved from
+/// its initial scale.
+pub fn weight_norms(t: &Trainer) -> Vec<(String, f64)> {
+    t.net
+        .named_tensors("forward")
+        .into_iter()
+        .chain(t.rule.feedback_tensors())
+        .filter(|x| x.name.ends_with(".weight"))
+        .map(|x| {
+            let sq: f64 = x.data.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            (format!("norm_{}", x.name), sq.sqrt())
+        })
+        .collect()
 }
 
 /// Buffers for alignment probes, allocated once per run.

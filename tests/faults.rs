@@ -378,3 +378,54 @@ fn metric_rows_ahead_of_the_checkpoint_are_dropped() {
     }
     eprintln!("metric rows ahead of the checkpoint, cut at every length: {resumes} resumes, all bitwise the uninterrupted run");
 }
+
+/// A run started by an earlier version of biprop, whose metrics files have
+/// fewer columns (no weight norms), resumes with the columns it has: its
+/// rows stay as long as its header, match the uninterrupted run's in those
+/// columns, and the files resume again.
+#[test]
+fn a_run_with_fewer_metric_columns_resumes_with_its_own() {
+    let r = runs();
+    let dir = r.root.join("older");
+    copy_dir(&r.base, &dir);
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    let keep: Vec<usize> = (0..rows[0].len())
+        .filter(|&i| !rows[0][i].starts_with("norm_"))
+        .collect();
+    assert!(keep.len() < rows[0].len(), "the run records norms");
+    let older: String = rows
+        .iter()
+        .map(|r| keep.iter().map(|&i| r[i]).collect::<Vec<_>>().join(",") + "\n")
+        .collect();
+    put(&dir.join("metrics.csv"), older.as_bytes());
+    let jsonl = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let older_jsonl: String = jsonl
+        .lines()
+        .map(|l| {
+            // Each `,"name":number` pair; numbers hold no commas.
+            let body = l.strip_suffix('}').unwrap();
+            let kept: Vec<&str> = body
+                .split(',')
+                .filter(|pair| !pair.starts_with("\"norm_"))
+                .collect();
+            kept.join(",") + "}\n"
+        })
+        .collect();
+    put(&dir.join("metrics.jsonl"), older_jsonl.as_bytes());
+    run_to(&dir, 4, true).unwrap();
+    let resumed = metrics_without_timings(&dir);
+    let full = metrics_without_timings(&r.full);
+    let header = &resumed[0];
+    assert!(header.iter().all(|c| !c.starts_with("norm_")), "{header:?}");
+    for (got, want) in resumed.iter().zip(&full).skip(1) {
+        let want: Vec<&String> = header
+            .iter()
+            .map(|c| &want[full[0].iter().position(|f| f == c).unwrap()])
+            .collect();
+        assert_eq!(got.iter().collect::<Vec<_>>(), want);
+    }
+    assert_eq!(resumed.len(), 5);
+    run_to(&dir, 5, true).unwrap();
+    assert_eq!(metrics_without_timings(&dir).len(), 6);
+}

@@ -354,3 +354,65 @@ fn on_batch_interrupts_a_run() {
     }
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+/// `metrics.csv`'s rows as maps from column to value.
+fn metric_rows(dir: &std::path::Path) -> Vec<std::collections::BTreeMap<String, f64>> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .zip(l.split(','))
+                .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Every epoch records the norm of every weight tensor, forward and
+/// feedback, under its checkpoint name: the last row holds the norms of the
+/// tensors the checkpoint saved, and the norms move as the rule trains.
+#[test]
+fn metrics_record_the_norm_of_every_weight_tensor() {
+    let s = splits();
+    let dir = tempfile::tempdir().unwrap();
+    for rule in RuleKind::ALL {
+        let out = dir.path().join(rule.to_string());
+        let opts = RunOptions {
+            out_dir: Some(out.clone()),
+            ..Default::default()
+        };
+        run::run(&cfg(rule, 1), &s, &opts).unwrap();
+        let rows = metric_rows(&out);
+        let ck = Checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+        let want: std::collections::BTreeMap<String, f64> = ck
+            .tensors
+            .iter()
+            .filter(|(name, _)| {
+                (name.starts_with("forward.") || name.starts_with("feedback."))
+                    && name.ends_with(".weight")
+            })
+            .map(|(name, (_, v))| {
+                let norm = v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+                (format!("norm_{name}"), norm)
+            })
+            .collect();
+        let last = rows.last().unwrap();
+        let got: std::collections::BTreeMap<String, f64> = last
+            .iter()
+            .filter(|(k, _)| k.starts_with("norm_"))
+            .map(|(k, &v)| (k.clone(), v))
+            .collect();
+        assert_eq!(got, want, "{rule}");
+        let feedback = want.keys().filter(|k| k.contains("feedback")).count();
+        // USF's path is the forward weights' signs; BRSF's draws come from its seed.
+        let stored = !matches!(rule, RuleKind::Bp | RuleKind::Usf | RuleKind::Brsf);
+        assert_eq!(feedback > 0, stored, "{rule}: {feedback} feedback norms");
+        assert_ne!(
+            rows[0]["norm_forward.0.weight"], last["norm_forward.0.weight"],
+            "{rule}: the first layer's norm never moved"
+        );
+    }
+}

@@ -99,7 +99,8 @@ class Run:
         records: one dict per epoch (``epoch``, ``train_loss``,
             ``train_error``, ``val_loss``, ``val_error``, ``test_loss``,
             ``test_error``, ``train_seconds``, ``seconds``, the rule's
-            feedback losses and the alignment angles ``align_*`` in degrees).
+            feedback losses, the alignment angles ``align_*`` in degrees and
+            the weight norms ``norm_*``, e.g. ``norm_forward.0.weight``).
         metrics: the same as columns: name -> NumPy array, one value an epoch.
         weights: every tensor of the trained network and rule, named as in
             checkpoints (``forward.0.weight`` ``[out, in]``, ``feedback.*``).

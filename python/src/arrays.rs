@@ -8,8 +8,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-/// One epoch's record as a dict of its metrics (feedback losses and
-/// alignment angles by name).
+/// One epoch's record as a dict of its metrics (feedback losses,
+/// alignment angles and weight norms by name).
 pub(crate) fn record_dict<'py>(
     py: Python<'py>,
     r: &run::EpochRecord,
@@ -28,7 +28,7 @@ pub(crate) fn record_dict<'py>(
     ] {
         d.set_item(k, v)?;
     }
-    for (k, v) in r.feedback.iter().chain(&r.alignment) {
+    for (k, v) in r.feedback.iter().chain(&r.alignment).chain(&r.norms) {
         d.set_item(k, *v)?;
     }
     Ok(d)

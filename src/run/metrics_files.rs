@@ -34,6 +34,10 @@ pub struct EpochRecord {
     /// Alignment angles with BP on the probe batch, in degrees (`align_*`).
     #[serde(flatten)]
     pub alignment: std::collections::BTreeMap<String, f64>,
+    /// The norm of every weight tensor after the epoch (`norm_*`, see
+    /// [`crate::metrics::weight_norms`]).
+    #[serde(flatten)]
+    pub norms: std::collections::BTreeMap<String, f64>,
 }
 
 impl EpochRecord {
@@ -53,6 +57,45 @@ impl EpochRecord {
         }
         s
     }
+
+    /// Every value but the epoch, named, in the order of the metrics files:
+    /// the fixed columns, then the feedback losses, the angles and the norms.
+    fn columns(&self) -> Vec<(&str, f64)> {
+        let fixed = [
+            self.train_loss,
+            self.train_error,
+            self.val_loss,
+            self.val_error,
+            self.test_loss,
+            self.test_error,
+            self.train_seconds,
+            self.seconds,
+        ];
+        FIXED_COLUMNS[1..]
+            .iter()
+            .copied()
+            .zip(fixed)
+            .chain(
+                [&self.feedback, &self.alignment, &self.norms]
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, &v)| (k.as_str(), v)),
+            )
+            .collect()
+    }
+}
+
+/// The `metrics.jsonl` line of one epoch: its values as JSON, in the order
+/// of `metrics.csv`'s columns (what serializing an [`EpochRecord`] gives).
+fn json_line<'a>(epoch: usize, columns: impl IntoIterator<Item = (&'a str, f64)>) -> String {
+    let mut line = format!("{{\"epoch\":{epoch}");
+    for (name, value) in columns {
+        let key = serde_json::to_string(name).expect("a string serializes");
+        let value = serde_json::to_string(&value).expect("a number serializes");
+        line.push_str(&format!(",{key}:{value}"));
+    }
+    line.push('}');
+    line
 }
 
 /// Metric lines a resumed run keeps.
@@ -63,7 +106,11 @@ pub(super) struct Kept {
 }
 
 pub(super) struct MetricsFiles {
-    header_needed: bool,
+    /// The columns after `epoch`; `None` until the header is written. A
+    /// resumed run keeps the columns its files have: a run started by an
+    /// earlier version of biprop, which recorded fewer, goes on without
+    /// the newer ones rather than with rows longer than its header.
+    header: Option<Vec<String>>,
     csv: csv::Writer<std::fs::File>,
     jsonl: std::fs::File,
     dir: PathBuf,
@@ -85,8 +132,12 @@ impl MetricsFiles {
                 .open(p)
                 .map_err(|e| Error::io(p, e))
         };
+        let header = keep
+            .csv
+            .first()
+            .map(|h| h.split(',').skip(1).map(String::from).collect());
         Ok(Self {
-            header_needed: keep.csv.is_empty(),
+            header,
             csv: csv::WriterBuilder::new().from_writer(append(&csv_path)?),
             jsonl: append(&jsonl_path)?,
             dir: dir.into(),
@@ -96,37 +147,39 @@ impl MetricsFiles {
     pub(super) fn append(&mut self, r: &EpochRecord) -> Result<()> {
         let csv_err =
             |e: csv::Error| Error::io(self.dir.join("metrics.csv"), std::io::Error::other(e));
-        if self.header_needed {
-            self.header_needed = false;
-            let mut header: Vec<String> = FIXED_COLUMNS.map(String::from).to_vec();
-            header.extend(r.feedback.keys().cloned());
-            header.extend(r.alignment.keys().cloned());
-            self.csv.write_record(&header).map_err(csv_err)?;
+        let all = r.columns();
+        let header = match &self.header {
+            Some(h) => h,
+            None => {
+                let h: Vec<String> = all.iter().map(|(k, _)| k.to_string()).collect();
+                let mut line = vec![FIXED_COLUMNS[0].to_string()];
+                line.extend(h.iter().cloned());
+                self.csv.write_record(&line).map_err(csv_err)?;
+                self.header.insert(h)
+            }
+        };
+        let mut kept = Vec::with_capacity(header.len());
+        for name in header {
+            match all.iter().find(|(k, _)| k == name) {
+                Some(&(k, v)) => kept.push((k, v)),
+                None => {
+                    return Err(Error::io(
+                        self.dir.join("metrics.csv"),
+                        std::io::Error::other(format!(
+                            "this run records no {name:?}, a column of its metrics.csv"
+                        )),
+                    ))
+                }
+            }
         }
         let mut row = vec![r.epoch.to_string()];
-        row.extend(
-            [
-                r.train_loss,
-                r.train_error,
-                r.val_loss,
-                r.val_error,
-                r.test_loss,
-                r.test_error,
-                r.train_seconds,
-                r.seconds,
-            ]
-            .iter()
-            .map(|v| v.to_string()),
-        );
-        row.extend(r.feedback.values().map(|v| v.to_string()));
-        row.extend(r.alignment.values().map(|v| v.to_string()));
+        row.extend(kept.iter().map(|(_, v)| v.to_string()));
         self.csv.write_record(&row).map_err(csv_err)?;
         self.csv
             .flush()
             .map_err(|e| Error::io(self.dir.join("metrics.csv"), e))?;
-        let line = serde_json::to_string(r).expect("metrics serialize");
         let jp = self.dir.join("metrics.jsonl");
-        writeln!(self.jsonl, "{line}").map_err(|e| Error::io(&jp, e))
+        writeln!(self.jsonl, "{}", json_line(r.epoch, kept)).map_err(|e| Error::io(&jp, e))
     }
 }
 
@@ -213,24 +266,20 @@ pub(super) fn kept_metrics(
                 format!("row {epoch} is of epoch {:?}", fields[0]),
             ));
         }
-        // The line `MetricsFiles::append` writes for these values: the
-        // JSON of an `EpochRecord`, with the columns in the header's order.
-        let mut want = format!("{{\"epoch\":{epoch}");
+        // The line `MetricsFiles::append` writes for these values.
+        let mut values = Vec::with_capacity(header.len() - 1);
         for (name, text) in header.iter().zip(&fields).skip(1) {
-            let value: f64 = match text.parse() {
-                Ok(v) if f64::to_string(&v) == *text => v,
+            match text.parse::<f64>() {
+                Ok(v) if f64::to_string(&v) == *text => values.push((*name, v)),
                 _ => {
                     return Err((
                         "metrics.csv",
                         format!("the row of epoch {epoch} has {name} = {text:?}, not a number"),
                     ))
                 }
-            };
-            let key = serde_json::to_string(name).expect("a string serializes");
-            let value = serde_json::to_string(&value).expect("a number serializes");
-            want.push_str(&format!(",{key}:{value}"));
+            }
         }
-        want.push('}');
+        let want = json_line(epoch, values);
         if *json != want {
             return Err((
                 "metrics.csv",

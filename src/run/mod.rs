@@ -424,6 +424,7 @@ fn run_epochs(
             seconds: t0.elapsed().as_secs_f64(),
             feedback,
             alignment,
+            norms: crate::metrics::weight_norms(trainer).into_iter().collect(),
         };
         if opts.echo {
             eprintln!("{}", record.summary(cfg.epochs));
