@@ -249,7 +249,8 @@ fn a_killed_sweep_resumes_to_the_same_results() {
         assert!(row.contains(&m.to_string()), "{row}");
     }
 
-    // Plots: a learning curve and an alignment curve per hidden layer, PNG and SVG.
+    // Plots: a learning curve, an alignment curve per hidden layer and a
+    // weight-norm curve per parametric layer, PNG and SVG.
     let out = tmp.path().join("plots");
     let files = biprop::experiment::plot::plot_dir(&tmp.path().join("a"), &out).unwrap();
     for name in [
@@ -257,6 +258,8 @@ fn a_killed_sweep_resumes_to_the_same_results() {
         "test_error_idx_2x128.svg",
         "alignment_idx_2x128_layer0.png",
         "alignment_idx_2x128_layer1.svg",
+        "weight_norm_idx_2x128_layer0.png",
+        "weight_norm_idx_2x128_layer2.svg",
     ] {
         let p = out.join(name);
         assert!(files.contains(&p), "{name} not written: {files:?}");

@@ -270,6 +270,27 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
                 files.extend(write_chart(&stem, &title, "angle (degrees)", &series)?);
             }
         }
+        // Weight norms, where the runs recorded them (runs from before the
+        // norm columns have none): every parametric layer, BP too.
+        for i in 0..=layers {
+            let mut series = Vec::new();
+            for (ci, rule) in RuleKind::ALL.into_iter().enumerate() {
+                let rs = of(rule);
+                let pts = curve(&rs, &format!("norm_forward.{i}.weight"), 1.0);
+                if !pts.is_empty() {
+                    series.push(Series {
+                        label: label(rule, 0),
+                        color: ci,
+                        points: pts,
+                    });
+                }
+            }
+            if !series.is_empty() {
+                let stem = out.join(format!("weight_norm_{ds}_{file_hidden}{suffix}_layer{i}"));
+                let title = format!("{ds} {hidden}{title_variant}: norm of forward.{i}.weight");
+                files.extend(write_chart(&stem, &title, "Euclidean norm", &series)?);
+            }
+        }
     }
     Ok(files)
 }
