@@ -246,21 +246,24 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
             .iter()
             .find(|r| r.config.architecture() == hidden)
             .map_or(0, |r| r.config.hidden_layer_count());
+        // One line per rule that recorded `column`, labelled without n.
+        let per_rule = |column: &str, with_bp: bool| -> Vec<Series> {
+            RuleKind::ALL
+                .into_iter()
+                .enumerate()
+                .filter(|&(_, rule)| with_bp || rule != RuleKind::Bp)
+                .filter_map(|(ci, rule)| {
+                    let pts = curve(&of(rule), column, 1.0);
+                    (!pts.is_empty()).then(|| Series {
+                        label: label(rule, 0),
+                        color: ci,
+                        points: pts,
+                    })
+                })
+                .collect()
+        };
         for i in 0..layers {
-            let mut series = Vec::new();
-            for (ci, rule) in RuleKind::ALL.into_iter().enumerate() {
-                let rs = of(rule);
-                if rule != RuleKind::Bp && !rs.is_empty() {
-                    let pts = curve(&rs, &format!("align_update_{i}"), 1.0);
-                    if !pts.is_empty() {
-                        series.push(Series {
-                            label: label(rule, 0),
-                            color: ci,
-                            points: pts,
-                        });
-                    }
-                }
-            }
+            let series = per_rule(&format!("align_update_{i}"), false);
             if !series.is_empty() {
                 let stem = out.join(format!("alignment_{ds}_{file_hidden}{suffix}_layer{i}"));
                 let title = format!(
@@ -273,18 +276,7 @@ pub fn plot_dir(dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
         // Weight norms, where the runs recorded them (runs from before the
         // norm columns have none): every parametric layer, BP too.
         for i in 0..=layers {
-            let mut series = Vec::new();
-            for (ci, rule) in RuleKind::ALL.into_iter().enumerate() {
-                let rs = of(rule);
-                let pts = curve(&rs, &format!("norm_forward.{i}.weight"), 1.0);
-                if !pts.is_empty() {
-                    series.push(Series {
-                        label: label(rule, 0),
-                        color: ci,
-                        points: pts,
-                    });
-                }
-            }
+            let series = per_rule(&format!("norm_forward.{i}.weight"), true);
             if !series.is_empty() {
                 let stem = out.join(format!("weight_norm_{ds}_{file_hidden}{suffix}_layer{i}"));
                 let title = format!("{ds} {hidden}{title_variant}: norm of forward.{i}.weight");
