@@ -52,17 +52,20 @@ pub struct Alignment {
 impl Alignment {
     /// Named values for the metrics files: `align_update_{i}`, `align_delta_{i}`, `align_feedback_{i}`.
     pub fn named(&self) -> Vec<(String, f64)> {
-        let mut out = Vec::new();
-        for (name, v) in [
-            ("update", &self.update),
-            ("delta", &self.delta),
-            ("feedback", &self.feedback),
-        ] {
-            for (i, &a) in v.iter().enumerate() {
-                out.push((format!("align_{name}_{i}"), a));
-            }
-        }
-        out
+        let values = [&self.update, &self.delta, &self.feedback];
+        Self::names(self.update.len())
+            .into_iter()
+            .zip(values.into_iter().flatten().copied())
+            .collect()
+    }
+
+    /// The names [`Alignment::named`] gives a network of `hidden` hidden
+    /// layers, in its order.
+    pub fn names(hidden: usize) -> Vec<String> {
+        ["update", "delta", "feedback"]
+            .iter()
+            .flat_map(|kind| (0..hidden).map(move |i| format!("align_{kind}_{i}")))
+            .collect()
     }
 }
 

@@ -429,3 +429,23 @@ fn a_run_with_fewer_metric_columns_resumes_with_its_own() {
     run_to(&dir, 5, true).unwrap();
     assert_eq!(metrics_without_timings(&dir).len(), 6);
 }
+
+/// Metrics files with a column this run does not record (a renamed one, in
+/// both files alike) stop the resume at the first row it would write, with
+/// the column named, and leave the folder as it was.
+#[test]
+fn a_metric_column_the_run_does_not_record_is_refused() {
+    let r = runs();
+    let dir = r.root.join("renamed");
+    copy_dir(&r.base, &dir);
+    for file in ["metrics.csv", "metrics.jsonl"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(text.contains("bfa_mse"), "{file}: {text}");
+        put(
+            &dir.join(file),
+            text.replace("bfa_mse", "bfa_mse_old").as_bytes(),
+        );
+    }
+    let e = assert_refused(&dir, "metrics.csv", "a renamed column");
+    assert!(e.contains("\"bfa_mse_old\""), "{e}");
+}

@@ -98,6 +98,30 @@ fn json_line<'a>(epoch: usize, columns: impl IntoIterator<Item = (&'a str, f64)>
     line
 }
 
+/// Refuses kept metrics whose header has a column that the resumed run
+/// will not record (`recorded`: every name but `epoch`), since its rows
+/// could not be continued; fewer columns are fine (a run started by an
+/// earlier version of biprop goes on without the newer ones).
+pub(super) fn check_columns(
+    kept: &Kept,
+    recorded: &[String],
+) -> std::result::Result<(), (&'static str, String)> {
+    let Some(header) = kept.csv.first() else {
+        return Ok(());
+    };
+    match header
+        .split(',')
+        .skip(1)
+        .find(|c| !recorded.iter().any(|r| r == c))
+    {
+        Some(c) => Err((
+            "metrics.csv",
+            format!("has a column {c:?} that this run does not record"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Metric lines a resumed run keeps.
 #[derive(Default)]
 pub(super) struct Kept {
@@ -163,11 +187,9 @@ impl MetricsFiles {
             match all.iter().find(|(k, _)| k == name) {
                 Some(&(k, v)) => kept.push((k, v)),
                 None => {
-                    return Err(Error::io(
+                    return Err(Error::format(
                         self.dir.join("metrics.csv"),
-                        std::io::Error::other(format!(
-                            "this run records no {name:?}, a column of its metrics.csv"
-                        )),
+                        format!("has a column {name:?} that this run does not record"),
                     ))
                 }
             }
@@ -185,7 +207,7 @@ impl MetricsFiles {
 
 /// The first columns of `metrics.csv`, before the rule's feedback losses
 /// and the alignment angles.
-const FIXED_COLUMNS: [&str; 9] = [
+pub(super) const FIXED_COLUMNS: [&str; 9] = [
     "epoch",
     "train_loss",
     "train_error",

@@ -6,8 +6,8 @@
 
 mod metrics_files;
 
+use metrics_files::{check_columns, kept_metrics, Kept, MetricsFiles};
 pub use metrics_files::{epochs_recorded, EpochRecord};
-use metrics_files::{kept_metrics, Kept, MetricsFiles};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
@@ -307,7 +307,41 @@ fn try_resume(dir: &Path, cfg: &RunConfig, trainer: &mut Trainer) -> Result<(usi
             )
         })?
     };
+    check_columns(&kept, &recorded_columns(cfg, trainer)).map_err(|(file, msg)| {
+        Error::format(
+            dir.join(file),
+            format!("{msg}; refusing to resume (nothing was changed)"),
+        )
+    })?;
     Ok((epoch, kept))
+}
+
+/// The names of the values a run of `cfg` on `trainer` records each epoch
+/// (every metrics column but `epoch`, in no particular order). Taking the
+/// rule's feedback losses here is harmless: nothing has been summed yet.
+fn recorded_columns(cfg: &RunConfig, trainer: &mut Trainer) -> Vec<String> {
+    let mut names: Vec<String> = metrics_files::FIXED_COLUMNS[1..]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    names.extend(
+        trainer
+            .rule
+            .take_feedback_losses()
+            .into_iter()
+            .map(|(k, _)| k),
+    );
+    if cfg.alignment {
+        names.extend(crate::metrics::Alignment::names(
+            trainer.net.hidden_layers(),
+        ));
+    }
+    names.extend(
+        crate::metrics::weight_norms(trainer)
+            .into_iter()
+            .map(|(k, _)| k),
+    );
+    names
 }
 
 fn run_epochs(
