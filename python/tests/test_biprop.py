@@ -86,6 +86,11 @@ def test_train_equals_the_cli_bitwise(tmp_path):
     assert list(run.metrics["epoch"]) == [1, 2]
     for name, w in run.trainer().state_dict().items():
         assert np.array_equal(w, run.weights[name]), name
+    # The last record's weight norms are those of the trained weights.
+    for name, w in run.weights.items():
+        if name.endswith(".weight"):
+            norm = float(np.sqrt((w.astype(np.float64) ** 2).sum()))
+            assert np.isclose(run.records[-1][f"norm_{name}"], norm, rtol=1e-12), name
 
 
 def test_a_config_file_and_a_dict_give_the_same_run(tmp_path):
