@@ -572,7 +572,9 @@ fn sweep_list_tells_how_far_each_cell_got() {
             .to_string()
     };
     assert!(line("rule-bp").contains(" done "), "{out}");
-    assert!(line("rule-fa").contains(" 1/3 epochs "), "{out}");
+    // A started cell also says how long it has left at its recorded pace.
+    assert!(line("rule-fa").contains(" 1/3 epochs, about "), "{out}");
+    assert!(line("rule-fa").contains(" s left "), "{out}");
     assert!(line("rule-dfa").contains(" pending "), "{out}");
     assert!(
         out.contains("3 cells: 1 done, 0 diverged, 1 started, 1 not started"),

@@ -155,7 +155,16 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
                 None => match crate::run::epochs_recorded(&s.run_dir(c)) {
                     Some(e) if e > 0 => {
                         started += 1;
-                        format!("{e}/{} epochs", c.config.epochs)
+                        let left = c.config.epochs.saturating_sub(e);
+                        // At the pace of its last epochs, wherever they ran.
+                        match crate::run::recent_epoch_seconds(&s.run_dir(c)) {
+                            Some(secs) if left > 0 => format!(
+                                "{e}/{} epochs, about {} left",
+                                c.config.epochs,
+                                crate::bench::duration(secs * left as f64)
+                            ),
+                            _ => format!("{e}/{} epochs", c.config.epochs),
+                        }
                     }
                     _ => "pending".to_string(),
                 },
@@ -168,7 +177,7 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
                     format!("diverged@{epoch}")
                 }
             };
-            say!("{:>4}  {state:<14}  {}", c.index, c.id);
+            say!("{:>4}  {state:<36}  {}", c.index, c.id);
         }
         say!(
             "{} cells: {done} done, {diverged} diverged, {started} started, {} not started",

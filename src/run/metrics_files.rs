@@ -228,6 +228,34 @@ pub fn epochs_recorded(dir: &Path) -> Option<usize> {
     Some(lines.saturating_sub(1))
 }
 
+/// The median wall seconds of the last (up to) 10 epochs that
+/// `dir/metrics.csv` records: a started run's pace, for `biprop sweep
+/// --list`. `None` when the file has no complete row with a `seconds` value.
+pub fn recent_epoch_seconds(dir: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
+    // Only whole lines: a row being written has no line end yet.
+    let mut lines = text
+        .split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'));
+    let col = lines.next()?.split(',').position(|c| c == "seconds")?;
+    let rows: Vec<&str> = lines.collect();
+    let mut secs: Vec<f64> = rows[rows.len().saturating_sub(10)..]
+        .iter()
+        .filter_map(|r| r.split(',').nth(col)?.parse().ok())
+        .filter(|s: &f64| s.is_finite())
+        .collect();
+    if secs.is_empty() {
+        return None;
+    }
+    secs.sort_by(f64::total_cmp);
+    let n = secs.len();
+    Some(if n % 2 == 1 {
+        secs[n / 2]
+    } else {
+        (secs[n / 2 - 1] + secs[n / 2]) / 2.0
+    })
+}
+
 /// The header and first `epochs` rows of `metrics.csv` and the first
 /// `epochs` lines of `metrics.jsonl` in `dir`, after checking that each is
 /// whole (ends its line), that every value reads back as the text it is,
