@@ -59,6 +59,7 @@ pub mod resources;
 pub mod rules;
 pub mod run;
 pub mod state;
+pub mod stats;
 pub mod tensor;
 pub mod train;
 pub mod update;

@@ -20,12 +20,13 @@ mod forecast;
 mod peaks;
 mod steps;
 
+use crate::stats::median;
 pub use forecast::{duration, flop, forecast, Forecast, Rates};
 pub use peaks::{
     concurrent_gemm_gflops, fma_peak, fma_peaks, gemm_gflops, product_gflops, quick_gemm_gflops,
     step_products, Product,
 };
-use steps::{median, step_loop};
+use steps::step_loop;
 pub use steps::{random_images, time_steps, RANDOM_SAMPLES};
 
 /// One benchmark result.

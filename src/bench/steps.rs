@@ -4,6 +4,7 @@
 
 use crate::config::RunConfig;
 use crate::data::Dataset;
+use crate::stats::median;
 use crate::tensor::{GemmBackend, Matrix, Parallelism};
 use crate::train::Trainer;
 use std::time::Instant;
@@ -88,15 +89,4 @@ pub(super) fn step_loop<'a>(
         step(i);
     }
     (step, backend)
-}
-
-/// The median of `v` (sorted in place).
-pub(super) fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }

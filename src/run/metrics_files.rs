@@ -244,16 +244,7 @@ pub fn recent_epoch_seconds(dir: &Path) -> Option<f64> {
         .filter_map(|r| r.split(',').nth(col)?.parse().ok())
         .filter(|s: &f64| s.is_finite())
         .collect();
-    if secs.is_empty() {
-        return None;
-    }
-    secs.sort_by(f64::total_cmp);
-    let n = secs.len();
-    Some(if n % 2 == 1 {
-        secs[n / 2]
-    } else {
-        (secs[n / 2 - 1] + secs[n / 2]) / 2.0
-    })
+    (!secs.is_empty()).then(|| crate::stats::median(&mut secs))
 }
 
 /// The header and first `epochs` rows of `metrics.csv` and the first

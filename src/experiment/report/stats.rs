@@ -5,16 +5,7 @@
 use super::runs::Group;
 use crate::rules::RuleKind;
 
-/// Mean and sample standard deviation (0 for one value).
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    if v.len() < 2 {
-        return (mean, 0.0);
-    }
-    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
-}
+pub use crate::stats::mean_std;
 
 /// A value as the tables print it, so that ranks tie where the printed
 /// numbers do (FA and DFA with one hidden layer are the same rule).
