@@ -581,3 +581,40 @@ fn sweep_list_tells_how_far_each_cell_got() {
         "{out}"
     );
 }
+
+#[test]
+fn sweep_list_estimates_a_pending_cell_from_another_seed_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_idx(dir.path());
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[base]\ndataset = \"idx\"\ndata_dir = \"data\"\nclasses = 3\nval_size = 8\n\
+         hidden = \"4\"\nepochs = 3\n[grid]\nrule = [\"bp\", \"fa\"]\nseed = [1, 2]\n",
+    )
+    .unwrap();
+    let o = biprop(&["sweep", "s.toml", "--task", "0", "-q"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = biprop(&["sweep", "s.toml", "--list"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.ends_with(id))
+            .unwrap_or_else(|| panic!("no line for {id} in\n{out}"))
+            .to_string()
+    };
+    assert!(line("rule-bp_seed-1").contains(" done "), "{out}");
+    // Seed 2 of BP goes at seed 1's pace; no seed of FA has run.
+    assert!(line("rule-bp_seed-2").contains(" pending, about "), "{out}");
+    assert!(line("rule-bp_seed-2").contains(" s left "), "{out}");
+    for id in ["rule-fa_seed-1", "rule-fa_seed-2"] {
+        assert!(line(id).contains(" pending "), "{out}");
+        assert!(!line(id).contains("about"), "{out}");
+    }
+    assert!(out.contains("left: about "), "{out}");
+    assert!(
+        out.contains(" for 1 cell(s), at the pace recorded so far"),
+        "{out}"
+    );
+    assert!(out.contains("no estimate for 2 cell(s)"), "{out}");
+}

@@ -148,26 +148,42 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
     }
     if args.list {
         let (mut done, mut diverged, mut started) = (0, 0, 0);
-        for c in &cells {
+        // Compute left at the recorded pace, and the unfinished cells it
+        // leaves out because neither they nor another seed of them ran yet.
+        let (mut left_secs, mut unknown) = (0.0, 0);
+        let paces = s.epoch_seconds(&cells);
+        for (c, pace) in cells.iter().zip(paces) {
+            let epochs = c.config.epochs;
             let state = match s.status(c)? {
                 // A started cell says how far it got (its checkpoint follows each
                 // recorded epoch, so a resumption starts there or one before).
-                None => match crate::run::epochs_recorded(&s.run_dir(c)) {
-                    Some(e) if e > 0 => {
-                        started += 1;
-                        let left = c.config.epochs.saturating_sub(e);
-                        // At the pace of its last epochs, wherever they ran.
-                        match crate::run::recent_epoch_seconds(&s.run_dir(c)) {
-                            Some(secs) if left > 0 => format!(
-                                "{e}/{} epochs, about {} left",
-                                c.config.epochs,
-                                crate::bench::duration(secs * left as f64)
-                            ),
-                            _ => format!("{e}/{} epochs", c.config.epochs),
+                None => {
+                    let e = match crate::run::epochs_recorded(&s.run_dir(c)) {
+                        Some(e) if e > 0 => {
+                            started += 1;
+                            e
+                        }
+                        _ => 0,
+                    };
+                    let left = epochs.saturating_sub(e);
+                    let so_far = if e > 0 {
+                        format!("{e}/{epochs} epochs")
+                    } else {
+                        "pending".to_string()
+                    };
+                    match pace {
+                        Some(secs) if left > 0 => {
+                            left_secs += secs * left as f64;
+                            let t = crate::bench::duration(secs * left as f64);
+                            format!("{so_far}, about {t} left")
+                        }
+                        Some(_) => so_far,
+                        None => {
+                            unknown += 1;
+                            so_far
                         }
                     }
-                    _ => "pending".to_string(),
-                },
+                }
                 Some(sweep::CellStatus::Finished) => {
                     done += 1;
                     "done".to_string()
@@ -184,6 +200,20 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
             cells.len(),
             cells.len() - done - diverged - started
         );
+        let estimated = cells.len() - done - diverged - unknown;
+        if estimated > 0 {
+            say!(
+                "left: about {} of run time for {estimated} cell(s), at the pace \
+                 recorded so far (the cells one after another)",
+                crate::bench::duration(left_secs)
+            );
+        }
+        if unknown > 0 {
+            say!(
+                "no estimate for {unknown} cell(s) that no seed of has run yet \
+                 (`--dry-run` forecasts them)"
+            );
+        }
         return Ok(());
     }
     if !args.quiet {

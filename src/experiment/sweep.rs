@@ -333,6 +333,34 @@ impl Sweep {
         CellStatus::read(&self.run_dir(cell))
     }
 
+    /// The seconds an epoch of each of `cells` takes, as far as this
+    /// sweep's folder knows: an unfinished cell's own pace over its last 10
+    /// epochs (the machine as it is now), else the median of the median
+    /// paces of the cells that differ from it only in seed (the same
+    /// network and rule on another draw cost the same), else `None`.
+    /// `--list` turns them into the time a sweep has left.
+    pub fn epoch_seconds(&self, cells: &[Cell]) -> Vec<Option<f64>> {
+        let own: Vec<Option<f64>> = cells
+            .iter()
+            .map(|c| run::epoch_seconds(&self.run_dir(c), 10))
+            .collect();
+        let mut by_key: HashMap<String, Vec<f64>> = HashMap::new();
+        for c in cells {
+            if let Some(s) = run::epoch_seconds(&self.run_dir(c), usize::MAX) {
+                by_key.entry(pace_key(&c.config)).or_default().push(s);
+            }
+        }
+        let medians: HashMap<String, f64> = by_key
+            .into_iter()
+            .map(|(k, mut v)| (k, crate::stats::median(&mut v)))
+            .collect();
+        cells
+            .iter()
+            .zip(own)
+            .map(|(c, s)| s.or_else(|| medians.get(&pace_key(&c.config)).copied()))
+            .collect()
+    }
+
     /// The unfinished cells: all of them, or only cell `task`.
     pub fn pending(&self, task: Option<usize>) -> Result<Vec<Cell>> {
         let cells = match task {
@@ -377,6 +405,17 @@ pub(super) fn finished_run_of(dir: &Path, cell: &Cell) -> Result<Option<bool>> {
         .to_toml()
     };
     Ok(Some(key(&saved) == key(&cell.config)))
+}
+
+/// A cell's settings less those that leave an epoch's cost as it is: the
+/// seed and the number of epochs.
+fn pace_key(c: &RunConfig) -> String {
+    RunConfig {
+        seed: 0,
+        epochs: 0,
+        ..c.clone()
+    }
+    .to_toml()
 }
 
 /// How to run a sweep.

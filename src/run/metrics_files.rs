@@ -228,10 +228,10 @@ pub fn epochs_recorded(dir: &Path) -> Option<usize> {
     Some(lines.saturating_sub(1))
 }
 
-/// The median wall seconds of the last (up to) 10 epochs that
-/// `dir/metrics.csv` records: a started run's pace, for `biprop sweep
-/// --list`. `None` when the file has no complete row with a `seconds` value.
-pub fn recent_epoch_seconds(dir: &Path) -> Option<f64> {
+/// The median wall seconds of the last (up to) `last` epochs that
+/// `dir/metrics.csv` records: a run's pace, for `biprop sweep --list`.
+/// `None` when the file has no complete row with a `seconds` value.
+pub fn epoch_seconds(dir: &Path, last: usize) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
     // Only whole lines: a row being written has no line end yet.
     let mut lines = text
@@ -239,7 +239,7 @@ pub fn recent_epoch_seconds(dir: &Path) -> Option<f64> {
         .filter_map(|l| l.strip_suffix('\n'));
     let col = lines.next()?.split(',').position(|c| c == "seconds")?;
     let rows: Vec<&str> = lines.collect();
-    let mut secs: Vec<f64> = rows[rows.len().saturating_sub(10)..]
+    let mut secs: Vec<f64> = rows[rows.len().saturating_sub(last)..]
         .iter()
         .filter_map(|r| r.split(',').nth(col)?.parse().ok())
         .filter(|s: &f64| s.is_finite())

@@ -7,7 +7,7 @@
 mod metrics_files;
 
 use metrics_files::{check_columns, kept_metrics, Kept, MetricsFiles};
-pub use metrics_files::{epochs_recorded, recent_epoch_seconds, EpochRecord};
+pub use metrics_files::{epoch_seconds, epochs_recorded, EpochRecord};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::RunConfig;
