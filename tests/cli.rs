@@ -538,23 +538,48 @@ fn dry_run_tells_memory_flops_and_time_and_trains_nothing() {
     assert!(!dir.path().join("sweeps").exists(), "nothing run");
 }
 
+/// A tiny-data sweep in a fresh folder, `grid` its grid table's lines, with
+/// the cells of `tasks` run to the end.
+fn tiny_sweep(grid: &str, tasks: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_idx(dir.path());
+    std::fs::write(
+        dir.path().join("s.toml"),
+        format!(
+            "[base]\ndataset = \"idx\"\ndata_dir = \"data\"\nclasses = 3\nval_size = 8\n\
+             hidden = \"4\"\nepochs = 3\n[grid]\n{grid}\n"
+        ),
+    )
+    .unwrap();
+    for t in tasks {
+        let o = biprop(&["sweep", "s.toml", "--task", t, "-q"], dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    dir
+}
+
+/// What `sweep s.toml --list` prints in `dir`, and a finder of the line of
+/// a cell id in it.
+fn sweep_list(dir: &Path) -> (String, impl Fn(&str) -> String) {
+    let o = biprop(&["sweep", "s.toml", "--list"], dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let all = out.clone();
+    let line = move |id: &str| {
+        all.lines()
+            .find(|l| l.ends_with(id))
+            .unwrap_or_else(|| panic!("no line for {id} in\n{all}"))
+            .to_string()
+    };
+    (out, line)
+}
+
 /// `sweep --list` says of each cell whether it is done, diverged, started
 /// (with the epochs it has recorded, where it resumes) or not started, and
 /// counts them.
 #[test]
 fn sweep_list_tells_how_far_each_cell_got() {
-    let dir = tempfile::tempdir().unwrap();
-    write_tiny_idx(dir.path());
-    std::fs::write(
-        dir.path().join("s.toml"),
-        "[base]\ndataset = \"idx\"\ndata_dir = \"data\"\nclasses = 3\nval_size = 8\n\
-         hidden = \"4\"\nepochs = 3\n[grid]\nrule = [\"bp\", \"fa\", \"dfa\"]\n",
-    )
-    .unwrap();
-    let o = biprop(&["sweep", "s.toml", "--task", "0", "-q"], dir.path());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = biprop(&["sweep", "s.toml", "--task", "1", "-q"], dir.path());
-    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = tiny_sweep("rule = [\"bp\", \"fa\", \"dfa\"]", &["0", "1"]);
     // Cell 1 as a run stopped after its first epoch leaves it.
     let run = dir.path().join("sweeps/s/runs/rule-fa");
     std::fs::remove_file(run.join("done")).unwrap();
@@ -562,15 +587,7 @@ fn sweep_list_tells_how_far_each_cell_got() {
     let kept: String = csv.split_inclusive('\n').take(2).collect();
     std::fs::write(run.join("metrics.csv"), kept).unwrap();
 
-    let o = biprop(&["sweep", "s.toml", "--list"], dir.path());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let line = |id: &str| {
-        out.lines()
-            .find(|l| l.ends_with(id))
-            .unwrap_or_else(|| panic!("no line for {id} in\n{out}"))
-            .to_string()
-    };
+    let (out, line) = sweep_list(dir.path());
     assert!(line("rule-bp").contains(" done "), "{out}");
     // A started cell also says how long it has left at its recorded pace.
     assert!(line("rule-fa").contains(" 1/3 epochs, about "), "{out}");
@@ -582,27 +599,12 @@ fn sweep_list_tells_how_far_each_cell_got() {
     );
 }
 
+/// A pending cell that another seed of has run gets that run's pace; the
+/// others are counted apart.
 #[test]
 fn sweep_list_estimates_a_pending_cell_from_another_seed_of_it() {
-    let dir = tempfile::tempdir().unwrap();
-    write_tiny_idx(dir.path());
-    std::fs::write(
-        dir.path().join("s.toml"),
-        "[base]\ndataset = \"idx\"\ndata_dir = \"data\"\nclasses = 3\nval_size = 8\n\
-         hidden = \"4\"\nepochs = 3\n[grid]\nrule = [\"bp\", \"fa\"]\nseed = [1, 2]\n",
-    )
-    .unwrap();
-    let o = biprop(&["sweep", "s.toml", "--task", "0", "-q"], dir.path());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = biprop(&["sweep", "s.toml", "--list"], dir.path());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let line = |id: &str| {
-        out.lines()
-            .find(|l| l.ends_with(id))
-            .unwrap_or_else(|| panic!("no line for {id} in\n{out}"))
-            .to_string()
-    };
+    let dir = tiny_sweep("rule = [\"bp\", \"fa\"]\nseed = [1, 2]", &["0"]);
+    let (out, line) = sweep_list(dir.path());
     assert!(line("rule-bp_seed-1").contains(" done "), "{out}");
     // Seed 2 of BP goes at seed 1's pace; no seed of FA has run.
     assert!(line("rule-bp_seed-2").contains(" pending, about "), "{out}");
