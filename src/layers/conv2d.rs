@@ -248,9 +248,10 @@ struct Run {
 
 /// Calls `f(position, run)` for the taps of every output position of one
 /// sample, in runs along the input's contiguous axis: a kernel row's `kw`
-/// taps of one channel (channel-planar input), or one tap's `C` channels
-/// (channels-last input), whose patch columns are `c kh kw + tap` or, with
-/// `tap_major`, `tap C + c`.
+/// taps of one channel (channel-planar input); over channels-last input,
+/// one tap's `C` channels, whose patch columns are `c kh kw + tap`, or with
+/// `tap_major` (columns `tap C + c`) a kernel row's `kw` taps of all `C`
+/// channels at once.
 #[inline(always)]
 fn for_each_run(g: &Conv2d, tap_major: bool, mut f: impl FnMut(usize, Run)) {
     let (kh, kw) = g.kernel;
@@ -292,6 +293,34 @@ fn for_each_run(g: &Conv2d, tap_major: bool, mut f: impl FnMut(usize, Run)) {
                                 },
                             );
                         }
+                    }
+                }
+                // Tap-major columns over channels-last input: a kernel
+                // row's taps lie next to each other both in the input and
+                // in the patch, so the row is one run of `kw C` values.
+                Layout::Hwc if tap_major => {
+                    let lo = (-x0).clamp(0, kw as isize);
+                    let hi = (w - x0).clamp(lo, kw as isize);
+                    for ky in 0..kh {
+                        let iy = y0 + ky as isize;
+                        let (src, valid) = if (0..h).contains(&iy) && hi > lo {
+                            (
+                                g.layout.index(g.input, 0, iy as usize, (x0 + lo) as usize),
+                                lo as usize * channels..hi as usize * channels,
+                            )
+                        } else {
+                            (0, 0..0)
+                        };
+                        f(
+                            pos,
+                            Run {
+                                col: ky * kw * channels,
+                                step: 1,
+                                len: kw * channels,
+                                src,
+                                valid,
+                            },
+                        );
                     }
                 }
                 Layout::Hwc => {

@@ -48,6 +48,76 @@ impl Kernel for MaxWindowsHwc<'_> {
     }
 }
 
+/// Which way [`WindowsHwc`] moves values between a window's taps and its
+/// output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Each output is the sum of its window's taps, times the scale.
+    Gather,
+    /// Each output, times the scale, is added to each tap of its window.
+    Scatter,
+}
+
+/// A channels-last pass over one sample's windows (average-pooling and its
+/// error, upsampling and its error), in runs of a tap's channels, compiled
+/// for the CPU's vector unit. Each value sums its terms in the order of the
+/// channel-planar path ([`Pool::for_each_window`]: taps in row-major order,
+/// windows in row-major order), so the bits are the same.
+struct WindowsHwc<'a> {
+    pool: &'a Pool,
+    pass: Pass,
+    scale: f32,
+    src: &'a [f32],
+    dst: &'a mut [f32],
+}
+
+impl Kernel for WindowsHwc<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let WindowsHwc {
+            pool,
+            pass,
+            scale,
+            src,
+            dst,
+        } = self;
+        let (inp, out, k, s) = (pool.input, pool.output(), pool.size, pool.stride);
+        let c = inp.c;
+        // What an empty `Iterator::sum` gives, as the other path starts from.
+        let zero: f32 = std::iter::empty::<f32>().sum();
+        for oy in 0..out.h {
+            for ox in 0..out.w {
+                let o = Layout::Hwc.index(out, 0, oy, ox);
+                if pass == Pass::Gather {
+                    dst[o..o + c].fill(zero);
+                }
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let t = Layout::Hwc.index(inp, 0, oy * s + dy, ox * s + dx);
+                        match pass {
+                            Pass::Gather => {
+                                for (d, &v) in dst[o..o + c].iter_mut().zip(&src[t..t + c]) {
+                                    *d += v;
+                                }
+                            }
+                            Pass::Scatter => {
+                                for (d, &v) in dst[t..t + c].iter_mut().zip(&src[o..o + c]) {
+                                    *d += v * scale;
+                                }
+                            }
+                        }
+                    }
+                }
+                if pass == Pass::Gather && scale != 1.0 {
+                    for d in &mut dst[o..o + c] {
+                        *d *= scale;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Which pooling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolKind {
@@ -130,6 +200,17 @@ impl Pool {
         }
     }
 
+    /// [`WindowsHwc`] over one sample, `src` read and `dst` written.
+    fn windows_hwc(&self, pass: Pass, scale: f32, src: &[f32], dst: &mut [f32]) {
+        vectorized(WindowsHwc {
+            pool: self,
+            pass,
+            scale,
+            src,
+            dst,
+        })
+    }
+
     /// Calls `f(output offset, window offsets)` for every output of one sample.
     #[inline(always)]
     pub(super) fn for_each_window(
@@ -167,7 +248,12 @@ pub(super) fn forward(p: &Pool, x: &Matrix, y: &mut Matrix, argmax: &mut [u32], 
             let scale = 1.0 / (p.size * p.size) as f32;
             by_samples(y.as_mut_slice(), out_len, rows, &|n, ys| {
                 let xs = &x[n * in_len..(n + 1) * in_len];
-                p.for_each_window(|o, taps| ys[o] = taps.map(|t| xs[t]).sum::<f32>() * scale);
+                match p.layout {
+                    Layout::Hwc => p.windows_hwc(Pass::Gather, scale, xs, ys),
+                    Layout::Chw => p.for_each_window(|o, taps| {
+                        ys[o] = taps.map(|t| xs[t]).sum::<f32>() * scale
+                    }),
+                }
             });
         }
     }
@@ -190,10 +276,13 @@ pub(super) fn backward(p: &Pool, dy: &Matrix, dx: &mut Matrix, argmax: &[u32], r
             by_samples(dx.as_mut_slice(), in_len, rows, &|n, dxs| {
                 dxs.fill(0.0);
                 let dys = &dy[n * out_len..(n + 1) * out_len];
-                p.for_each_window(|o, taps| {
-                    let g = dys[o] * scale;
-                    taps.for_each(|t| dxs[t] += g);
-                });
+                match p.layout {
+                    Layout::Hwc => p.windows_hwc(Pass::Scatter, scale, dys, dxs),
+                    Layout::Chw => p.for_each_window(|o, taps| {
+                        let g = dys[o] * scale;
+                        taps.for_each(|t| dxs[t] += g);
+                    }),
+                }
             });
         }
     }
@@ -208,7 +297,10 @@ pub(super) fn spread(p: &Pool, x: &Matrix, y: &mut Matrix, rows: usize) {
     by_samples(y.as_mut_slice(), in_len, rows, &|n, ys| {
         ys.fill(0.0);
         let xs = &x[n * out_len..(n + 1) * out_len];
-        p.for_each_window(|o, taps| taps.for_each(|t| ys[t] += xs[o]));
+        match p.layout {
+            Layout::Hwc => p.windows_hwc(Pass::Scatter, 1.0, xs, ys),
+            Layout::Chw => p.for_each_window(|o, taps| taps.for_each(|t| ys[t] += xs[o])),
+        }
     });
 }
 
@@ -218,6 +310,89 @@ pub(super) fn gather(p: &Pool, dy: &Matrix, dx: &mut Matrix, rows: usize) {
     let dy = dy.rows_slice(rows);
     by_samples(dx.as_mut_slice(), out_len, rows, &|n, dxs| {
         let dys = &dy[n * in_len..(n + 1) * in_len];
-        p.for_each_window(|o, taps| dxs[o] = taps.map(|t| dys[t]).sum());
+        match p.layout {
+            Layout::Hwc => p.windows_hwc(Pass::Gather, 1.0, dys, dxs),
+            Layout::Chw => p.for_each_window(|o, taps| dxs[o] = taps.map(|t| dys[t]).sum()),
+        }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `m` (rows of `shape` in layout `from`) in layout `to`.
+    fn relayout(m: &Matrix, shape: Shape, from: Layout, to: Layout) -> Matrix {
+        let mut out = Matrix::zeros(m.rows(), m.cols());
+        for n in 0..m.rows() {
+            for c in 0..shape.c {
+                for y in 0..shape.h {
+                    for x in 0..shape.w {
+                        let v = m.get(n, from.index(shape, c, y, x));
+                        out.set(n, to.index(shape, c, y, x), v);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The channels-last passes (average-pooling and its error, upsampling
+    /// and its error) give bit for bit what the channel-planar path gives,
+    /// for tiling and overlapping windows.
+    #[test]
+    fn channels_last_window_passes_are_the_planar_ones_bit_for_bit() {
+        let rows = 3;
+        for (input, size, stride) in [
+            (Shape::new(5, 8, 6), 2, 2),
+            (Shape::new(3, 7, 9), 3, 1),
+            (Shape::new(4, 9, 7), 3, 2),
+        ] {
+            let pool = |layout, kind| Pool {
+                kind,
+                input,
+                layout,
+                size,
+                stride,
+            };
+            let out = pool(Layout::Chw, PoolKind::Avg).output();
+            let random = |cols: usize, seed: u32| {
+                let v = (0..rows * cols)
+                    .map(|i| {
+                        ((i as u32).wrapping_mul(2654435761) ^ seed) as f32 / u32::MAX as f32 - 0.5
+                    })
+                    .collect();
+                Matrix::from_vec(rows, cols, v).unwrap()
+            };
+            let (big, small) = (random(input.len(), 7), random(out.len(), 11));
+            // Each pass: its input's shape, its output's, and how it runs.
+            type Pass = fn(&Pool, &Matrix, &mut Matrix, usize);
+            let passes: [(&str, Shape, Shape, Pass); 4] = [
+                ("avg-pool", input, out, |p, x, y, r| {
+                    forward(p, x, y, &mut [], r)
+                }),
+                ("avg-pool error", out, input, |p, x, y, r| {
+                    backward(p, x, y, &[], r)
+                }),
+                ("upsample", out, input, spread),
+                ("upsample error", input, out, gather),
+            ];
+            for (what, from, to, pass) in passes {
+                let x = if from == input { &big } else { &small };
+                let mut planar = Matrix::zeros(rows, to.len());
+                pass(&pool(Layout::Chw, PoolKind::Avg), x, &mut planar, rows);
+                let x_last = relayout(x, from, Layout::Chw, Layout::Hwc);
+                let mut last = Matrix::zeros(rows, to.len());
+                pass(&pool(Layout::Hwc, PoolKind::Avg), &x_last, &mut last, rows);
+                let last = relayout(&last, to, Layout::Hwc, Layout::Chw);
+                let bits =
+                    |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&planar),
+                    bits(&last),
+                    "{what} {input:?} {size} {stride}"
+                );
+            }
+        }
+    }
 }
