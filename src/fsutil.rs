@@ -85,6 +85,36 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// Removes from `dir` every temp file of [`write_atomic`] for the file
+/// `name`, whichever process left it. Call it only while no process can be
+/// writing `name` (holding a lock that every writer of it takes). Returns
+/// how many it removed.
+pub fn remove_temps_of(dir: &Path, name: &str) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let prefix = format!(".{name}.tmp");
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let ours = file.starts_with(&prefix) && is_temp_name(file).is_some();
+        if !ours || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +133,36 @@ mod tests {
         ] {
             assert_eq!(is_temp_name(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn the_temps_of_one_file_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let own = format!(".sweep.toml.tmp{}", std::process::id());
+        for name in [
+            own.as_str(),
+            ".sweep.toml.tmp1",
+            ".sweep.toml",
+            ".sweep.toml.tmp",
+            ".metrics.csv.tmp1",
+            "sweep.toml",
+        ] {
+            std::fs::write(d.join(name), b"x").unwrap();
+        }
+        assert_eq!(remove_temps_of(d, "sweep.toml").unwrap(), 2);
+        for gone in [own.as_str(), ".sweep.toml.tmp1"] {
+            assert!(!d.join(gone).exists(), "{gone}");
+        }
+        for kept in [
+            ".sweep.toml",
+            ".sweep.toml.tmp",
+            ".metrics.csv.tmp1",
+            "sweep.toml",
+        ] {
+            assert!(d.join(kept).exists(), "{kept}");
+        }
+        assert_eq!(remove_temps_of(&d.join("absent"), "sweep.toml").unwrap(), 0);
     }
 
     #[test]

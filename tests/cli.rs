@@ -620,3 +620,22 @@ fn sweep_list_estimates_a_pending_cell_from_another_seed_of_it() {
     );
     assert!(out.contains("no estimate for 2 cell(s)"), "{out}");
 }
+
+/// A sweep killed while writing its plan leaves the plan's temp file in its
+/// folder; the next sweep on that folder removes it (the kill soak of
+/// docs/reliability.md lands there only now and then).
+#[test]
+fn a_sweep_removes_the_temp_file_of_a_plan_whose_writer_was_killed() {
+    let dir = tiny_sweep("rule = [\"bp\"]", &[]);
+    let out = dir.path().join("sweeps/s");
+    std::fs::create_dir_all(&out).unwrap();
+    let left = out.join(".sweep.toml.tmp1");
+    std::fs::write(&left, "# cut short").unwrap();
+    let o = biprop(&["sweep", "s.toml", "-q"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !left.exists(),
+        "the killed writer's temp file is still there"
+    );
+    assert!(out.join("sweep.toml").is_file());
+}

@@ -208,6 +208,14 @@ impl Sweep {
     /// that `biprop report --select` knows which are still to come.
     pub fn write_plan(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // Sweeps sharing a folder (lanes, Slurm tasks) write the plan one
+        // at a time, each holding the folder's lock; a temp file of the
+        // plan found then was left by a writer that was killed. Where the
+        // folder cannot be locked, any such file is left alone.
+        let lock = std::fs::File::open(dir).and_then(|f| f.lock().map(|()| f));
+        if lock.is_ok() {
+            crate::fsutil::remove_temps_of(dir, PLAN_FILE)?;
+        }
         let text = format!(
             "# The sweep whose runs this folder holds, written by `biprop sweep`:\n\
              # `biprop report --select` waits for every one of its cells.\n{}",
