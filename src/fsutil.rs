@@ -58,6 +58,23 @@ fn is_temp_name(name: &str) -> Option<u32> {
 /// more). Call it only where no other process writes into `dir`: a run
 /// holds its folder alone. Returns how many it removed.
 pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
+    // This process's own temp file is one it is writing (or will
+    // overwrite): not stale.
+    remove_temps(dir, |_, pid| pid != std::process::id())
+}
+
+/// Removes from `dir` every temp file of [`write_atomic`] for the file
+/// `name`, whichever process left it. Call it only while no process can be
+/// writing `name` (holding a lock that every writer of it takes). Returns
+/// how many it removed.
+pub fn remove_temps_of(dir: &Path, name: &str) -> Result<usize> {
+    let prefix = format!(".{name}.tmp");
+    remove_temps(dir, |file, _| file.starts_with(&prefix))
+}
+
+/// Removes the temp files of [`write_atomic`] in `dir` for which
+/// `stale(file name, writer's PID)` holds; how many it removed.
+fn remove_temps(dir: &Path, stale: impl Fn(&str, u32) -> bool) -> Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -67,42 +84,11 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(is_temp_name) else {
+        let Some(file) = name.to_str() else { continue };
+        let Some(pid) = is_temp_name(file) else {
             continue;
         };
-        // This process's own temp file is one it is writing (or will
-        // overwrite): not stale.
-        if pid == std::process::id() || !entry.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let path = entry.path();
-        match std::fs::remove_file(&path) {
-            Ok(()) => removed += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&path, e)),
-        }
-    }
-    Ok(removed)
-}
-
-/// Removes from `dir` every temp file of [`write_atomic`] for the file
-/// `name`, whichever process left it. Call it only while no process can be
-/// writing `name` (holding a lock that every writer of it takes). Returns
-/// how many it removed.
-pub fn remove_temps_of(dir: &Path, name: &str) -> Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
-    let prefix = format!(".{name}.tmp");
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let file = entry.file_name();
-        let Some(file) = file.to_str() else { continue };
-        let ours = file.starts_with(&prefix) && is_temp_name(file).is_some();
-        if !ours || !entry.file_type().is_ok_and(|t| t.is_file()) {
+        if !stale(file, pid) || !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let path = entry.path();
