@@ -342,9 +342,9 @@ impl Sweep {
     }
 
     /// The seconds an epoch of each of `cells` takes, as far as this
-    /// sweep's folder knows: an unfinished cell's own pace over its last 10
-    /// epochs (the machine as it is now), else the median of the median
-    /// paces of the cells that differ from it only in seed (the same
+    /// sweep's folder knows: a cell's own pace over its last 10 recorded
+    /// epochs (the machine as it is now), else the median of the whole-run
+    /// median paces of the cells that differ from it only in seed (the same
     /// network and rule on another draw cost the same), else `None`.
     /// `--list` turns them into the time a sweep has left.
     pub fn epoch_seconds(&self, cells: &[Cell]) -> Vec<Option<f64>> {
