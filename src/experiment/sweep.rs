@@ -348,14 +348,17 @@ impl Sweep {
     /// network and rule on another draw cost the same), else `None`.
     /// `--list` turns them into the time a sweep has left.
     pub fn epoch_seconds(&self, cells: &[Cell]) -> Vec<Option<f64>> {
-        let own: Vec<Option<f64>> = cells
-            .iter()
-            .map(|c| run::epoch_seconds(&self.run_dir(c), 10))
-            .collect();
+        let mut own = Vec::with_capacity(cells.len());
         let mut by_key: HashMap<String, Vec<f64>> = HashMap::new();
         for c in cells {
-            if let Some(s) = run::epoch_seconds(&self.run_dir(c), usize::MAX) {
-                by_key.entry(pace_key(&c.config)).or_default().push(s);
+            let secs = run::epoch_seconds(&self.run_dir(c));
+            own.push(secs.as_ref().map(|s| {
+                let mut last = s[s.len().saturating_sub(10)..].to_vec();
+                crate::stats::median(&mut last)
+            }));
+            if let Some(mut s) = secs {
+                let whole = crate::stats::median(&mut s);
+                by_key.entry(pace_key(&c.config)).or_default().push(whole);
             }
         }
         let medians: HashMap<String, f64> = by_key

@@ -228,23 +228,21 @@ pub fn epochs_recorded(dir: &Path) -> Option<usize> {
     Some(lines.saturating_sub(1))
 }
 
-/// The median wall seconds of the last (up to) `last` epochs that
-/// `dir/metrics.csv` records: a run's pace, for `biprop sweep --list`.
-/// `None` when the file has no complete row with a `seconds` value.
-pub fn epoch_seconds(dir: &Path, last: usize) -> Option<f64> {
+/// The wall seconds of every epoch that `dir/metrics.csv` records whole, in
+/// epoch order: a run's pace, for `biprop sweep --list`. `None` when the
+/// file has no complete row with a finite `seconds` value.
+pub fn epoch_seconds(dir: &Path) -> Option<Vec<f64>> {
     let text = std::fs::read_to_string(dir.join("metrics.csv")).ok()?;
     // Only whole lines: a row being written has no line end yet.
     let mut lines = text
         .split_inclusive('\n')
         .filter_map(|l| l.strip_suffix('\n'));
     let col = lines.next()?.split(',').position(|c| c == "seconds")?;
-    let rows: Vec<&str> = lines.collect();
-    let mut secs: Vec<f64> = rows[rows.len().saturating_sub(last)..]
-        .iter()
+    let secs: Vec<f64> = lines
         .filter_map(|r| r.split(',').nth(col)?.parse().ok())
         .filter(|s: &f64| s.is_finite())
         .collect();
-    (!secs.is_empty()).then(|| crate::stats::median(&mut secs))
+    (!secs.is_empty()).then_some(secs)
 }
 
 /// The header and first `epochs` rows of `metrics.csv` and the first
