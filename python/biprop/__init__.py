@@ -230,16 +230,34 @@ def _array(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _inputs(x: Any, width: int) -> np.ndarray:
-    """Inputs as float32 ``[rows, width]`` without a copy: more than two
-    dimensions (images ``[N, 1, 28, 28]``) are flattened after the first, a
-    view of C-contiguous memory."""
+def _inputs(x: Any, shape: Tuple[int, int, int]) -> np.ndarray:
+    """Inputs as float32 ``[rows, c*h*w]`` without a copy. A network of
+    images (``shape`` = (c, h, w), channels first as PyTorch has them) takes
+    ``[N, c, h, w]``, ``[N, h, w]`` when it has one channel, or rows already
+    flat in that order; any other shape is refused, so that channels-last
+    images ``[N, h, w, c]`` are never read as channels-first. An MLP
+    (``(inputs, 1, 1)``) takes rows, or samples of any shape with that many
+    values (images ``[N, 1, 28, 28]``), flattened after the first dimension."""
+    c, h, w = shape
+    width = c * h * w
     a = _array(x)
     if a.dtype != np.float32:
         raise TypeError(
             f"x must hold float32 values, got {a.ndim}-D {a.dtype} from {type(x).__name__} "
             "(convert with np.asarray(x, dtype=np.float32), or x.float() for a torch tensor)"
         )
+    image = h > 1 or w > 1
+    if image and a.ndim > 2:
+        takes = [(c, h, w)] + ([(h, w)] if c == 1 else [])
+        if tuple(a.shape[1:]) not in takes:
+            hint = ""
+            if a.ndim == 4 and tuple(a.shape[1:]) == (h, w, c):
+                hint = " These look channels-last: use x.transpose(0, 3, 1, 2), then np.ascontiguousarray."
+            raise ValueError(
+                f"x has shape {tuple(a.shape)}; the network takes images [N, {c}, {h}, {w}] "
+                f"(channels first){' or [N, %d, %d]' % (h, w) if c == 1 else ''}, "
+                f"or rows of {width} values in that order.{hint}"
+            )
     if a.ndim > 2:
         per_row = int(np.prod(a.shape[1:]))
         if per_row != width:
@@ -252,8 +270,9 @@ def _inputs(x: Any, width: int) -> np.ndarray:
             )
         a = a.reshape(a.shape[0], per_row)
     elif a.ndim != 2:
+        takes = f"[N, {c}, {h}, {w}] or " if image else ""
         raise ValueError(
-            f"x must be [rows, {width}] (or [rows, ...] with {width} values a row), got shape {tuple(a.shape)}"
+            f"x must be {takes}[rows, {width}] (or [rows, ...] with {width} values a row), got shape {tuple(a.shape)}"
         )
     return a
 
@@ -334,7 +353,7 @@ class Trainer:
         return self
 
     def _x(self, x: Any) -> np.ndarray:
-        return _inputs(x, self._t.sizes()[0])
+        return _inputs(x, self._t.input_shape())
 
     @property
     def sizes(self) -> List[int]:

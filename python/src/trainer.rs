@@ -140,6 +140,13 @@ impl Trainer {
         Ok(self.lock()?.cfg.to_toml())
     }
 
+    /// One sample's input as `(channels, height, width)`; an MLP's is
+    /// `(inputs, 1, 1)`.
+    fn input_shape(&self) -> PyResult<(usize, usize, usize)> {
+        let s = self.lock()?.core.net.input;
+        Ok((s.c, s.h, s.w))
+    }
+
     /// Widths of every layer, input to output.
     fn sizes(&self) -> PyResult<Vec<usize>> {
         Ok(self.lock()?.core.net.sizes())

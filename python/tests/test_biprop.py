@@ -421,7 +421,8 @@ def test_inputs_other_than_arrays_are_read_where_they_lie():
     # Images [N, 1, H, W], a memoryview (the buffer protocol), DLPack alone:
     # each one is the memory of x itself, flattened to the network's width.
     for given in [x, memoryview(x), DLPackOnly(x), memoryview(flat), DLPackOnly(flat)]:
-        seen = biprop._inputs(given, 12)
+        seen = biprop._inputs(given, (12, 1, 1))  # an MLP's input
+        assert np.shares_memory(biprop._inputs(given, (1, 4, 3)), x)  # an image net's
         assert seen.shape == (8, 12) and np.shares_memory(seen, x), type(given)
     assert np.array_equal(biprop._labels(memoryview(y)), y)
     assert np.array_equal(biprop._labels(DLPackOnly(y)), y)
@@ -524,6 +525,36 @@ def test_a_convolutional_trainer_takes_nchw_batches_and_learns():
     for bad in (dict(), dict(sizes=[784, 10], net="lenet-mnist"), dict(layers="dense 10")):
         with pytest.raises(ValueError):
             biprop.Trainer(**bad)
+
+
+def test_image_batches_must_be_channels_first():
+    """A network of images takes [N, C, H, W] (or flat rows in that order,
+    or [N, H, W] with one channel) and refuses any other shape with as many
+    values: channels-last images would otherwise be read as channels-first
+    and train on scrambled pixels. An MLP flattens any sample shape."""
+    rng = np.random.default_rng(0)
+    t = biprop.Trainer(layers="conv 2 3x3, relu, flatten, dense 2", image=(3, 6, 5),
+                       classes=2, output="softmax-ce", batch_size=4, seed=1)
+    assert t._t.input_shape() == (3, 6, 5)
+    x = rng.random((4, 3, 6, 5), dtype=np.float32)
+    y = np.array([0, 1, 0, 1])
+    expected = t.predict_proba(x)
+    assert np.array_equal(t.predict_proba(x.reshape(4, -1)), expected)
+    with pytest.raises(ValueError, match=r"channels-last: use x.transpose\(0, 3, 1, 2\)"):
+        t.predict_proba(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    for bad in (x.reshape(4, 3, 30), x.reshape(4, 6, 15), x.reshape(4, 1, 18, 5)):
+        with pytest.raises(ValueError, match=r"takes images \[N, 3, 6, 5\]"):
+            t.step(bad, y)
+    with pytest.raises(ValueError, match="takes images"):
+        t.evaluate(x.reshape(4, 5, 6, 3), y)
+    gray = biprop.Trainer(layers="conv 2 3x3, relu, flatten, dense 2", image=(1, 6, 5),
+                          classes=2, output="softmax-ce", batch_size=4, seed=1)
+    g = np.ascontiguousarray(x[:, :1])
+    assert np.array_equal(gray.predict_proba(g.reshape(4, 6, 5)), gray.predict_proba(g))
+    with pytest.raises(ValueError, match=r"or \[N, 6, 5\]"):
+        gray.predict_proba(g.reshape(4, 5, 6))
+    mlp = biprop.Trainer(sizes=[90, 2], batch_size=4)
+    assert np.array_equal(mlp.predict_proba(x), mlp.predict_proba(x.reshape(4, -1)))
 
 
 def test_normalize_travels_with_the_checkpoint(mnist, tmp_path):

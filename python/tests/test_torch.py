@@ -47,7 +47,7 @@ def test_a_dataloaders_batches_train_as_numpy_arrays_do(loaders):
     xb, yb = next(iter(train))
     assert xb.shape == (100, 1, 28, 28) and xb.dtype == torch.float32 and yb.dtype == torch.int64
     # Read where the tensor lies: the array biprop works on is its memory.
-    seen = biprop._inputs(xb, 784)
+    seen = biprop._inputs(xb, (784, 1, 1))
     assert seen.shape == (100, 784)
     assert seen.__array_interface__["data"][0] == xb.data_ptr()
     assert biprop._labels(yb).__array_interface__["data"][0] == yb.data_ptr()
