@@ -11,7 +11,8 @@ use biprop::loss::Output;
 use biprop::network::Network;
 use biprop::optim::OptimConfig;
 use biprop::rules::{
-    Bp, Dfa, ErrorPath, Fa, FeedbackScale, InitScheme, Kp, LearningRule, StandIns, Usf,
+    self, Bp, Dfa, ErrorPath, Fa, FeedbackScale, InitScheme, Kp, LearningRule, RuleKind,
+    RuleOptions, StandIns, Usf,
 };
 use biprop::tensor::{gemm, Matrix, Parallelism};
 use biprop::train::Trainer;
@@ -467,11 +468,12 @@ fn dfa_on_a_convolution_is_its_formula() {
     assert!(matches!(t.rule.error_path(0), ErrorPath::OutputError(_)));
 }
 
-/// A step on a convolutional network is bitwise the same on 1, 2 and 3
-/// threads (the products are split; patches, pooling and col2im are cut
-/// into whole samples).
+/// Two steps of every rule on a convolutional network are bitwise the same
+/// on 1, 2 and 3 threads, forward and feedback weights alike (the products
+/// are split; patches, pooling and col2im are cut into whole samples).
 #[test]
-fn conv_steps_are_bitwise_the_same_on_any_thread_count() {
+fn conv_steps_of_every_rule_are_bitwise_the_same_on_any_thread_count() {
+    use clap::ValueEnum;
     let input = Shape::new(3, 16, 16);
     let net0 = conv_net(
         "conv 16 3x3 pad 1, relu, maxpool 2, conv 32 3x3, relu, avgpool 2, flatten, dense 10",
@@ -479,20 +481,42 @@ fn conv_steps_are_bitwise_the_same_on_any_thread_count() {
         6,
     );
     let rows = 64;
-    let run = |threads: usize| {
-        let mut t = Trainer::new(net0.clone(), Box::new(Bp), sgd(0.1), rows);
-        t.set_parallelism(Parallelism::threads(threads).unwrap());
-        for k in 0..2 {
-            let ds = synthetic(rows, input.len(), 10, 60 + k);
-            t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
-            t.step(rows).unwrap();
-        }
-        t.net
+    let opts = RuleOptions {
+        max_rows: rows,
+        ..Default::default()
     };
-    let one = run(1);
-    assert_ne!(one, net0, "it trained");
-    for threads in [2, 3] {
-        assert_eq!(run(threads), one, "{threads} threads");
+    for &kind in RuleKind::value_variants() {
+        let run = |threads: usize| {
+            let mut net = net0.clone();
+            let rule = rules::build(kind, &mut net, &opts, &mut ChaCha8Rng::seed_from_u64(3));
+            let mut t = Trainer::new(net, rule, sgd(0.1), rows);
+            t.set_parallelism(Parallelism::threads(threads).unwrap());
+            for k in 0..2 {
+                let ds = synthetic(rows, input.len(), 10, 60 + k);
+                t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
+                t.step(rows).unwrap();
+            }
+            let feedback: Vec<(String, Vec<f32>)> = t
+                .rule
+                .feedback_tensors()
+                .into_iter()
+                .map(|x| (x.name, x.data.to_vec()))
+                .collect();
+            (t.net, feedback)
+        };
+        let one = run(1);
+        assert_ne!(one.0, net0, "{kind}: it trained");
+        for threads in [2, 3] {
+            let other = run(threads);
+            assert!(
+                other.0 == one.0,
+                "{kind}: forward weights on {threads} threads"
+            );
+            assert!(
+                other.1 == one.1,
+                "{kind}: feedback weights on {threads} threads"
+            );
+        }
     }
 }
 

@@ -1,9 +1,14 @@
 //! Every rule learns MNIST on `lenet-mnist` in a short run, to a bound that
-//! the same network with frozen hidden layers cannot reach: real training
-//! on real data, so a rule whose errors do not reach the convolutions fails.
+//! the same network with frozen hidden layers misses by far: real training
+//! on real data. The bound sits above the rules' results with a margin for
+//! other CPUs' last bits (7.5 to 15.4% on the subset; docs/results/conv.md),
+//! not at the frozen network's 78%, so that a rule whose errors reach only
+//! the top layers fails too (DFA with its projections to the convolutions
+//! zeroed, through `Trainer.load_state_dict` in Python, ends at 42.6%
+//! against its 16.0%, in 6 epochs of this subset).
 //!
 //! The committed MNIST subset (5,000 images to train, 1,000 to test); all of
-//! MNIST when `$BIPROP_DATA` is set (the bound holds for both).
+//! MNIST when `$BIPROP_DATA` is set (the bounds hold for both).
 
 mod common;
 
@@ -15,7 +20,12 @@ use biprop::train::Trainer;
 use std::sync::OnceLock;
 
 /// Test error every rule must reach (the frozen network stays above it).
-const BOUND: f64 = 0.40;
+const BOUND: f64 = 0.25;
+
+/// DRTP's, on tanh units (below): its error is the target's fixed
+/// projection, blind to what the network already gets right (31.6% on the
+/// subset).
+const DRTP_BOUND: f64 = 0.40;
 
 fn cfg(rule: RuleKind) -> RunConfig {
     let mut text = String::from(
@@ -66,11 +76,16 @@ fn learns(rule: RuleKind) {
     let summary = run::run(&cfg(rule), data(), &RunOptions::default()).unwrap();
     let err = summary.records.last().unwrap().test_error;
     eprintln!("{rule} on lenet-mnist: test error {:.2}%", 100.0 * err);
+    let bound = if rule == RuleKind::Drtp {
+        DRTP_BOUND
+    } else {
+        BOUND
+    };
     assert!(
-        err < BOUND,
+        err < bound,
         "{rule} reached {:.2}% test error, the bound is {:.0}%",
         100.0 * err,
-        100.0 * BOUND
+        100.0 * bound
     );
 }
 
@@ -116,7 +131,7 @@ fn the_bound_catches_frozen_hidden_layers() {
         100.0 * err
     );
     assert!(
-        err > BOUND + 0.05,
+        err > DRTP_BOUND + 0.05,
         "frozen hidden layers reached {:.2}%",
         100.0 * err
     );
