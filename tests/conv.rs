@@ -12,7 +12,7 @@ use biprop::network::Network;
 use biprop::optim::OptimConfig;
 use biprop::rules::{
     self, Bp, Dfa, ErrorPath, Fa, FeedbackScale, InitScheme, Kp, LearningRule, RuleKind,
-    RuleOptions, StandIns, Usf,
+    RuleOptions, StandIns, Usf, UsfScale,
 };
 use biprop::tensor::{gemm, Matrix, Parallelism};
 use biprop::train::Trainer;
@@ -392,19 +392,45 @@ fn kp_started_at_the_forward_kernels_is_bp_on_convolutions() {
     assert_ne!(random_kp.net, bp.net, "the test can fail");
 }
 
-/// uSF's stand-in for a convolution is exactly `sign(W) / sqrt(C kh kw)`,
-/// element by element, and the errors it carries are FA's with that kernel.
+/// uSF's stand-in for a convolution is exactly `sign(W) m`, element by
+/// element, with `m = 1 / sqrt(C kh kw)` (`fan-in`) or `sqrt(2 / (C kh kw +
+/// C_out kh kw))` (`xavier`, biotorch's), and the errors it carries are FA's
+/// with that kernel.
 #[test]
 fn usf_on_convolutions_uses_exactly_the_signs_of_the_kernels() {
+    for scale in [UsfScale::FanIn, UsfScale::Xavier] {
+        usf_on_convolutions_at(scale);
+    }
+}
+
+fn usf_on_convolutions_at(scale: UsfScale) {
+    // By hand, not through the rule's own function.
+    let magnitude = |l: &Layer| match (scale, &l.kind) {
+        (UsfScale::FanIn, Kind::Conv2d(c)) => {
+            1.0 / ((c.input.c * c.kernel.0 * c.kernel.1) as f32).sqrt()
+        }
+        (UsfScale::Xavier, Kind::Conv2d(c)) => {
+            let area = c.kernel.0 * c.kernel.1;
+            (2.0 / ((c.input.c + c.out_channels) * area) as f32).sqrt()
+        }
+        (UsfScale::FanIn, Kind::Dense(d)) => 1.0 / (d.inputs as f32).sqrt(),
+        (UsfScale::Xavier, Kind::Dense(d)) => (2.0 / (d.inputs + d.outputs) as f32).sqrt(),
+        _ => unreachable!("lenet has no transposed convolution"),
+    };
     let mut net0 = all_conv();
     net0.layers[1].weight.as_mut_slice()[5] = 0.0;
-    let mut t = Trainer::new(net0.clone(), Box::new(Usf::new(&net0)), sgd(0.2), 6);
+    let mut t = Trainer::new(
+        net0.clone(),
+        Box::new(Usf::with_scale(&net0, scale)),
+        sgd(0.2),
+        6,
+    );
     let ds = synthetic(6, net0.inputs(), 10, 3);
     t.load_batch(&ds, &(0..6).collect::<Vec<_>>());
     t.compute_errors(6);
     for j in 1..net0.layers.len() {
         let w = &t.net.layers[j].weight;
-        let m = 1.0 / (t.net.layers[j].fan_in() as f32).sqrt();
+        let m = magnitude(&t.net.layers[j]);
         let b = common::stand_in(&t, j).unwrap();
         for (k, (&bv, &wv)) in b.as_slice().iter().zip(w.as_slice()).enumerate() {
             let sign = if wv > 0.0 {
@@ -414,7 +440,7 @@ fn usf_on_convolutions_uses_exactly_the_signs_of_the_kernels() {
             } else {
                 0.0
             };
-            assert_eq!(bv, sign * m, "layer {j} element {k}");
+            assert_eq!(bv, sign * m, "{scale:?}: layer {j} element {k}");
         }
     }
     assert_eq!(
@@ -424,7 +450,7 @@ fn usf_on_convolutions_uses_exactly_the_signs_of_the_kernels() {
     );
     let signs = StandIns::from_fn(&net0, |_, l| {
         let mut b = l.stand_in_zeros();
-        let m = 1.0 / (l.fan_in() as f32).sqrt();
+        let m = magnitude(l);
         l.sign_stand_in(&mut b, |_| m);
         b
     });

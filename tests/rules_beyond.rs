@@ -5,7 +5,7 @@
 mod common;
 
 use biprop::config::RunConfig;
-use biprop::rules::{Bp, Brsf, FeedbackScale, Frsf, Kp, RuleKind, Usf};
+use biprop::rules::{Bp, Brsf, FeedbackScale, Frsf, Kp, RuleKind, Usf, UsfScale};
 use biprop::run::{self};
 use biprop::tensor::Matrix;
 use biprop::train::Trainer;
@@ -164,6 +164,27 @@ fn usf_path_has_the_signs_of_the_transposed_weights() {
             assert_eq!(b.get(3, 1), 0.0, "zero weight, zero path");
         }
         t.step(ROWS).unwrap();
+    }
+}
+
+/// `usf_scale = "xavier"` gives a dense layer's path the deviation of
+/// Glorot's draw for its weight, `sqrt(2 / (n_{j-1} + n_j))`, biotorch's.
+#[test]
+fn usf_at_xavier_scale_has_glorot_s_deviation() {
+    let n = net(&[10, 8, 6, 4], 2);
+    let rule = Box::new(Usf::with_scale(&n, UsfScale::Xavier));
+    let mut t = Trainer::new(n, rule, sgd(0.5, 0.0), ROWS);
+    load(&mut t, 0);
+    t.compute_errors(ROWS);
+    for j in 1..=2 {
+        let w = &t.net.layers[j].weight;
+        let b = common::stand_in(&t, j).unwrap();
+        let m = (2.0 / (w.cols() + w.rows()) as f32).sqrt();
+        for i in 0..w.cols() {
+            for o in 0..w.rows() {
+                assert_eq!(b.get(i, o), sign(w.get(o, i)) * m, "layer {j} ({i}, {o})");
+            }
+        }
     }
 }
 

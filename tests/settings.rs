@@ -85,6 +85,7 @@ const CHANGES: &[(&str, &str)] = &[
         "feedback_momentum = 0.0",
     ),
     ("rule = \"kp\"\n", "feedback_scale = \"receiver\""),
+    ("rule = \"usf\"\n", "usf_scale = \"xavier\""),
     ("rule = \"frsf\"\n", "feedback_scale = \"receiver\""),
     ("rule = \"brsf\"\n", "feedback_scale = \"receiver\""),
     ("rule = \"drtp\"\n", "feedback_scale = \"receiver\""),

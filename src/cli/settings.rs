@@ -5,7 +5,7 @@ use crate::config::RunConfig;
 use crate::data::DatasetKind;
 use crate::loss::Output;
 use crate::optim::OptimizerKind;
-use crate::rules::{BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind};
+use crate::rules::{BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, UsfScale};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -145,6 +145,10 @@ pub(super) struct SettingsArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     bfa_feedback_scale: Option<FeedbackScale>,
+    /// uSF's magnitude: fan-in (sign(W)/sqrt(fan_in)) or xavier (sign(W)*sqrt(2/(fan_in+fan_out)), biotorch's).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usf_scale: Option<UsfScale>,
     /// BDFA's feedback update: the paper's gradient or the published code's.
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -42,6 +42,7 @@ const SAMPLES: &[(&str, Option<&str>, &[&str])] = &[
     ("feedback_momentum", Some("0.5"), &["--rule", "bdfa"]),
     ("bfa_output", Some("identity"), &["--rule", "bfa"]),
     ("bfa_feedback_scale", Some("receiver"), &["--rule", "bfa"]),
+    ("usf_scale", Some("xavier"), &["--rule", "usf"]),
     ("bdfa_update", Some("reference"), &["--rule", "bdfa"]),
     ("bdfa_target", Some("mixed"), &["--rule", "bdfa"]),
     (

@@ -23,8 +23,8 @@ use crate::layers::Shape;
 use crate::loss::Output;
 use crate::optim::{OptimConfig, OptimizerKind};
 use crate::rules::{
-    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, RuleOptions, KP_DEFAULT_DECAY,
-    REFERENCE_FEEDBACK_LR,
+    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, RuleOptions, UsfScale,
+    KP_DEFAULT_DECAY, REFERENCE_FEEDBACK_LR,
 };
 use crate::tensor::GemmBackend;
 use serde::{Deserialize, Serialize};
@@ -126,6 +126,9 @@ pub struct RunConfig {
     /// Separate from `feedback_scale`, which BFA runs recorded without
     /// effect before this setting existed.
     pub bfa_feedback_scale: FeedbackScale,
+    /// uSF's magnitude: `fan-in` (default, `sign(W) / sqrt(fan_in)`) or
+    /// `xavier` (`sign(W) sqrt(2 / (fan_in + fan_out))`, biotorch's).
+    pub usf_scale: UsfScale,
     /// BDFA's feedback update: `paper` or `reference` (the published code's).
     pub bdfa_update: BdfaUpdate,
     /// BDFA's target: `label`, `mixed` (y + alpha yhat) or `reference`.
@@ -178,6 +181,7 @@ impl Default for RunConfig {
             alignment: true,
             bfa_output: Output::SigmoidBce,
             bfa_feedback_scale: FeedbackScale::Sender,
+            usf_scale: UsfScale::FanIn,
             bdfa_update: BdfaUpdate::Paper,
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
@@ -487,6 +491,7 @@ impl RunConfig {
             feedback_opt,
             bfa_output: self.bfa_output,
             bfa_feedback_scale: self.bfa_feedback_scale,
+            usf_scale: self.usf_scale,
             bdfa_update: self.bdfa_update,
             bdfa_target: self.bdfa_target,
             bdfa_alpha: self.bdfa_alpha,

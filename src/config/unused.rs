@@ -49,6 +49,7 @@ impl RunConfig {
             "bfa_feedback_scale",
             "it applies to --rule bfa only",
         );
+        unless(rule == Usf, "usf_scale", "it applies to --rule usf only");
         for key in ["bdfa_update", "bdfa_target"] {
             unless(rule == Bdfa, key, "it applies to --rule bdfa only");
         }

@@ -43,7 +43,7 @@ pub use fa::Fa;
 pub use frsf::Frsf;
 pub use kp::{Kp, KP_DEFAULT_DECAY};
 pub use options::{
-    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleOptions, REFERENCE_FEEDBACK_LR,
+    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleOptions, UsfScale, REFERENCE_FEEDBACK_LR,
 };
 pub use rule::{
     named_projections, named_projections_mut, ErrorPath, FeedbackStep, LearningRule, RuleKind,
@@ -88,7 +88,7 @@ pub fn build(
             opts.feedback_opt,
             rng,
         )),
-        RuleKind::Usf => Box::new(Usf::new(net)),
+        RuleKind::Usf => Box::new(Usf::with_scale(net, opts.usf_scale)),
         RuleKind::Frsf => Box::new(Frsf::new(net, opts.feedback_scale, rng)),
         RuleKind::Brsf => Box::new(Brsf::new(net, opts.feedback_scale, rng)),
         RuleKind::Drtp => Box::new(Drtp::new(Dfa::new(

@@ -96,6 +96,8 @@ pub struct RuleOptions {
     pub bfa_output: Output,
     /// The scale of BFA's feedback weights that are error paths ([`super::Bfa::new`]).
     pub bfa_feedback_scale: FeedbackScale,
+    /// The magnitude uSF gives the signs of the forward weights.
+    pub usf_scale: UsfScale,
     /// BDFA's feedback update.
     pub bdfa_update: BdfaUpdate,
     /// BDFA's target.
@@ -113,9 +115,35 @@ impl Default for RuleOptions {
             feedback_opt: OptimConfig::default(),
             bfa_output: Output::SigmoidBce,
             bfa_feedback_scale: FeedbackScale::Sender,
+            usf_scale: UsfScale::FanIn,
             bdfa_update: BdfaUpdate::Paper,
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
+        }
+    }
+}
+
+/// The magnitude of uSF's path `B = sign(W) * m`, per layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsfScale {
+    /// `m = 1/sqrt(fan_in)`: the scale of the forward weight it stands in
+    /// for under the default init.
+    #[default]
+    FanIn,
+    /// `m = sqrt(2 / (fan_in + fan_out))`, the deviation of Glorot's
+    /// (Xavier's) uniform draw for W's shape: biotorch's uSF under the Xavier
+    /// init of its benchmarks.
+    Xavier,
+}
+
+impl UsfScale {
+    /// `m` for a weight with these fans (for a convolution `fan_in = c_in kh
+    /// kw`, `fan_out = c_out kh kw`).
+    pub fn magnitude(self, fan_in: usize, fan_out: usize) -> f32 {
+        match self {
+            UsfScale::FanIn => 1.0 / (fan_in as f32).sqrt(),
+            UsfScale::Xavier => (2.0 / (fan_in + fan_out) as f32).sqrt(),
         }
     }
 }
