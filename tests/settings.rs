@@ -385,6 +385,51 @@ fn hidden_forms() {
     assert_eq!(format_hidden(&[800, 400]), "800,400");
 }
 
+/// An MLP's `hidden` or `activation` beside `net` or `layers` would be
+/// ignored: refused, in one table or across a file and its overrides (a
+/// sweep's base and cell). A described network's saved settings leave both
+/// out and read back the same; a run saved before that, which holds both at
+/// their defaults, still loads.
+#[test]
+fn mlp_settings_beside_a_described_network_are_refused() {
+    let table = |t: &str| -> toml::Table { t.parse().unwrap() };
+    for (layers, key) in [
+        (
+            vec![table("net = \"lenet-mnist\"\nactivation = \"tanh\"")],
+            "activation",
+        ),
+        (
+            vec![table("layers = \"dense 10\"\nhidden = [800]")],
+            "hidden",
+        ),
+        (
+            vec![table("hidden = [500]"), table("net = \"lenet-mnist\"")],
+            "hidden",
+        ),
+        (
+            vec![
+                table("net = \"lenet-cifar\""),
+                table("activation = \"relu\""),
+            ],
+            "activation",
+        ),
+    ] {
+        let err = RunConfig::from_layers(&layers).unwrap_err().to_string();
+        assert!(err.contains(&format!("{key}: has no effect")), "{err}");
+    }
+    let cfg = RunConfig::from_layers(&[table("net = \"lenet-mnist\"")]).unwrap();
+    let saved = cfg.to_toml();
+    assert!(
+        !saved.contains("hidden") && !saved.contains("activation"),
+        "{saved}"
+    );
+    assert_eq!(RunConfig::from_toml_str(&saved).unwrap(), cfg);
+    let earlier = format!("hidden = [800]\nactivation = \"tanh\"\n{saved}");
+    assert_eq!(RunConfig::from_toml_str(&earlier).unwrap(), cfg);
+    let mlp = RunConfig::default().to_toml();
+    assert!(mlp.contains("hidden = [800]") && mlp.contains("activation = \"tanh\""));
+}
+
 #[test]
 fn toml_round_trips_and_names_bad_keys() {
     let cfg = RunConfig {

@@ -49,7 +49,7 @@ pub struct RunConfig {
     /// The learning rule.
     pub rule: RuleKind,
     /// Widths of the hidden layers of an MLP: `[800, 800]` or `"2x800"`
-    /// (without effect when `net` or `layers` names the network).
+    /// (refused beside `net` or `layers`, which name every layer).
     #[serde(deserialize_with = "de_hidden")]
     pub hidden: Vec<usize>,
     /// Hidden nonlinearity of an MLP.
@@ -203,7 +203,8 @@ use forms::{de_hidden, de_layers};
 pub use forms::{deserialize_named, format_hidden, merge_into, parse_hidden, read_table};
 
 impl RunConfig {
-    /// Reads a TOML file; unknown keys and wrong types are errors naming the key.
+    /// Reads a saved configuration (a run's `config.toml`); unknown keys and
+    /// wrong types are errors naming the key.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::from_toml_str(&text).map_err(|e| match e {
@@ -212,15 +213,39 @@ impl RunConfig {
         })
     }
 
-    /// Parses TOML text.
+    /// Parses a saved configuration's TOML text. Runs saved before
+    /// [`RunConfig::to_toml`] left them out hold `hidden` and `activation`
+    /// beside `net` or `layers`, at their defaults and without effect: they
+    /// are dropped here, where [`RunConfig::from_layers`] refuses them in
+    /// settings a user writes.
     pub fn from_toml_str(text: &str) -> Result<Self> {
-        let table: toml::Table = text.parse().map_err(|e| Error::Config(format!("{e}")))?;
+        let mut table: toml::Table = text.parse().map_err(|e| Error::Config(format!("{e}")))?;
+        if table.contains_key("net") || table.contains_key("layers") {
+            table.remove("hidden");
+            table.remove("activation");
+        }
         Self::from_layers(&[table])
     }
 
     /// The defaults overridden by each table in turn, then checked: every
     /// source of settings ends here.
     pub fn from_layers(layers: &[toml::Table]) -> Result<Self> {
+        // An MLP's widths and activation beside a network that `net` or
+        // `layers` names would be ignored, whichever table holds them.
+        let described = ["net", "layers"]
+            .into_iter()
+            .find(|k| layers.iter().any(|t| t.contains_key(*k)));
+        if let Some(by) = described {
+            for key in ["hidden", "activation"] {
+                if layers.iter().any(|t| t.contains_key(key)) {
+                    return Err(Error::Config(format!(
+                        "{key}: has no effect beside {by}, which names every layer and its \
+                         activation; remove one of the two (a run's config.toml saved by an \
+                         earlier biprop holds both: delete its `hidden` and `activation` lines)"
+                    )));
+                }
+            }
+        }
         let mut table = toml::Table::new();
         for layer in layers {
             merge_into(&mut table, layer);
@@ -237,7 +262,17 @@ impl RunConfig {
             feedback_scale: Some(self.feedback_scale()),
             ..self.clone()
         };
-        toml::to_string(&resolved).expect("a RunConfig always serializes")
+        let text = toml::to_string(&resolved).expect("a RunConfig always serializes");
+        if self.net.is_none() && self.layers.is_none() {
+            return text;
+        }
+        // An MLP's `hidden` and `activation` say nothing of a network that
+        // `net` or `layers` describes: the saved settings name what ran.
+        // Both are top-level keys of one line each.
+        text.lines()
+            .filter(|l| !l.starts_with("hidden = ") && !l.starts_with("activation = "))
+            .flat_map(|l| [l, "\n"])
+            .collect()
     }
 
     /// The feedback scale in force: the one set, else the one `init` implies.
