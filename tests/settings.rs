@@ -104,6 +104,27 @@ fn every_training_setting_changes_the_trained_weights() {
     }
 }
 
+/// The schedule reaches every optimizer, forward and feedback: after a
+/// milestone at epoch 1 with a factor of 1e-30, a second epoch moves no
+/// weight by as much as a bit (every step scaled far below a float's
+/// precision), for each rule with weights of its own to learn, so the
+/// two-epoch run ends where the one-epoch run did. With a factor of 0.5 it
+/// does not: the test can fail.
+#[test]
+fn the_lr_schedule_scales_every_rate_from_its_milestone() {
+    for rule in ["bp", "bfa", "bdfa", "kp", "dkp"] {
+        let rule = format!("rule = \"{rule}\"\nmomentum = 0.5\n");
+        let one = trained(&format!("{rule}epochs = 1\n"));
+        let frozen = trained(&format!("{rule}lr_milestones = [1]\nlr_gamma = 1e-30\n"));
+        assert!(one == frozen, "{rule}: epoch 2 trained after the milestone");
+        let halved = trained(&format!("{rule}lr_milestones = [1]\nlr_gamma = 0.5\n"));
+        assert!(
+            one != halved,
+            "{rule}: epoch 2 did not train at half the rate"
+        );
+    }
+}
+
 /// The settings that must not change the weights: threads (bitwise the same
 /// for every count) and the alignment probe (it measures, never trains).
 #[test]
