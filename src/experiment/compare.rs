@@ -45,6 +45,9 @@ pub struct Row {
     /// Mean over hidden layers of the angle (degrees) between the rule's
     /// update and BP's gradient, at the last epoch.
     pub angle: f64,
+    /// Of the hidden layers, how many `angle` is over and how many there
+    /// are, when it leaves some out (their update was zero: dead layers).
+    pub angle_layers: Option<(usize, usize)>,
     /// Seconds of training and evaluation, all epochs.
     pub seconds: f64,
     /// The epoch in which training diverged (its numbers are then none).
@@ -95,6 +98,7 @@ fn row(r: &RunResult) -> Row {
         test_error: 100.0 * r.last("test_error"),
         test_at_best_val: 100.0 * r.test_at_best_val(),
         angle: r.mean_update_angle(),
+        angle_layers: r.layers_with_an_angle().filter(|(n, of)| n < of),
         seconds: r.seconds(),
         diverged: match r.status {
             Some(crate::experiment::sweep::CellStatus::Diverged { epoch, .. }) => Some(epoch),
@@ -119,7 +123,13 @@ pub fn markdown(rows: &[Row]) -> String {
         let angle = if r.rule == RuleKind::Bp {
             "0 (is BP)".to_string()
         } else if r.angle.is_finite() {
-            format!("{:.1}", r.angle)
+            match r.angle_layers {
+                Some((n, of)) => format!(
+                    "{:.1} (over {n} of {of} layers; the others' updates were zero)",
+                    r.angle
+                ),
+                None => format!("{:.1}", r.angle),
+            }
         } else {
             "n/a".into()
         };
@@ -148,7 +158,8 @@ pub fn plot(out: &Path) -> Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
-    /// A diverged rule's row says so instead of printing NaN.
+    /// A diverged rule's row says so instead of printing NaN, and a mean angle
+    /// that leaves dead layers out says how many it is over.
     #[test]
     fn a_diverged_rule_is_named_not_printed_as_nan() {
         let ok = Row {
@@ -156,23 +167,37 @@ mod tests {
             test_error: 2.5,
             test_at_best_val: 2.4,
             angle: 0.0,
+            angle_layers: None,
             seconds: 3.0,
             diverged: None,
+        };
+        let dead = Row {
+            rule: RuleKind::Dfa,
+            angle: 47.7,
+            angle_layers: Some((2, 4)),
+            ..ok.clone()
         };
         let bad = Row {
             rule: RuleKind::Bfa,
             test_error: f64::NAN,
             test_at_best_val: f64::NAN,
             angle: f64::NAN,
+            angle_layers: None,
             seconds: 0.0,
             diverged: Some(2),
         };
-        let md = markdown(&[ok, bad]);
+        let md = markdown(&[ok, dead, bad]);
         assert!(
             md.contains("| BP | 2.50 | 2.40 | 0 (is BP) | 3.0 |"),
             "{md}"
         );
         assert!(md.contains("| BFA | diverged in epoch 2"), "{md}");
+        assert!(
+            md.contains(
+                "| DFA | 2.50 | 2.40 | 47.7 (over 2 of 4 layers; the others' updates were zero) |"
+            ),
+            "{md}"
+        );
         assert!(!md.contains("NaN"), "{md}");
     }
 }

@@ -46,10 +46,17 @@ fn angle_and_time(g: &Group) -> String {
     let angle = if g.rule == RuleKind::Bp {
         "0°".to_string()
     } else if angle.is_finite() {
-        match g.angle_epoch {
+        let mut a = match g.angle_epoch {
             Some(e) => format!("{angle:.1}° (from epoch {e})"),
             None => format!("{angle:.1}°"),
+        };
+        // A dead layer has no angle: the mean would hide it.
+        if let Some((n, of)) = g.angle_layers {
+            a.push_str(&format!(
+                " (over {n} of {of} layers: the others' updates were zero)"
+            ));
         }
+        a
     } else {
         "n/a".into()
     };

@@ -342,4 +342,27 @@ mod tests {
         let md = markdown(&group(&[with_angles(&[f64::NAN, f64::NAN])]));
         assert!(md.contains("| 1x400 | n/a · "), "{md}");
     }
+
+    /// A layer without an angle (a zero update: a dead layer) is not hidden
+    /// in the mean over layers: the report says how many layers it is over.
+    #[test]
+    fn a_mean_angle_that_leaves_dead_layers_out_says_so() {
+        let mut r = run(RunConfig {
+            rule: RuleKind::Fa,
+            hidden: vec![400, 400, 400],
+            epochs: 1,
+            ..Default::default()
+        });
+        for (i, a) in [f64::NAN, 40.0, 50.0].into_iter().enumerate() {
+            r.epochs[0].insert(format!("align_update_{i}"), a);
+        }
+        let md = markdown(&group(&[r.clone()]));
+        assert!(
+            md.contains("| 3x400 | 45.0° (over 2 of 3 layers: the others' updates were zero) · "),
+            "{md}"
+        );
+        r.epochs[0].insert("align_update_0".into(), 30.0);
+        let md = markdown(&group(&[r]));
+        assert!(md.contains("| 3x400 | 40.0° · "), "{md}");
+    }
 }

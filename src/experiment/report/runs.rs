@@ -116,14 +116,31 @@ impl RunResult {
     }
 
     fn mean_update_angle_at(&self, row: &BTreeMap<String, f64>) -> f64 {
-        let angles: Vec<f64> = (0..self.config.hidden_layer_count())
-            .filter_map(|i| row.get(&format!("align_update_{i}")).copied())
-            .filter(|a| a.is_finite())
-            .collect();
+        let angles = self.update_angles_at(row);
         if angles.is_empty() {
             return f64::NAN;
         }
         angles.iter().sum::<f64>() / angles.len() as f64
+    }
+
+    /// The hidden layers' update angles that `row` has (a layer whose update
+    /// was zero, a dead one, has none).
+    fn update_angles_at(&self, row: &BTreeMap<String, f64>) -> Vec<f64> {
+        (0..self.config.hidden_layer_count())
+            .filter_map(|i| row.get(&format!("align_update_{i}")).copied())
+            .filter(|a| a.is_finite())
+            .collect()
+    }
+
+    /// Of the hidden layers, how many have an update angle at the epoch of
+    /// [`Self::latest_update_angle`], and how many there are.
+    pub fn layers_with_an_angle(&self) -> Option<(usize, usize)> {
+        let (_, e) = self.latest_update_angle()?;
+        let row = &self.epochs[e - 1];
+        Some((
+            self.update_angles_at(row).len(),
+            self.config.hidden_layer_count(),
+        ))
     }
 
     /// Wall seconds of training and evaluation, every epoch.
@@ -185,6 +202,10 @@ pub struct Group {
     /// The earliest epoch of those angles when one is not the last epoch's
     /// (a probe without error there), else `None`.
     pub angle_epoch: Option<usize>,
+    /// The fewest hidden layers that a run's mean angle is over, and the
+    /// hidden layers, when some run's mean leaves layers out (their update
+    /// was zero), else `None`.
+    pub angle_layers: Option<(usize, usize)>,
     /// Wall seconds, one a run.
     pub seconds: Vec<f64>,
     /// The seeds of the runs in `last`, `best_val`, `angle` and `seconds`.
@@ -370,6 +391,7 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
             best_val: Vec::new(),
             angle: Vec::new(),
             angle_epoch: None,
+            angle_layers: None,
             seconds: Vec::new(),
             seeds: Vec::new(),
             diverged: Vec::new(),
@@ -397,6 +419,10 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
                 g.angle.push(a);
                 if e < r.epochs.len() {
                     g.angle_epoch = Some(g.angle_epoch.map_or(e, |f| f.min(e)));
+                }
+                if let Some((n, of)) = r.layers_with_an_angle().filter(|(n, of)| n < of) {
+                    let fewest = g.angle_layers.map_or(n, |(f, _)| f.min(n));
+                    g.angle_layers = Some((fewest, of));
                 }
             }
             None => g.angle.push(f64::NAN),
