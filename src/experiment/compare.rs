@@ -43,7 +43,7 @@ pub struct Row {
     /// Test error (%) at the epoch of best validation error.
     pub test_at_best_val: f64,
     /// Mean over hidden layers of the angle (degrees) between the rule's
-    /// update and BP's gradient, at the last epoch.
+    /// update and BP's gradient, at the last epoch that has one.
     pub angle: f64,
     /// Of the hidden layers, how many `angle` is over and how many there
     /// are, when it leaves some out (their update was zero: dead layers).
@@ -93,12 +93,13 @@ pub fn run(
 }
 
 fn row(r: &RunResult) -> Row {
+    let angle = r.latest_update_angle();
     Row {
         rule: r.config.rule,
         test_error: 100.0 * r.last("test_error"),
         test_at_best_val: 100.0 * r.test_at_best_val(),
-        angle: r.mean_update_angle(),
-        angle_layers: r.layers_with_an_angle().filter(|(n, of)| n < of),
+        angle: angle.map_or(f64::NAN, |a| a.degrees),
+        angle_layers: angle.and_then(|a| a.leaves_layers_out()),
         seconds: r.seconds(),
         diverged: match r.status {
             Some(crate::experiment::sweep::CellStatus::Diverged { epoch, .. }) => Some(epoch),

@@ -15,7 +15,8 @@ mod stats;
 
 pub use markdown::{choices_markdown, csv_text, markdown};
 pub use runs::{
-    collect, group, group_ignoring, is_paper_protocol, variants, Group, RunResult, Variant,
+    collect, group, group_ignoring, is_paper_protocol, variants, Group, RunResult, UpdateAngle,
+    Variant,
 };
 pub use select::{select, Choice};
 pub use stats::mean_std;

@@ -10,6 +10,28 @@ use crate::rules::RuleKind;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// A run's mean update angle (degrees) over its hidden layers, at `epoch`
+/// (1-based), over `layers` of its `of` hidden layers: a dead layer, whose
+/// update was zero, has no angle and is left out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UpdateAngle {
+    /// The mean angle, degrees.
+    pub degrees: f64,
+    /// The epoch it was measured after.
+    pub epoch: usize,
+    /// The hidden layers it is the mean over.
+    pub layers: usize,
+    /// The hidden layers there are.
+    pub of: usize,
+}
+
+impl UpdateAngle {
+    /// `(layers, of)` when the mean leaves some layers out.
+    pub fn leaves_layers_out(&self) -> Option<(usize, usize)> {
+        (self.layers < self.of).then_some((self.layers, self.of))
+    }
+}
+
 /// One finished (or partly finished) run, read back from its directory.
 #[derive(Clone, Debug)]
 pub struct RunResult {
@@ -103,16 +125,20 @@ impl RunResult {
             .map_or(f64::NAN, |row| self.mean_update_angle_at(row))
     }
 
-    /// [`Self::mean_update_angle`] at the last epoch that has one, and that
-    /// epoch (1-based): an epoch whose probe batch has no output error at
-    /// all (every sample right, with saturated outputs) has no angle.
-    pub fn latest_update_angle(&self) -> Option<(f64, usize)> {
-        self.epochs
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(e, row)| (self.mean_update_angle_at(row), e + 1))
-            .find(|(a, _)| a.is_finite())
+    /// [`Self::mean_update_angle`] at the last epoch that has one: an epoch
+    /// whose probe batch has no output error at all (every sample right,
+    /// with saturated outputs) has no angle.
+    pub fn latest_update_angle(&self) -> Option<UpdateAngle> {
+        let of = self.config.hidden_layer_count();
+        self.epochs.iter().enumerate().rev().find_map(|(e, row)| {
+            let angles = self.update_angles_at(row);
+            (!angles.is_empty()).then(|| UpdateAngle {
+                degrees: angles.iter().sum::<f64>() / angles.len() as f64,
+                epoch: e + 1,
+                layers: angles.len(),
+                of,
+            })
+        })
     }
 
     fn mean_update_angle_at(&self, row: &BTreeMap<String, f64>) -> f64 {
@@ -130,17 +156,6 @@ impl RunResult {
             .filter_map(|i| row.get(&format!("align_update_{i}")).copied())
             .filter(|a| a.is_finite())
             .collect()
-    }
-
-    /// Of the hidden layers, how many have an update angle at the epoch of
-    /// [`Self::latest_update_angle`], and how many there are.
-    pub fn layers_with_an_angle(&self) -> Option<(usize, usize)> {
-        let (_, e) = self.latest_update_angle()?;
-        let row = &self.epochs[e - 1];
-        Some((
-            self.update_angles_at(row).len(),
-            self.config.hidden_layer_count(),
-        ))
     }
 
     /// Wall seconds of training and evaluation, every epoch.
@@ -415,12 +430,12 @@ pub fn group_ignoring(runs: &[RunResult], ignore: &[&str]) -> Vec<Group> {
         g.last.push(100.0 * r.last("test_error"));
         g.best_val.push(100.0 * r.test_at_best_val());
         match r.latest_update_angle() {
-            Some((a, e)) => {
-                g.angle.push(a);
-                if e < r.epochs.len() {
-                    g.angle_epoch = Some(g.angle_epoch.map_or(e, |f| f.min(e)));
+            Some(a) => {
+                g.angle.push(a.degrees);
+                if a.epoch < r.epochs.len() {
+                    g.angle_epoch = Some(g.angle_epoch.map_or(a.epoch, |f| f.min(a.epoch)));
                 }
-                if let Some((n, of)) = r.layers_with_an_angle().filter(|(n, of)| n < of) {
+                if let Some((n, of)) = a.leaves_layers_out() {
                     let fewest = g.angle_layers.map_or(n, |(f, _)| f.min(n));
                     g.angle_layers = Some((fewest, of));
                 }
