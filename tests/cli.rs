@@ -367,6 +367,56 @@ fn compare_prints_every_rule_and_plots() {
     assert_clean_failure(&biprop(&["compare", "--rule", "fa"], dir.path()), "--rules");
 }
 
+/// `compare --net lenet-mnist` runs the layers protocol (softmax-CE, Adam,
+/// Xavier), not the MLP's, and an MLP comparison keeps its own: the
+/// protocol reaches each run's saved settings.
+#[test]
+fn compare_a_described_network_on_its_own_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::mnist_subset();
+    let common_args = [
+        "compare",
+        "--dataset",
+        "idx",
+        "--classes",
+        "10",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--val-size",
+        "200",
+        "--train-limit",
+        "300",
+        "--epochs",
+        "1",
+        "--rules",
+        "bp,bfa",
+        "-q",
+    ];
+    let mut conv = common_args.to_vec();
+    conv.extend(["--net", "lenet-mnist", "-o", "conv"]);
+    let o = biprop(&conv, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("| BP |") && out.contains("| BFA |"), "{out}");
+    let saved = std::fs::read_to_string(dir.path().join("conv/runs/rule-bfa/config.toml")).unwrap();
+    for line in [
+        "net = \"lenet-mnist\"",
+        "output = \"softmax-ce\"",
+        "optimizer = \"adam\"",
+        "init = \"xavier\"",
+    ] {
+        assert!(saved.contains(line), "{line} not in config.toml:\n{saved}");
+    }
+    assert!(!saved.contains("hidden ="), "{saved}");
+    let mut mlp = common_args.to_vec();
+    mlp.extend(["--hidden", "16", "-o", "mlp"]);
+    let o = biprop(&mlp, dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved = std::fs::read_to_string(dir.path().join("mlp/runs/rule-bp/config.toml")).unwrap();
+    assert!(saved.contains("output = \"sigmoid-bce\""), "{saved}");
+    assert!(saved.contains("optimizer = \"sgd\""), "{saved}");
+}
+
 /// Every --slurm option lands in the script, which lists the unfinished cells.
 #[test]
 fn sweep_slurm_options_reach_the_script() {
