@@ -6,7 +6,7 @@ mod common;
 
 use biprop::activation::Activation;
 use biprop::layers::spec::{build, parse};
-use biprop::layers::{Conv2d, Kind, Layer, Layout, Shape, Through, Workspace};
+use biprop::layers::{bias_grad, Conv2d, Kind, Layer, Layout, Shape, Through, Workspace};
 use biprop::loss::Output;
 use biprop::network::Network;
 use biprop::optim::OptimConfig;
@@ -129,6 +129,21 @@ fn naive_weight_grad(g: &Conv2d, x: &Matrix, delta: &Matrix, rows: usize) -> Vec
     dw
 }
 
+/// The summed bias gradient `db[o]`: the error at channel `o`, over every
+/// sample and position (the output is channels last).
+fn naive_bias_grad(g: &Conv2d, delta: &Matrix, rows: usize) -> Vec<f64> {
+    let positions = g.out_h() * g.out_w();
+    let mut db = vec![0.0f64; g.out_channels];
+    for n in 0..rows {
+        for p in 0..positions {
+            for (o, b) in db.iter_mut().enumerate() {
+                *b += delta.row(n)[p * g.out_channels + o] as f64;
+            }
+        }
+    }
+    db
+}
+
 fn assert_close(got: &[f32], want: &[f64], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
@@ -140,7 +155,8 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
     }
 }
 
-/// The convolution's three maps equal their definitions, across strides,
+/// The convolution's three maps and its bias gradient equal their
+/// definitions, across strides,
 /// paddings, odd and rectangular sizes, both input layouts, on 1 and 3 threads.
 #[test]
 fn conv_forward_and_both_gradients_match_naive_loops() {
@@ -171,6 +187,7 @@ fn conv_forward_and_both_gradients_match_naive_loops() {
             let want_y = naive_forward(&g, &x, &layer.weight, &layer.bias, rows);
             let want_dx = naive_input_grad(&g, &delta, &layer.weight, rows);
             let want_dw = naive_weight_grad(&g, &x, &delta, rows);
+            let want_db = naive_bias_grad(&g, &delta, rows);
             for threads in [1, 3] {
                 let what = format!("case {k} {layout:?} {threads} threads");
                 let par = Parallelism::threads(threads).unwrap();
@@ -199,6 +216,10 @@ fn conv_forward_and_both_gradients_match_naive_loops() {
                     let mut product = dw.clone();
                     layer.weight_grad_into(&x, &ws, &delta, rows, &mut dw, &mut product);
                     assert_close(dw.as_slice(), &want_dw, &format!("weight gradient, {what}"));
+                    assert_eq!(layer.kind.out_layout(), Layout::Hwc);
+                    let mut db = vec![0.0f32; out_channels];
+                    bias_grad(&layer.kind, &mut db, &delta, rows, 1.0);
+                    assert_close(&db, &want_db, &format!("bias gradient, {what}"));
                     // The update's own path: the optimizer's step from the
                     // operands, its product in whatever column order.
                     let mut stepped = Matrix::zeros(out_channels, g.patch_len());
@@ -239,8 +260,18 @@ fn sgd(lr: f32) -> OptimConfig {
     }
 }
 
-/// Backpropagation's weight gradients through conv, relu, max-pool, flatten
-/// and dense equal central finite differences of the mean loss.
+/// Layer `l`'s bias `k`, or its weight `k` in row-major order.
+fn param(t: &mut Trainer, l: usize, is_bias: bool, k: usize) -> &mut f32 {
+    let layer = &mut t.net.layers[l];
+    if is_bias {
+        &mut layer.bias[k]
+    } else {
+        &mut layer.weight.as_mut_slice()[k]
+    }
+}
+
+/// Backpropagation's weight and bias gradients through conv, relu, max-pool,
+/// flatten and dense equal central finite differences of the mean loss.
 #[test]
 fn bp_through_conv_relu_maxpool_dense_matches_finite_differences() {
     let input = Shape::new(2, 6, 6);
@@ -255,36 +286,50 @@ fn bp_through_conv_relu_maxpool_dense_matches_finite_differences() {
     let mut t = Trainer::new(net, Box::new(Bp), sgd(0.1), rows);
     t.load_batch(&ds, &idx);
     t.compute_errors(rows);
-    let grads: Vec<Vec<f32>> = (0..t.net.layers.len())
+    let grads: Vec<(Vec<f32>, Vec<f32>)> = (0..t.net.layers.len())
         .map(|l| {
             let acts = t.activations();
             let layer = &t.net.layers[l];
             let (mut g, mut product) = (layer.weight.clone(), layer.weight.clone());
             let (ws, delta) = (&acts.workspaces[l], &t.deltas()[l]);
             layer.weight_grad_into(&acts[l], ws, delta, rows, &mut g, &mut product);
-            g.as_slice().iter().map(|v| v / rows as f32).collect()
+            let mut b = vec![0.0f32; layer.bias.len()];
+            bias_grad(&layer.kind, &mut b, delta, rows, 1.0 / rows as f32);
+            (g.as_slice().iter().map(|v| v / rows as f32).collect(), b)
         })
         .collect();
-    let mut checked = 0;
-    for (l, g) in grads.iter().enumerate() {
-        for (k, &gk) in g.iter().enumerate().step_by(3) {
-            let w0 = t.net.layers[l].weight.as_slice()[k];
+    let (mut weights, mut biases) = (0, 0);
+    for (l, (g, b)) in grads.iter().enumerate() {
+        let params = g
+            .iter()
+            .enumerate()
+            .step_by(3)
+            .map(|(k, &gk)| (false, k, gk))
+            .chain(b.iter().enumerate().map(|(k, &gk)| (true, k, gk)));
+        for (is_bias, k, gk) in params {
+            let w0 = *param(&mut t, l, is_bias, k);
             let mut loss_at = |w: f32| {
-                t.net.layers[l].weight.as_mut_slice()[k] = w;
+                *param(&mut t, l, is_bias, k) = w;
                 t.compute_errors(rows).mean_loss()
             };
             // Small enough that no relu or max-pool window changes its winner.
             let h = 1e-3f32;
             let fd = (loss_at(w0 + h) - loss_at(w0 - h)) / (2.0 * h as f64);
             loss_at(w0);
+            let what = if is_bias { "bias" } else { "weight" };
             assert!(
                 (fd - gk as f64).abs() < 3e-3 * (1.0 + gk.abs() as f64),
-                "layer {l} weight {k}: backprop {gk} vs finite difference {fd}"
+                "layer {l} {what} {k}: backprop {gk} vs finite difference {fd}"
             );
-            checked += 1;
+            if is_bias {
+                biases += 1;
+            } else {
+                weights += 1;
+            }
         }
     }
-    assert!(checked > 50, "{checked} weights checked");
+    assert!(weights > 50, "{weights} weights checked");
+    assert_eq!(biases, 3 + 4 + 5, "every bias checked");
 }
 
 fn step_with(rule: Box<dyn LearningRule>, net0: &Network, rows: usize, steps: u64) -> Trainer {
