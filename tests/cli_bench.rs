@@ -202,3 +202,77 @@ fn bench_rejects_a_batch_it_cannot_time() {
         assert_clean_failure(&o, "--batch-size must be in 1..=10000");
     }
 }
+
+/// `biprop bench --layers` steps a described network on random images of
+/// `--image`, names it in its rows and counts its layers' FLOPs; a network
+/// that does not fit the image, a malformed image and an --image without
+/// --layers are refused.
+#[test]
+fn bench_steps_a_described_network_on_its_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = "conv 4 3x3, relu, maxpool 2, flatten, dense 10";
+    let o = biprop(
+        &[
+            "bench",
+            "--layers",
+            layers,
+            "--image",
+            "3x12x12",
+            "--rule",
+            "dfa",
+            "--threads",
+            "1",
+            "--seconds",
+            "0.05",
+            "-q",
+        ],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    let rows: Vec<Vec<&str>> = table_rows(&out, "dfa")
+        .into_iter()
+        .filter(|r| r[1] == layers)
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(!out.contains("| 1x800 |"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{layers} on 3x12x12: MFLOP of one training sample"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("layer 1 (conv 4 3x3) -> 4x10x10"), "{out}");
+    // The default image is MNIST's: 28x28 under a 3x3 convolution is 26x26.
+    let o = biprop(
+        &[
+            "bench",
+            "--layers",
+            layers,
+            "--rule",
+            "bp",
+            "--threads",
+            "1",
+            "--seconds",
+            "0",
+            "-q",
+        ],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    assert!(out.contains("layer 1 (conv 4 3x3) -> 4x26x26"), "{out}");
+    let too_small = ["bench", "--layers", "conv 4 5x5", "--image", "1x3x3", "-q"];
+    assert_clean_failure(&biprop(&too_small, dir.path()), "conv 4 5x5");
+    assert_clean_failure(
+        &biprop(
+            &["bench", "--layers", layers, "--image", "3x0x12"],
+            dir.path(),
+        ),
+        "CxHxW",
+    );
+    assert_clean_failure(
+        &biprop(&["bench", "--image", "3x32x32", "-q"], dir.path()),
+        "--image sets the input of --layers",
+    );
+}

@@ -15,6 +15,15 @@ pub(super) struct BenchArgs {
     /// images of their data set's shape; their FLOPs are shown layer by layer.
     #[arg(long, value_enum)]
     net: Vec<crate::layers::spec::Preset>,
+    /// Networks described layer by layer (repeatable), in the form of the
+    /// `layers` setting (`"conv 6 5x5, relu, maxpool 2, flatten, dense
+    /// 10"`), stepped on random images of --image; their FLOPs are shown
+    /// layer by layer.
+    #[arg(long)]
+    layers: Vec<String>,
+    /// The input of the --layers networks, CxHxW (default: 1x28x28, MNIST's).
+    #[arg(long, value_parser = parse_image)]
+    image: Option<(usize, usize, usize)>,
     /// Rules (repeatable; default: every rule).
     #[arg(long, value_enum)]
     rule: Vec<RuleKind>,
@@ -70,7 +79,10 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         args.rule.clone()
     };
     let mut networks: Vec<(RunConfig, (usize, usize, usize))> = Vec::new();
-    let hidden = if args.hidden.is_empty() && args.net.is_empty() {
+    if args.image.is_some() && args.layers.is_empty() {
+        bail!("--image sets the input of --layers networks, and none is given");
+    }
+    let hidden = if args.hidden.is_empty() && args.net.is_empty() && args.layers.is_empty() {
         vec!["1x800".to_string(), "2x800".to_string()]
     } else {
         args.hidden.clone()
@@ -89,6 +101,13 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
             ..Default::default()
         };
         networks.push((cfg, net.image()));
+    }
+    for layers in &args.layers {
+        let cfg = RunConfig {
+            layers: Some(layers.clone()),
+            ..Default::default()
+        };
+        networks.push((cfg, args.image.unwrap_or((1, 28, 28))));
     }
     // One random data set per input shape, shared by its cells.
     let mut images: Vec<(usize, usize, usize)> = networks.iter().map(|n| n.1).collect();
@@ -249,7 +268,10 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
             r.gemm
         );
     }
-    for (network, image) in networks.iter().filter(|n| n.0.net.is_some()) {
+    for (network, image) in networks
+        .iter()
+        .filter(|n| n.0.net.is_some() || n.0.layers.is_some())
+    {
         print_layer_flops(network, *image, &rules)?;
     }
     if args.breakdown {
@@ -355,4 +377,19 @@ fn print_layer_flops(
     let forward = crate::bench::flops_per_layer(RuleKind::Bp, &plan);
     row("forward only", forward.iter().map(|l| l.forward).collect());
     Ok(())
+}
+
+/// `CxHxW`, each at least 1.
+fn parse_image(text: &str) -> Result<(usize, usize, usize), String> {
+    let dims: Vec<usize> = text
+        .split('x')
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("{text:?} is not CxHxW with positive sizes, e.g. 3x32x32"))?;
+    match dims[..] {
+        [c, h, w] => Ok((c, h, w)),
+        _ => Err(format!(
+            "{text:?} is not CxHxW with positive sizes, e.g. 3x32x32"
+        )),
+    }
 }
