@@ -8,12 +8,15 @@
 //! `[out, in]` for a dense layer) and `forward.{i}.bias` for every layer i
 //! (0 = first), then the rule's own feedback tensors (each rule's module
 //! documents their names and shapes), then, for resuming, the optimizer
-//! state `optim.*`. Metadata: `format` (`biprop-checkpoint-2`), `config` (the
+//! state `optim.*`. Metadata: `format` (`biprop-checkpoint-3`), `config` (the
 //! run's TOML), `rule`, `epoch`, `image` (the input layout, `CxHxW`),
 //! `steps`, and `sha256`, the digest of every tensor and every other
 //! metadata entry (see [`digest`]), so that a flipped byte anywhere is
-//! refused rather than trained on. Format 1 is format 2 without the digest:
-//! such checkpoints still load, unchecked.
+//! refused rather than trained on. A tensor held in another row order is
+//! stored in its own ([`NamedTensor::row_order`]: a direct rule's projection
+//! to a feature map, in PyTorch's `C, H, W` order). Format 2 is format 3 with
+//! every tensor stored as held (those projections channels last); format 1
+//! is format 2 without the digest. Both still load, format 1 unchecked.
 
 use crate::error::{Error, Result};
 use crate::named::{NamedTensor, NamedTensorMut};
@@ -23,10 +26,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The value of the `format` metadata key.
-pub const FORMAT: &str = "biprop-checkpoint-2";
+pub const FORMAT: &str = "biprop-checkpoint-3";
+
+/// The format before row orders: every tensor stored as held. Read, but
+/// not written.
+pub const FORMAT_2: &str = "biprop-checkpoint-2";
 
 /// The format before the digest: read, but not written.
 pub const FORMAT_1: &str = "biprop-checkpoint-1";
+
+fn known(format: &str) -> bool {
+    [FORMAT, FORMAT_2, FORMAT_1].contains(&format)
+}
 
 /// The metadata key of the digest ([`digest`]).
 pub const DIGEST_KEY: &str = "sha256";
@@ -87,7 +98,7 @@ pub fn save(
     metadata.insert("format".to_string(), FORMAT.to_string());
     let named: Named = tensors
         .iter()
-        .map(|t| (t.name.clone(), (t.shape.clone(), to_bytes(t.data))))
+        .map(|t| (t.name.clone(), (t.shape.clone(), to_bytes(&t.stored()))))
         .collect();
     write(path, &named, metadata)
 }
@@ -180,7 +191,7 @@ impl Checkpoint {
                 );
                 if &got != want {
                     let newer = match format {
-                        Some(f) if f != FORMAT && f != FORMAT_1 => {
+                        Some(f) if !known(f) => {
                             format!(" (or of a format this biprop does not know, {f:?})")
                         }
                         _ => String::new(),
@@ -191,9 +202,10 @@ impl Checkpoint {
                     )));
                 }
             }
-            None if format.is_some_and(|f| f == FORMAT) => {
+            None if format.is_some_and(|f| f == FORMAT || f == FORMAT_2) => {
                 return Err(bad(format!(
-                    "is damaged: a {FORMAT} file without its {DIGEST_KEY}; refusing to use it"
+                    "is damaged: a {} file without its {DIGEST_KEY}; refusing to use it",
+                    format.map_or("", String::as_str)
                 )))
             }
             None => {}
@@ -214,10 +226,11 @@ impl Checkpoint {
             tensors.insert(name, (view.shape().to_vec(), data));
         }
         match format {
-            Some(f) if f == FORMAT || f == FORMAT_1 => {}
+            Some(f) if known(f) => {}
             Some(f) => {
                 return Err(bad(format!(
-                    "format {f:?}, this biprop reads {FORMAT:?} and {FORMAT_1:?} checkpoints"
+                    "format {f:?}, this biprop reads {FORMAT:?}, {FORMAT_2:?} and {FORMAT_1:?} \
+                     checkpoints"
                 )))
             }
             None => {
@@ -330,6 +343,12 @@ impl Checkpoint {
 
     /// Copies tensor `name` into `into`, after checking its shape.
     pub fn take(&self, name: &str, shape: &[usize], into: &mut [f32]) -> Result<()> {
+        into.copy_from_slice(self.lookup(name, shape)?);
+        Ok(())
+    }
+
+    /// Tensor `name`'s values, which must have `shape`.
+    fn lookup(&self, name: &str, shape: &[usize]) -> Result<&[f32]> {
         let (s, data) = self.tensors.get(name).ok_or_else(|| Error::Checkpoint {
             path: self.path.clone(),
             msg: format!(
@@ -343,8 +362,7 @@ impl Checkpoint {
                 msg: format!("tensor {name} has shape {s:?}, the network needs {shape:?}"),
             });
         }
-        into.copy_from_slice(data);
-        Ok(())
+        Ok(data)
     }
 
     fn names(&self) -> Vec<&str> {
@@ -367,10 +385,20 @@ impl Checkpoint {
 
     /// Copies every tensor of `targets` from the checkpoint (each must be
     /// there, with its shape) and returns their names.
+    /// A tensor with a row order is read in it, unless the checkpoint is
+    /// of a format that stored every tensor as held.
     pub fn take_all(&self, targets: Vec<NamedTensorMut<'_>>) -> Result<BTreeSet<String>> {
+        let as_held = self
+            .metadata
+            .get("format")
+            .is_some_and(|f| f == FORMAT_2 || f == FORMAT_1);
         let mut used = BTreeSet::new();
-        for t in targets {
-            self.take(&t.name, &t.shape, t.data)?;
+        for mut t in targets {
+            let data = self.lookup(&t.name, &t.shape)?;
+            if as_held {
+                t.row_order = None;
+            }
+            t.store_from(data);
             used.insert(t.name);
         }
         Ok(used)

@@ -238,6 +238,14 @@ impl Network {
             .collect()
     }
 
+    /// Per hidden layer, [`Layer::chw_row_order`] of its output.
+    pub fn hidden_chw_row_orders(&self) -> Vec<Option<Vec<usize>>> {
+        self.layers[..self.hidden_layers()]
+            .iter()
+            .map(Layer::chw_row_order)
+            .collect()
+    }
+
     /// The outputs for `inputs` (one sample a row), after the output
     /// function: a convenience for small batches outside training.
     pub fn infer(&self, inputs: &Matrix) -> Matrix {

@@ -290,14 +290,23 @@ impl ParamGroup {
 
     /// The state tensors, `{name(k)}.{m|v}`, for checkpoints that resume exactly.
     pub fn state_tensors_mut(&mut self, name: impl Fn(usize) -> String) -> Vec<NamedTensorMut<'_>> {
+        self.state_tensors_mut_ordered(name, |_| None)
+    }
+
+    /// [`Self::state_tensors_mut`], parameter `k`'s state stored in the row
+    /// order `order(k)` of the parameter ([`NamedTensor::row_order`](crate::named::NamedTensor::row_order)).
+    pub fn state_tensors_mut_ordered<'a>(
+        &'a mut self,
+        name: impl Fn(usize) -> String,
+        order: impl Fn(usize) -> Option<&'a [usize]>,
+    ) -> Vec<NamedTensorMut<'a>> {
         let mut out = Vec::new();
         for (k, st) in self.states.iter_mut().enumerate() {
             for (part, data) in st.buffers_mut() {
-                out.push(NamedTensorMut::new(
-                    format!("{}.{part}", name(k)),
-                    vec![data.len()],
-                    data,
-                ));
+                out.push(
+                    NamedTensorMut::new(format!("{}.{part}", name(k)), vec![data.len()], data)
+                        .with_row_order(order(k)),
+                );
             }
         }
         out

@@ -71,11 +71,18 @@ pub fn save_trainer(
     let mut meta = metadata(cfg, epoch, image);
     meta.insert("steps".into(), steps.to_string());
     // The optimizer state is borrowed mutably, the weights immutably: copy
-    // the state out first (a checkpoint is written once an epoch).
+    // the state out first, in its stored order (a checkpoint is written
+    // once an epoch).
     let state: Vec<(String, Vec<usize>, Vec<f32>)> = trainer
         .optimizer_state_mut()
         .into_iter()
-        .map(|t| (t.name, t.shape, t.data.to_vec()))
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.shape.clone(),
+                t.as_named().stored().into_owned(),
+            )
+        })
         .collect();
     let mut tensors = weight_tensors(&trainer.net, trainer.rule.as_ref());
     if let Some(s) = trainer.standardize() {

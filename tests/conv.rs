@@ -797,3 +797,161 @@ fn bfa_on_convolutions_mirrors_the_network_and_is_fa_on_its_kernels() {
     );
     assert_ne!(t.rule.feedback_network().unwrap(), &fb);
 }
+
+/// A direct rule's projection to a feature map is stored in PyTorch's
+/// `C, H, W` order (as `flatten` and `Conv2d` name units), though it is held
+/// channels last as the map is: stored row `(c h + y) w + x` carries the
+/// output error to unit `(c, y, x)` of the map and to no other.
+#[test]
+fn a_direct_rule_s_projection_is_stored_in_pytorch_s_unit_order() {
+    use biprop::checkpoint::Checkpoint;
+    use biprop::state::CheckpointExt;
+    use std::collections::{BTreeMap, HashMap};
+    let input = Shape::new(2, 5, 5);
+    let net0 = conv_net("conv 3 3x3, relu, flatten, dense 4", input, 2);
+    let map = net0.layers[0].out_shape();
+    assert_eq!((map.c, map.h, map.w), (3, 3, 3));
+    let mut scratch = net0.clone();
+    let dfa = Dfa::new(
+        &mut scratch,
+        InitScheme::Default,
+        FeedbackScale::Sender,
+        &mut ChaCha8Rng::seed_from_u64(4),
+    );
+    let held = dfa.d[0].clone();
+    let stored = dfa.feedback_tensors()[0].stored().into_owned();
+    for c in 0..3 {
+        for y in 0..3 {
+            for x in 0..3 {
+                let r = (c * 3 + y) * 3 + x;
+                let h = Layout::Hwc.index(map, c, y, x);
+                assert_eq!(
+                    &stored[r * 4..(r + 1) * 4],
+                    held.row(h),
+                    "unit ({c}, {y}, {x})"
+                );
+            }
+        }
+    }
+    // A state dict whose projection is one-hot at stored row r, loaded as
+    // a checkpoint is: the error reaches unit (c, y, x) only.
+    let (c, y, x) = (2, 0, 1);
+    let r = (c * 3 + y) * 3 + x;
+    let rows = 6;
+    let mut t = Trainer::new(net0.clone(), Box::new(dfa), sgd(0.2), rows);
+    let mut tensors = BTreeMap::new();
+    for n in t
+        .net
+        .named_tensors("forward")
+        .into_iter()
+        .chain(t.rule.feedback_tensors())
+    {
+        tensors.insert(n.name.clone(), (n.shape.clone(), n.stored().into_owned()));
+    }
+    let one_hot: Vec<f32> = (0..27 * 4).map(|i| f32::from(i == r * 4)).collect();
+    tensors.insert("feedback.0.weight".into(), (vec![27, 4], one_hot.clone()));
+    let meta = HashMap::from([("rule".to_string(), "dfa".to_string())]);
+    let ck = Checkpoint::from_tensors(tensors, meta, "test");
+    ck.restore(&mut t.net, t.rule.as_mut()).unwrap();
+    let ds = synthetic(rows, input.len(), 4, 8);
+    t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
+    t.compute_errors(rows);
+    let unit = Layout::Hwc.index(map, c, y, x);
+    let (e, h, delta) = (&t.deltas()[1], &t.activations()[1], &t.deltas()[0]);
+    let mut reached = 0;
+    for n in 0..rows {
+        for j in 0..27 {
+            let want = if j == unit && h.get(n, j) > 0.0 {
+                e.get(n, 0)
+            } else {
+                0.0
+            };
+            assert_eq!(delta.get(n, j), want, "sample {n}, held unit {j}");
+        }
+        reached += usize::from(delta.get(n, unit) != 0.0);
+    }
+    assert!(reached > 0, "no sample's unit ({c}, {y}, {x}) was active");
+    // A checkpoint of the format before the row order (every tensor as
+    // held) is read as held.
+    let mut tensors = BTreeMap::new();
+    for n in t.net.named_tensors("forward") {
+        tensors.insert(n.name.clone(), (n.shape.clone(), n.data.to_vec()));
+    }
+    tensors.insert("feedback.0.weight".into(), (vec![27, 4], one_hot.clone()));
+    let meta = HashMap::from([("rule".to_string(), "dfa".to_string())]);
+    let mut old = Checkpoint::from_tensors(tensors, meta, "test");
+    old.metadata
+        .insert("format".into(), biprop::checkpoint::FORMAT_2.into());
+    old.restore(&mut t.net, t.rule.as_mut()).unwrap();
+    assert_eq!(t.rule.feedback_tensors()[0].data, one_hot);
+}
+
+/// A run of each direct rule on a convolutional network resumes from its
+/// checkpoint exactly: projections and feedback optimizer state, stored in
+/// the `C, H, W` order, come back to the rows they were held in.
+#[test]
+fn direct_rules_on_feature_maps_resume_exactly() {
+    use biprop::checkpoint::Checkpoint;
+    use biprop::config::RunConfig;
+    use biprop::state::{save_trainer, CheckpointExt};
+    let input = Shape::new(2, 6, 6);
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [RuleKind::Dfa, RuleKind::Drtp, RuleKind::Bdfa, RuleKind::Dkp] {
+        let net0 = conv_net("conv 3 3x3, tanh, maxpool 2, flatten, dense 4", input, 5);
+        let make = || {
+            let mut net = net0.clone();
+            let opts = RuleOptions {
+                feedback_opt: OptimConfig {
+                    kind: biprop::optim::OptimizerKind::Adam,
+                    lr: 0.01,
+                    ..Default::default()
+                },
+                max_rows: 4,
+                ..Default::default()
+            };
+            let rule = rules::build(kind, &mut net, &opts, &mut ChaCha8Rng::seed_from_u64(9));
+            Trainer::new(net, rule, sgd(0.1), 4)
+        };
+        let steps = |t: &mut Trainer, from: u64| {
+            for k in from..from + 2 {
+                let ds = synthetic(4, input.len(), 4, 70 + k);
+                t.load_batch(&ds, &(0..4).collect::<Vec<_>>());
+                t.step(4).unwrap();
+            }
+        };
+        let mut straight = make();
+        steps(&mut straight, 0);
+        let path = dir.path().join(format!("{kind}.safetensors"));
+        let cfg = RunConfig {
+            rule: kind,
+            ..Default::default()
+        };
+        save_trainer(&path, &mut straight, &cfg, 1, (2, 6, 6)).unwrap();
+        let mut resumed = make();
+        let ck = Checkpoint::load(&path).unwrap();
+        ck.restore_trainer(&mut resumed).unwrap();
+        steps(&mut straight, 2);
+        steps(&mut resumed, 2);
+        let values = |t: &mut Trainer| -> Vec<Vec<f32>> {
+            let mut v: Vec<Vec<f32>> = t
+                .rule
+                .feedback_tensors()
+                .iter()
+                .map(|x| x.data.to_vec())
+                .collect();
+            v.extend(t.optimizer_state_mut().iter().map(|x| x.data.to_vec()));
+            v.extend(
+                t.net
+                    .named_tensors("forward")
+                    .iter()
+                    .map(|x| x.data.to_vec()),
+            );
+            v
+        };
+        assert_eq!(values(&mut straight), values(&mut resumed), "{kind}");
+        assert!(
+            straight.rule.feedback_tensors()[0].row_order.is_some(),
+            "{kind}"
+        );
+    }
+}

@@ -43,7 +43,7 @@ pub(crate) fn weights<'py>(py: Python<'py>, t: &Core) -> PyResult<Bound<'py, PyD
         .into_iter()
         .chain(t.rule.feedback_tensors())
     {
-        let a = PyArray1::from_slice(py, x.data).reshape(x.shape.clone())?;
+        let a = PyArray1::from_slice(py, &x.stored()).reshape(x.shape.clone())?;
         d.set_item(x.name, a)?;
     }
     Ok(d)

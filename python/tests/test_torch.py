@@ -146,3 +146,44 @@ def test_a_convolutional_network_is_torch_s_module_weight_for_weight(loaders):
     with torch.no_grad():
         proba = torch.softmax(model(xt), dim=1).numpy()
     assert np.max(np.abs(proba - t.predict_proba(xt))) < 1e-5
+
+
+def test_a_dfa_projection_to_a_feature_map_is_in_torch_s_flatten_order():
+    """A DFA step on conv -> relu -> flatten -> dense, redone in torch from
+    the state dict: the rows of ``feedback.0.weight`` are the feature map's
+    units in torch's flatten order, so ``e @ D.T`` viewed as ``[N, C, H, W]``
+    is the error at the map, and its weight gradient is the update biprop
+    made to the convolution (and read channels last, it is not)."""
+    rows, lr = 8, 0.1
+    t = biprop.Trainer(layers="conv 3 3x3, relu, flatten, dense 4", image=(2, 6, 6),
+                       classes=4, rule="dfa", output="softmax-ce", optimizer="sgd",
+                       lr=lr, seed=5, batch_size=rows)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, 2, 6, 6)).astype(np.float32)
+    y = rng.integers(0, 4, rows)
+    before = t.state_dict()
+    t.step(x, y)
+    after = t.state_dict()["forward.0.weight"]
+    d = torch.from_numpy(before["feedback.0.weight"])
+    assert d.shape == (3 * 4 * 4, 4)
+
+    def torch_update(to_map):
+        nn = torch.nn
+        conv, dense = nn.Conv2d(2, 3, 3), nn.Linear(3 * 4 * 4, 4)
+        with torch.no_grad():
+            for layer, i in ((conv, 0), (dense, 1)):
+                layer.weight.copy_(torch.from_numpy(before[f"forward.{i}.weight"]))
+                layer.bias.copy_(torch.from_numpy(before[f"forward.{i}.bias"]))
+        h = torch.relu(conv(torch.from_numpy(x)))
+        with torch.no_grad():
+            out = dense(h.flatten(1))
+            onehot = nn.functional.one_hot(torch.from_numpy(y), 4)
+            e = (torch.softmax(out, dim=1) - onehot) / rows
+        h.backward(to_map(e @ d.T))
+        return before["forward.0.weight"] - lr * conv.weight.grad.numpy()
+
+    want = torch_update(lambda v: v.view(rows, 3, 4, 4))
+    assert np.abs(want - before["forward.0.weight"]).max() > 1e-4, "the step moved nothing"
+    assert np.allclose(after, want, atol=1e-6), np.abs(after - want).max()
+    channels_last = torch_update(lambda v: v.view(rows, 4, 4, 3).permute(0, 3, 1, 2))
+    assert not np.allclose(after, channels_last, atol=1e-6)

@@ -198,6 +198,25 @@ impl Layer {
         self.kind.out_shape()
     }
 
+    /// For a matrix with a row per output unit, held in the output's own
+    /// layout: which held row each row is in PyTorch's `C, H, W` order
+    /// (`order[(c h + y) w + x]`); none when the two orders are the same.
+    pub fn chw_row_order(&self) -> Option<Vec<usize>> {
+        let (s, layout) = (self.out_shape(), self.kind.out_layout());
+        if layout == Layout::Chw || s.c == 1 || s.h * s.w == 1 {
+            return None;
+        }
+        let mut order = Vec::with_capacity(s.len());
+        for c in 0..s.c {
+            for y in 0..s.h {
+                for x in 0..s.w {
+                    order.push(layout.index(s, c, y, x));
+                }
+            }
+        }
+        Some(order)
+    }
+
     /// Inputs that reach one output unit (the fan-in of initializations).
     pub fn fan_in(&self) -> usize {
         self.kind.fan_in()

@@ -31,8 +31,10 @@ use crate::tensor::{gemm, Matrix};
 /// BDFA: DFA with learning feedback matrices.
 #[derive(Debug)]
 pub struct Bdfa {
-    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based).
+    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based), as DFA's.
     pub d: Vec<Matrix>,
+    /// The order `d[l]`'s rows are stored in, as DFA's.
+    pub stored_rows: Vec<Option<Vec<usize>>>,
     update: BdfaUpdate,
     target: BdfaTarget,
     alpha: f32,
@@ -65,6 +67,7 @@ impl Bdfa {
             loss_sum: vec![0.0; dfa.d.len()],
             y_prime: Matrix::zeros(max_rows, c),
             d: dfa.d,
+            stored_rows: dfa.stored_rows,
             update,
             target,
             alpha,
@@ -166,8 +169,10 @@ impl LearningRule for Bdfa {
     }
 
     fn optimizer_state_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
-        self.group
-            .state_tensors_mut(|l| format!("optim.feedback.{l}.weight"))
+        self.group.state_tensors_mut_ordered(
+            |l| format!("optim.feedback.{l}.weight"),
+            |l| self.stored_rows[l].as_deref(),
+        )
     }
 
     fn set_steps(&mut self, steps: u64) {
@@ -179,10 +184,10 @@ impl LearningRule for Bdfa {
     }
 
     fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
-        named_projections(&self.d)
+        named_projections(&self.d, &self.stored_rows)
     }
 
     fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
-        named_projections_mut(&mut self.d)
+        named_projections_mut(&mut self.d, &self.stored_rows)
     }
 }

@@ -2,7 +2,8 @@
 //! output error straight to every hidden layer: `delta_l = (e D_l^T) .* f'(a_l)`.
 //!
 //! Checkpoint tensors: `feedback.{i}.weight`, shape `[units_i, C]`, carrying
-//! `e` to the output of `forward.{i}`, for i = 0..L-1.
+//! `e` to the output of `forward.{i}`, for i = 0..L-1; a feature map's units
+//! in PyTorch's `C, H, W` order (held channels last, as the map is).
 
 use super::{
     named_projections, named_projections_mut, ErrorPath, FeedbackScale, InitScheme, LearningRule,
@@ -17,8 +18,13 @@ use rand::Rng;
 /// Direct feedback alignment with fixed random feedback matrices.
 #[derive(Clone, Debug)]
 pub struct Dfa {
-    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based).
+    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based), its rows in
+    /// the order of the layer's output units (channels last for a
+    /// convolution's).
     pub d: Vec<Matrix>,
+    /// The order `d[l]`'s rows are stored in
+    /// ([`Network::hidden_chw_row_orders`]).
+    pub stored_rows: Vec<Option<Vec<usize>>>,
 }
 
 impl Dfa {
@@ -48,7 +54,10 @@ impl Dfa {
                 layer.bias.fill(0.0);
             }
         }
-        Self { d }
+        Self {
+            d,
+            stored_rows: net.hidden_chw_row_orders(),
+        }
     }
 }
 
@@ -62,10 +71,10 @@ impl LearningRule for Dfa {
     }
 
     fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
-        named_projections(&self.d)
+        named_projections(&self.d, &self.stored_rows)
     }
 
     fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
-        named_projections_mut(&mut self.d)
+        named_projections_mut(&mut self.d, &self.stored_rows)
     }
 }

@@ -24,8 +24,10 @@ use crate::tensor::Matrix;
 /// Direct Kolen-Pollack: DFA with feedback matrices trained on `h^T e`.
 #[derive(Debug)]
 pub struct Dkp {
-    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based).
+    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based), as DFA's.
     pub d: Vec<Matrix>,
+    /// The order `d[l]`'s rows are stored in, as DFA's.
+    pub stored_rows: Vec<Option<Vec<usize>>>,
     group: ParamGroup,
 }
 
@@ -35,6 +37,7 @@ impl Dkp {
         Self {
             group: ParamGroup::new(opt, dfa.d.iter().map(Matrix::shape)),
             d: dfa.d,
+            stored_rows: dfa.stored_rows,
         }
     }
 }
@@ -64,16 +67,18 @@ impl LearningRule for Dkp {
     }
 
     fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
-        named_projections(&self.d)
+        named_projections(&self.d, &self.stored_rows)
     }
 
     fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
-        named_projections_mut(&mut self.d)
+        named_projections_mut(&mut self.d, &self.stored_rows)
     }
 
     fn optimizer_state_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
-        self.group
-            .state_tensors_mut(|l| format!("optim.feedback.{l}.weight"))
+        self.group.state_tensors_mut_ordered(
+            |l| format!("optim.feedback.{l}.weight"),
+            |l| self.stored_rows[l].as_deref(),
+        )
     }
 
     fn set_steps(&mut self, steps: u64) {

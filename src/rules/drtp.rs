@@ -15,14 +15,19 @@ use crate::tensor::Matrix;
 /// DRTP: fixed random projections of the target.
 #[derive(Clone, Debug)]
 pub struct Drtp {
-    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based).
+    /// `d[l]` is `[units_l, C]` for hidden layer `l` (0-based), as DFA's.
     pub d: Vec<Matrix>,
+    /// The order `d[l]`'s rows are stored in, as DFA's.
+    pub stored_rows: Vec<Option<Vec<usize>>>,
 }
 
 impl Drtp {
     /// DRTP with DFA's matrices.
     pub fn new(dfa: Dfa) -> Self {
-        Self { d: dfa.d }
+        Self {
+            d: dfa.d,
+            stored_rows: dfa.stored_rows,
+        }
     }
 }
 
@@ -36,10 +41,10 @@ impl LearningRule for Drtp {
     }
 
     fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
-        named_projections(&self.d)
+        named_projections(&self.d, &self.stored_rows)
     }
 
     fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
-        named_projections_mut(&mut self.d)
+        named_projections_mut(&mut self.d, &self.stored_rows)
     }
 }

@@ -237,28 +237,40 @@ impl StandIns {
     }
 }
 
-/// Projections `[units_p, classes]` (the direct rules' `D`) named `feedback.{p}.weight`, one per
-/// hidden layer `p`: the matrices of the direct rules.
-pub fn named_projections(d: &[Matrix]) -> Vec<NamedTensor<'_>> {
+/// Projections `[units_p, classes]` (the direct rules' `D`) named
+/// `feedback.{p}.weight`, one per hidden layer `p`, each stored in its
+/// `rows[p]` (a feature map's units in PyTorch's `C, H, W` order, from
+/// [`crate::network::Network::hidden_chw_row_orders`]).
+pub fn named_projections<'a>(
+    d: &'a [Matrix],
+    rows: &'a [Option<Vec<usize>>],
+) -> Vec<NamedTensor<'a>> {
     d.iter()
+        .zip(rows)
         .enumerate()
-        .map(|(p, m)| {
+        .map(|(p, (m, order))| {
             NamedTensor::new(
                 format!("feedback.{p}.weight"),
                 vec![m.rows(), m.cols()],
                 m.as_slice(),
             )
+            .with_row_order(order.as_deref())
         })
         .collect()
 }
 
 /// Mutable counterpart of [`named_projections`].
-pub fn named_projections_mut(d: &mut [Matrix]) -> Vec<NamedTensorMut<'_>> {
+pub fn named_projections_mut<'a>(
+    d: &'a mut [Matrix],
+    rows: &'a [Option<Vec<usize>>],
+) -> Vec<NamedTensorMut<'a>> {
     d.iter_mut()
+        .zip(rows)
         .enumerate()
-        .map(|(p, m)| {
+        .map(|(p, (m, order))| {
             let shape = vec![m.rows(), m.cols()];
             NamedTensorMut::new(format!("feedback.{p}.weight"), shape, m.as_mut_slice())
+                .with_row_order(order.as_deref())
         })
         .collect()
 }
