@@ -334,6 +334,11 @@ fn distance_table(
         for r in rules {
             let g = gs.iter().find(|g| g.hidden == *a && g.rule == *r);
             let text = match g.and_then(|g| Some((reference.value(g)?, reference.ours(g)))) {
+                // Runs without a validation split have no best epoch.
+                Some((_, v)) if !v.is_empty() && v.iter().all(|x| x.is_nan()) => {
+                    any = true;
+                    "n/a (no validation split)".into()
+                }
                 Some((p, v)) if !v.is_empty() => {
                     any = true;
                     distance(v, p)

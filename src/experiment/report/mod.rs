@@ -313,6 +313,19 @@ mod tests {
             "{csv}"
         );
 
+        // Trained on every image (no validation split): no best epoch, so
+        // no distance, and the table says why.
+        let mut all = benchmark(RuleKind::Bp, 0.0073);
+        all.config.val_size = 0;
+        for row in &mut all.epochs {
+            row.remove("val_error");
+        }
+        let md = markdown(&group(&[all]));
+        assert!(
+            md.contains("| lenet-mnist | n/a (no validation split) |"),
+            "{md}"
+        );
+
         let mut adam = benchmark(RuleKind::Bp, 0.0073);
         adam.config.optimizer = crate::optim::OptimizerKind::Adam;
         let md = markdown(&group(&[adam]));
