@@ -105,6 +105,19 @@ pub fn save(
 
 type Named = BTreeMap<String, (Vec<usize>, Vec<u8>)>;
 
+/// An image layout in the `CxHxW` form of the `image` metadata (and of
+/// `biprop bench --image`): `(channels, height, width)`.
+pub fn parse_image(text: &str) -> Option<(usize, usize, usize)> {
+    let dims: Vec<usize> = text
+        .split('x')
+        .map(|d| d.trim().parse().ok())
+        .collect::<Option<_>>()?;
+    match dims[..] {
+        [c, h, w] => Some((c, h, w)),
+        _ => None,
+    }
+}
+
 fn write(path: &Path, named: &Named, mut meta: HashMap<String, String>) -> Result<()> {
     let sum = digest(
         &meta,
@@ -292,16 +305,7 @@ impl Checkpoint {
 
     /// The input image layout `(channels, height, width)` from the metadata.
     pub fn image(&self) -> Option<(usize, usize, usize)> {
-        let dims: Vec<usize> = self
-            .metadata
-            .get("image")?
-            .split('x')
-            .map(|d| d.parse().ok())
-            .collect::<Option<_>>()?;
-        match dims[..] {
-            [c, h, w] => Some((c, h, w)),
-            _ => None,
-        }
+        parse_image(self.metadata.get("image")?)
     }
 
     /// [`Checkpoint::image`], or for checkpoints without it a guess from the

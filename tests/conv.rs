@@ -505,19 +505,24 @@ fn usf_on_convolutions_at(scale: UsfScale) {
     assert_eq!(t.deltas(), fa.deltas());
 }
 
+/// DFA's projections for `net0` drawn from `seed` (default init, so `net0`
+/// itself is left as it is).
+fn dfa_of(net0: &Network, seed: u64) -> Dfa {
+    Dfa::new(
+        &mut net0.clone(),
+        InitScheme::Default,
+        FeedbackScale::Sender,
+        &mut ChaCha8Rng::seed_from_u64(seed),
+    )
+}
+
 /// DFA on a network whose only hidden layer is a convolution: the error at
 /// the convolution's output is `(e D^T) .* relu'(h)`, computed here by hand.
 #[test]
 fn dfa_on_a_convolution_is_its_formula() {
     let input = Shape::new(1, 5, 5);
     let net0 = conv_net("conv 3 3x3, relu, flatten, dense 5", input, 2);
-    let mut scratch = net0.clone();
-    let dfa = Dfa::new(
-        &mut scratch,
-        InitScheme::Default,
-        FeedbackScale::Sender,
-        &mut ChaCha8Rng::seed_from_u64(4),
-    );
+    let dfa = dfa_of(&net0, 4);
     let d = dfa.d[0].clone();
     assert_eq!(d.shape(), (27, 5), "D is [C H W, classes]");
     let rows = 4;
@@ -811,13 +816,7 @@ fn a_direct_rule_s_projection_is_stored_in_pytorch_s_unit_order() {
     let net0 = conv_net("conv 3 3x3, relu, flatten, dense 4", input, 2);
     let map = net0.layers[0].out_shape();
     assert_eq!((map.c, map.h, map.w), (3, 3, 3));
-    let mut scratch = net0.clone();
-    let dfa = Dfa::new(
-        &mut scratch,
-        InitScheme::Default,
-        FeedbackScale::Sender,
-        &mut ChaCha8Rng::seed_from_u64(4),
-    );
+    let dfa = dfa_of(&net0, 4);
     let held = dfa.d[0].clone();
     let stored = dfa.feedback_tensors()[0].stored().into_owned();
     for c in 0..3 {

@@ -381,15 +381,7 @@ fn print_layer_flops(
 
 /// `CxHxW`, each at least 1.
 fn parse_image(text: &str) -> Result<(usize, usize, usize), String> {
-    let dims: Vec<usize> = text
-        .split('x')
-        .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("{text:?} is not CxHxW with positive sizes, e.g. 3x32x32"))?;
-    match dims[..] {
-        [c, h, w] => Ok((c, h, w)),
-        _ => Err(format!(
-            "{text:?} is not CxHxW with positive sizes, e.g. 3x32x32"
-        )),
-    }
+    crate::checkpoint::parse_image(text)
+        .filter(|&(c, h, w)| c > 0 && h > 0 && w > 0)
+        .ok_or_else(|| format!("{text:?} is not CxHxW with positive sizes, e.g. 3x32x32"))
 }
