@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{assert_clean_failure, biprop, stderr};
+use common::{assert_clean_failure, biprop, stderr, subset_flags};
 use std::path::Path;
 
 #[test]
@@ -317,24 +317,9 @@ fn divergence_is_an_error_and_flags_reach_config_toml() {
 fn compare_prints_every_rule_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::mnist_subset();
-    let args = [
-        "compare",
-        "--dataset",
-        "idx",
-        "--classes",
-        "10",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--val-size",
-        "1000",
-        "--train-limit",
-        "1000",
-        "--hidden",
-        "32",
-        "--epochs",
-        "1",
-        "-q",
-    ];
+    let mut args = vec!["compare"];
+    args.extend(subset_flags(data.to_str().unwrap(), "1000", "1000"));
+    args.extend(["--hidden", "32", "--epochs", "1", "-q"]);
     let o = biprop(&args, dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -374,24 +359,9 @@ fn compare_prints_every_rule_and_plots() {
 fn compare_a_described_network_on_its_own_protocol() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::mnist_subset();
-    let common_args = [
-        "compare",
-        "--dataset",
-        "idx",
-        "--classes",
-        "10",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--val-size",
-        "200",
-        "--train-limit",
-        "300",
-        "--epochs",
-        "1",
-        "--rules",
-        "bp,bfa",
-        "-q",
-    ];
+    let mut common_args = vec!["compare"];
+    common_args.extend(subset_flags(data.to_str().unwrap(), "200", "300"));
+    common_args.extend(["--epochs", "1", "--rules", "bp,bfa", "-q"]);
     let mut conv = common_args.to_vec();
     conv.extend(["--net", "lenet-mnist", "-o", "conv"]);
     let o = biprop(&conv, dir.path());

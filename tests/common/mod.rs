@@ -43,6 +43,23 @@ pub fn mnist_subset() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mnist-subset")
 }
 
+/// The flags that train on the MNIST subset in `data`, holding `val`
+/// images out for validation and training on `train`.
+pub fn subset_flags<'a>(data: &'a str, val: &'a str, train: &'a str) -> Vec<&'a str> {
+    vec![
+        "--dataset",
+        "idx",
+        "--classes",
+        "10",
+        "--data-dir",
+        data,
+        "--val-size",
+        val,
+        "--train-limit",
+        train,
+    ]
+}
+
 /// Largest absolute difference between two slices.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
