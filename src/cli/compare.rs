@@ -86,7 +86,7 @@ pub(super) fn compare(args: CompareArgs) -> Result<()> {
         compare::plots_dir(&args.out).display(),
         args.out.display()
     );
-    if shown.net.is_some() || shown.layers.is_some() {
+    if compare::describes_layers(&settings) {
         say!(
             "This is a quick protocol, not a benchmark's: biotorch's LeNet benchmark trains SGD \
              for 100 epochs on MNIST, 250 on CIFAR-10 (biprop sweep experiments/conv-mnist.toml; \

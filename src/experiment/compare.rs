@@ -41,11 +41,17 @@ pub fn layers_protocol() -> toml::Table {
     }
 }
 
-/// The quick protocol for `settings` ([`layers_protocol`] when they name
-/// `net` or `layers`, else [`quick_protocol`]) with `settings` merged over
-/// it, as a sweep base and as the run configuration it gives (checked).
+/// Whether `settings` describe their network by `net` or `layers`, and so
+/// are compared on [`layers_protocol`].
+pub fn describes_layers(settings: &toml::Table) -> bool {
+    settings.contains_key("net") || settings.contains_key("layers")
+}
+
+/// The quick protocol for `settings` ([`layers_protocol`] when they
+/// [`describes_layers`], else [`quick_protocol`]) with `settings` merged
+/// over it, as a sweep base and as the run configuration it gives (checked).
 pub fn protocol(settings: &toml::Table) -> Result<(toml::Table, RunConfig)> {
-    let mut base = if settings.contains_key("net") || settings.contains_key("layers") {
+    let mut base = if describes_layers(settings) {
         layers_protocol()
     } else {
         quick_protocol()
