@@ -354,7 +354,8 @@ fn compare_prints_every_rule_and_plots() {
 
 /// `compare --net lenet-mnist` runs the layers protocol (softmax-CE, Adam,
 /// Xavier), not the MLP's, and an MLP comparison keeps its own: the
-/// protocol reaches each run's saved settings.
+/// protocol reaches each run's saved settings, and the closing hint names
+/// the benchmark each stands in for.
 #[test]
 fn compare_a_described_network_on_its_own_protocol() {
     let dir = tempfile::tempdir().unwrap();
@@ -368,6 +369,7 @@ fn compare_a_described_network_on_its_own_protocol() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(out.contains("| BP |") && out.contains("| BFA |"), "{out}");
+    assert!(out.contains("biotorch's LeNet benchmark"), "{out}");
     let saved = std::fs::read_to_string(dir.path().join("conv/runs/rule-bfa/config.toml")).unwrap();
     for line in [
         "net = \"lenet-mnist\"",
@@ -382,6 +384,11 @@ fn compare_a_described_network_on_its_own_protocol() {
     mlp.extend(["--hidden", "16", "-o", "mlp"]);
     let o = biprop(&mlp, dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("not the paper's"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let saved = std::fs::read_to_string(dir.path().join("mlp/runs/rule-bp/config.toml")).unwrap();
     assert!(saved.contains("output = \"sigmoid-bce\""), "{saved}");
     assert!(saved.contains("optimizer = \"sgd\""), "{saved}");
