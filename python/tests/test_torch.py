@@ -1,6 +1,6 @@
 """biprop beside PyTorch: a DataLoader's batches go into a Trainer as they
-come, without a copy, and biprop's weights go into the equivalent torch.nn
-module. Skipped where torch is not installed (CI: torch from PyPI brings the
+come, without a copy, biprop's weights go into the equivalent torch.nn
+module, and a training step is torch's. Skipped where torch is not installed (CI: torch from PyPI brings the
 CUDA libraries, some 3 GB)."""
 
 from __future__ import annotations
@@ -187,3 +187,41 @@ def test_a_dfa_projection_to_a_feature_map_is_in_torch_s_flatten_order():
     assert np.allclose(after, want, atol=1e-6), np.abs(after - want).max()
     channels_last = torch_update(lambda v: v.view(rows, 4, 4, 3).permute(0, 3, 1, 2))
     assert not np.allclose(after, channels_last, atol=1e-6)
+
+
+def test_a_lenet_cifar_bp_step_is_torch_s_sgd_step():
+    """biotorch's CIFAR-10 benchmark step, BP on lenet-cifar with SGD,
+    momentum and weight decay (on biases too, as torch's SGD has it), from
+    the same weights on the same batches: every weight after three steps is
+    torch's, to float32 roundoff. So whether a run at some rate trains or
+    dies is the protocol's doing, not biprop's (docs/results/conv.md)."""
+    t = biprop.Trainer(net="lenet-cifar", rule="bp", output="softmax-ce", optimizer="sgd",
+                       lr=0.05, momentum=0.9, weight_decay=1e-4, init="xavier", seed=1,
+                       batch_size=32)
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 5), nn.ReLU(), nn.Flatten(),
+        nn.Linear(128, 84), nn.Linear(84, 10),
+    )
+    index = {0: 0, 1: 3, 2: 6, 3: 9, 4: 10}
+
+    def as_torch(state):
+        return {f"{index[int(k.split('.')[1])]}.{k.split('.')[2]}": torch.from_numpy(v.copy())
+                for k, v in state.items() if k.startswith("forward.")}
+
+    model.load_state_dict(as_torch(t.state_dict()))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.standard_normal((32, 3, 32, 32)).astype(np.float32)
+        y = rng.integers(0, 10, 32)
+        t.step(x, y)
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ours = as_torch(t.state_dict())
+    for name, w in model.state_dict().items():
+        assert torch.max(torch.abs(ours[name] - w)) <= 1e-5 * torch.max(torch.abs(w)), name
