@@ -64,13 +64,29 @@ def augment(images, rng):
     return np.stack([padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32] for i in range(n)])
 
 
+def positive(text):
+    """An integer of at least 1, or argparse's error naming the flag."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
+    return value
+
+
+def seed_list(text):
+    """Comma-separated integer seeds."""
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=os.environ.get("BIPROP_DATA"), help="CIFAR-10 folder (default $BIPROP_DATA)")
     p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--seeds", default="1,2,3")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", type=seed_list, default=[1, 2, 3])
+    p.add_argument("--epochs", type=positive, default=3)
+    p.add_argument("--threads", type=positive, default=1)
     a = p.parse_args()
     if not a.data:
         sys.exit("give the CIFAR-10 folder with --data or BIPROP_DATA")
@@ -82,7 +98,7 @@ def main():
     mean = x.mean(axis=(0, 2, 3)).reshape(1, 3, 1, 1)
     std = x.std(axis=(0, 2, 3)).reshape(1, 3, 1, 1)
     y = torch.from_numpy(labels[train])
-    for seed in [int(s) for s in a.seeds.split(",")]:
+    for seed in a.seeds:
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         net = lenet_cifar()
@@ -93,7 +109,7 @@ def main():
             for k in range(0, len(order), 128):
                 batch = order[k:k + 128]
                 xb = (augment(images[train[batch]], rng).astype(np.float32) / 255 - mean) / std
-                out = net(torch.from_numpy(xb.astype(np.float32)))
+                out = net(torch.from_numpy(xb))
                 loss = nn.functional.cross_entropy(out, y[batch])
                 opt.zero_grad()
                 loss.backward()

@@ -1,7 +1,7 @@
 """biprop beside PyTorch: a DataLoader's batches go into a Trainer as they
 come, without a copy, biprop's weights go into the equivalent torch.nn
-module, and a training step is torch's. Skipped where torch is not installed (CI: torch from PyPI brings the
-CUDA libraries, some 3 GB)."""
+module, and a training step is torch's. Skipped where torch is not
+installed (CI: torch from PyPI brings the CUDA libraries, some 3 GB)."""
 
 from __future__ import annotations
 
@@ -119,6 +119,27 @@ def test_weights_load_into_the_equivalent_torch_module(loaders, tmp_path):
         assert np.array_equal(np.frombuffer(raw[8 + n + start : 8 + n + end], "<f4").reshape(w.shape), w)
 
 
+def lenet(channels, widths, pad):
+    """biotorch's LeNet as torch.nn layers: `widths` of its three 5x5
+    convolutions, the first padded by `pad`, then dense 84 and dense 10."""
+    nn = torch.nn
+    c1, c2, c3 = widths
+    return nn.Sequential(
+        nn.Conv2d(channels, c1, 5, padding=pad), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c2, c3, 5), nn.ReLU(), nn.Flatten(),
+        nn.Linear(c3, 84), nn.Linear(84, 10),
+    )
+
+
+def lenet_state(state):
+    """biprop's `forward.{i}.*` tensors under the names of `lenet`'s
+    layers (its i-th parametric layer is module 0, 3, 6, 9 or 10)."""
+    index = {0: 0, 1: 3, 2: 6, 3: 9, 4: 10}
+    return {f"{index[int(k.split('.')[1])]}.{k.split('.')[2]}": torch.from_numpy(v.copy())
+            for k, v in state.items() if k.startswith("forward.")}
+
+
 def test_a_convolutional_network_is_torch_s_module_weight_for_weight(loaders):
     """lenet-mnist trained by biprop, its weights in torch.nn's LeNet (Conv2d
     [out, in, kh, kw], NCHW inputs, flatten in C, H, W order): the same
@@ -130,18 +151,8 @@ def test_a_convolutional_network_is_torch_s_module_weight_for_weight(loaders):
         t.step(xb, yb)
         if k == 4:
             break
-    nn = torch.nn
-    model = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(),
-        nn.Linear(120, 84), nn.Linear(84, 10),
-    )
-    index = {0: 0, 1: 3, 2: 6, 3: 9, 4: 10}
-    model.load_state_dict({
-        f"{index[int(k.split('.')[1])]}.{k.split('.')[2]}": torch.from_numpy(v)
-        for k, v in t.state_dict().items() if k.startswith("forward.")
-    })
+    model = lenet(1, (6, 16, 120), pad=2)
+    model.load_state_dict(lenet_state(t.state_dict()))
     xt, _ = next(iter(test))
     with torch.no_grad():
         proba = torch.softmax(model(xt), dim=1).numpy()
@@ -199,19 +210,8 @@ def test_a_lenet_cifar_bp_step_is_torch_s_sgd_step():
                        lr=0.05, momentum=0.9, weight_decay=1e-4, init="xavier", seed=1,
                        batch_size=32)
     nn = torch.nn
-    model = nn.Sequential(
-        nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 5), nn.ReLU(), nn.Flatten(),
-        nn.Linear(128, 84), nn.Linear(84, 10),
-    )
-    index = {0: 0, 1: 3, 2: 6, 3: 9, 4: 10}
-
-    def as_torch(state):
-        return {f"{index[int(k.split('.')[1])]}.{k.split('.')[2]}": torch.from_numpy(v.copy())
-                for k, v in state.items() if k.startswith("forward.")}
-
-    model.load_state_dict(as_torch(t.state_dict()))
+    model = lenet(3, (32, 64, 128), pad=0)
+    model.load_state_dict(lenet_state(t.state_dict()))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     rng = np.random.default_rng(0)
     for _ in range(3):
@@ -222,6 +222,6 @@ def test_a_lenet_cifar_bp_step_is_torch_s_sgd_step():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    ours = as_torch(t.state_dict())
+    ours = lenet_state(t.state_dict())
     for name, w in model.state_dict().items():
         assert torch.max(torch.abs(ours[name] - w)) <= 1e-5 * torch.max(torch.abs(w)), name
