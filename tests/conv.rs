@@ -14,7 +14,7 @@ use biprop::rules::{
     self, Bp, Dfa, ErrorPath, Fa, FeedbackScale, InitScheme, Kp, LearningRule, RuleKind,
     RuleOptions, StandIns, Usf, UsfScale,
 };
-use biprop::tensor::{gemm, Matrix, Parallelism};
+use biprop::tensor::{gemm, GemmBackend, Matrix, Parallelism};
 use biprop::train::Trainer;
 use biprop::update::step_weight;
 use common::synthetic;
@@ -333,7 +333,19 @@ fn bp_through_conv_relu_maxpool_dense_matches_finite_differences() {
 }
 
 fn step_with(rule: Box<dyn LearningRule>, net0: &Network, rows: usize, steps: u64) -> Trainer {
+    step_on(GemmBackend::Auto, rule, net0, rows, steps)
+}
+
+/// [`step_with`] with the products on `backend`.
+fn step_on(
+    backend: GemmBackend,
+    rule: Box<dyn LearningRule>,
+    net0: &Network,
+    rows: usize,
+    steps: u64,
+) -> Trainer {
     let mut t = Trainer::new(net0.clone(), rule, sgd(0.2), rows);
+    t.set_backend(backend);
     for k in 0..steps {
         let ds = synthetic(rows, net0.inputs(), net0.outputs(), 50 + k);
         t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
@@ -352,8 +364,12 @@ fn all_conv() -> Network {
 }
 
 /// FA whose feedback kernels are the forward kernels is BP, bit for bit,
-/// step after step: a convolution's stand-in has its weight's layout and
-/// takes the same product.
+/// step after step, with either GEMM backend: a convolution's stand-in has
+/// its weight's layout and takes the same product. (A dense layer's
+/// stand-in is `[in, out]`, read through a transposed view: the same sums,
+/// but the gemm crate adds them in another order for the other layout, so
+/// the network here has no dense layer; tests/rules_beyond.rs pins dense
+/// layers to a tolerance.)
 #[test]
 fn fa_with_the_forward_kernels_is_bp_bit_for_bit() {
     let net0 = all_conv();
@@ -362,12 +378,15 @@ fn fa_with_the_forward_kernels_is_bp_bit_for_bit() {
     };
     // B = W at the start only: after a step W moves and FA's B does not,
     // so compare one step, then random B for the negative check.
-    let a = step_with(Box::new(fa(&net0)), &net0, 6, 1);
-    let b = step_with(Box::new(Bp), &net0, 6, 1);
-    assert_eq!(a.net, b.net, "FA with B = W and BP differ");
-    for (da, db) in a.deltas().iter().zip(b.deltas()) {
-        assert_eq!(da, db);
+    for backend in GemmBackend::CONCRETE {
+        let a = step_on(backend, Box::new(fa(&net0)), &net0, 6, 1);
+        let b = step_on(backend, Box::new(Bp), &net0, 6, 1);
+        assert_eq!(a.net, b.net, "{backend}: FA with B = W and BP differ");
+        for (da, db) in a.deltas().iter().zip(b.deltas()) {
+            assert_eq!(da, db, "{backend}");
+        }
     }
+    let b = step_with(Box::new(Bp), &net0, 6, 1);
     let mut scratch = net0.clone();
     let random_fa = Fa::new(
         &mut scratch,
@@ -383,17 +402,15 @@ fn fa_with_the_forward_kernels_is_bp_bit_for_bit() {
 }
 
 /// KP whose feedback kernels start at the forward kernels is BP on
-/// convolutions, step after step, with momentum and weight decay: W and B
-/// take the same update (the kernel gradient, back in the weight's layout
-/// from the tap-major product), so B stays W. tests/rules_beyond.rs pins
-/// this on dense layers.
+/// convolutions, bit for bit, step after step, with momentum and weight
+/// decay, on either GEMM backend: W and B take the same update (the kernel
+/// gradient, back in the weight's layout from the tap-major product), so B
+/// stays W. On a network without dense layers, for the reason
+/// `fa_with_the_forward_kernels_is_bp_bit_for_bit` gives; tests/rules_beyond.rs
+/// pins dense layers.
 #[test]
 fn kp_started_at_the_forward_kernels_is_bp_on_convolutions() {
-    let net0 = conv_net(
-        "conv 4 3x3 pad 1, relu, maxpool 2, conv 6 3x3, relu, flatten, dense 7, dense 5",
-        Shape::new(2, 8, 8),
-        6,
-    );
+    let net0 = all_conv();
     let opt = OptimConfig {
         lr: 0.05,
         momentum: 0.9,
@@ -402,9 +419,6 @@ fn kp_started_at_the_forward_kernels_is_bp_on_convolutions() {
     };
     let rows = 6;
     let kp_from = |b: StandIns| Box::new(Kp::from_stand_ins(&net0, b, opt));
-    let forward_kernels = StandIns::from_fn(&net0, |_, l| l.weight_as_stand_in());
-    let mut kp = Trainer::new(net0.clone(), kp_from(forward_kernels), opt, rows);
-    let mut bp = Trainer::new(net0.clone(), Box::new(Bp), opt, rows);
     let mut scratch = net0.clone();
     let random = Fa::new(
         &mut scratch,
@@ -413,28 +427,37 @@ fn kp_started_at_the_forward_kernels_is_bp_on_convolutions() {
         &mut ChaCha8Rng::seed_from_u64(9),
     )
     .b;
-    let mut random_kp = Trainer::new(net0.clone(), kp_from(random), opt, rows);
-    for k in 0..5 {
-        let ds = synthetic(rows, net0.inputs(), net0.outputs(), 70 + k);
+    for backend in GemmBackend::CONCRETE {
+        let forward_kernels = StandIns::from_fn(&net0, |_, l| l.weight_as_stand_in());
+        let mut kp = Trainer::new(net0.clone(), kp_from(forward_kernels), opt, rows);
+        let mut bp = Trainer::new(net0.clone(), Box::new(Bp), opt, rows);
+        let mut random_kp = Trainer::new(net0.clone(), kp_from(random.clone()), opt, rows);
         for t in [&mut kp, &mut bp, &mut random_kp] {
-            t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
-            t.step(rows).unwrap();
+            t.set_backend(backend);
         }
-        assert_eq!(kp.net, bp.net, "step {k}: KP with B = W and BP differ");
-        for (da, db) in kp.deltas().iter().zip(bp.deltas()) {
-            assert_eq!(da, db, "step {k}: errors differ");
+        for k in 0..5 {
+            let ds = synthetic(rows, net0.inputs(), net0.outputs(), 70 + k);
+            for t in [&mut kp, &mut bp, &mut random_kp] {
+                t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
+                t.step(rows).unwrap();
+            }
+            let at = format!("{backend}, step {k}");
+            assert_eq!(kp.net, bp.net, "{at}: KP with B = W and BP differ");
+            for (da, db) in kp.deltas().iter().zip(bp.deltas()) {
+                assert_eq!(da, db, "{at}: errors differ");
+            }
+            for j in 1..net0.layers.len() {
+                let b = common::stand_in(&kp, j).expect("KP has a stand-in");
+                assert_eq!(
+                    b,
+                    &kp.net.layers[j].weight_as_stand_in(),
+                    "{at}: B left W in layer {j}"
+                );
+            }
         }
-        for j in 1..net0.layers.len() {
-            let b = common::stand_in(&kp, j).expect("KP has a stand-in");
-            assert_eq!(
-                b,
-                &kp.net.layers[j].weight_as_stand_in(),
-                "step {k}: B left W in layer {j}"
-            );
-        }
+        assert_ne!(kp.net, net0, "the steps moved the weights");
+        assert_ne!(random_kp.net, bp.net, "the test can fail");
     }
-    assert_ne!(kp.net, net0, "the steps moved the weights");
-    assert_ne!(random_kp.net, bp.net, "the test can fail");
 }
 
 /// uSF's stand-in for a convolution is exactly `sign(W) m`, element by
