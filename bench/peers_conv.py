@@ -48,12 +48,11 @@ def run_torch(threads, n, steps):
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
     nn = torch.nn
-    model = nn.Sequential(
-        nn.Conv2d(3, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 5), nn.ReLU(), nn.Flatten(),
-        nn.Linear(128, 84), nn.Linear(84, 10),
-    )
+    # The network is defined once, with the experiment that trains it.
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments"))
+    from torch_lenet_cifar import lenet_cifar
+
+    model = lenet_cifar()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     x, y = batch(n)
