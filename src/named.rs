@@ -42,11 +42,7 @@ pub struct NamedTensorMut<'a> {
 impl<'a> NamedTensor<'a> {
     /// `name` holding `data` of `shape`, stored as held.
     pub fn new(name: impl Into<String>, shape: Vec<usize>, data: &'a [f32]) -> Self {
-        debug_assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
-            "shape of a tensor"
-        );
+        debug_check_shape(&shape, data.len());
         Self {
             name: name.into(),
             shape,
@@ -57,7 +53,7 @@ impl<'a> NamedTensor<'a> {
 
     /// The same tensor, stored in `order` ([`NamedTensor::row_order`]).
     pub fn with_row_order(self, order: Option<&'a [usize]>) -> Self {
-        debug_assert!(order.is_none_or(|o| o.is_empty() || self.data.len().is_multiple_of(o.len())));
+        debug_check_order(self.data.len(), order);
         Self {
             row_order: order,
             ..self
@@ -83,11 +79,7 @@ impl<'a> NamedTensor<'a> {
 impl<'a> NamedTensorMut<'a> {
     /// `name` holding `data` of `shape`, stored as held.
     pub fn new(name: impl Into<String>, shape: Vec<usize>, data: &'a mut [f32]) -> Self {
-        debug_assert_eq!(
-            shape.iter().product::<usize>(),
-            data.len(),
-            "shape of a tensor"
-        );
+        debug_check_shape(&shape, data.len());
         Self {
             name: name.into(),
             shape,
@@ -98,7 +90,7 @@ impl<'a> NamedTensorMut<'a> {
 
     /// The same tensor, stored in `order` ([`NamedTensor::row_order`]).
     pub fn with_row_order(self, order: Option<&'a [usize]>) -> Self {
-        debug_assert!(order.is_none_or(|o| o.is_empty() || self.data.len().is_multiple_of(o.len())));
+        debug_check_order(self.data.len(), order);
         Self {
             row_order: order,
             ..self
@@ -129,6 +121,16 @@ impl<'a> NamedTensorMut<'a> {
             }
         }
     }
+}
+
+/// Both kinds of tensor are built from a shape and values that must agree.
+fn debug_check_shape(shape: &[usize], len: usize) {
+    debug_assert_eq!(shape.iter().product::<usize>(), len, "shape of a tensor");
+}
+
+/// A row order must split the values into whole rows.
+fn debug_check_order(len: usize, order: Option<&[usize]>) {
+    debug_assert!(order.is_none_or(|o| o.is_empty() || len.is_multiple_of(o.len())));
 }
 
 fn row_width(len: usize, order: &[usize]) -> usize {
