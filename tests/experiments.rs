@@ -548,3 +548,31 @@ fn select_waits_for_every_cell_of_the_sweep_the_runs_come_from() {
     std::fs::remove_file(tmp.path().join("t/sweep.toml")).unwrap();
     assert!(report("t").contains("waiting for runs"));
 }
+
+/// The frozen-feedback control is BFA's cell of conv-cifar-feedback with
+/// `feedback_lr = 0` and nothing else changed, seed for seed: what BFA
+/// gains over it is its feedback learning's, and no other setting's.
+#[test]
+fn the_frozen_bfa_control_differs_from_bfa_in_feedback_lr_alone() {
+    use biprop::experiment::sweep::Sweep;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let control = Sweep::from_file(&dir.join("conv-cifar-bfa-frozen.toml")).unwrap();
+    let learned = Sweep::from_file(&dir.join("conv-cifar-feedback.toml")).unwrap();
+    let bfa: Vec<_> = learned
+        .cells()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.config.rule == biprop::rules::RuleKind::Bfa)
+        .collect();
+    let cells = control.cells().unwrap();
+    assert_eq!(cells.len(), bfa.len(), "a control for every BFA seed");
+    for (c, b) in cells.iter().zip(&bfa) {
+        assert_eq!(c.config.feedback_lr, Some(0.0));
+        assert!(b.config.feedback_lr.unwrap() > 0.0);
+        let thawed = biprop::config::RunConfig {
+            feedback_lr: b.config.feedback_lr,
+            ..c.config.clone()
+        };
+        assert_eq!(thawed, b.config, "{} against {}", c.id, b.id);
+    }
+}

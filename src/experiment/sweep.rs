@@ -23,6 +23,21 @@
 //! seed = [2, 3]
 //! ```
 //!
+//! A sweep may take its `[base]` from another sweep file, so that a control
+//! or a follow-up runs under exactly the protocol it is compared with:
+//!
+//! ```toml
+//! extends = "conv-cifar-feedback.toml"  # relative to this file's folder
+//! [grid]
+//! tuned = [{ rule = "bfa", lr = 0.001, feedback_lr = 0.0 }]
+//! ```
+//!
+//! Only `[base]` is inherited (resolved through the other file's own
+//! `extends`); this file's `[base]` keys replace inherited ones, and a key
+//! this file's grid sets is the grid's. `out`, `order` and `[grid]` are
+//! this file's own. The plan a sweep leaves ([`PLAN_FILE`]) holds the
+//! merged `[base]`, so it stands alone.
+//!
 //! Cells are ordered by the grid keys, the first key varying slowest: the
 //! keys listed in `order = ["seed", ...]` first, in that order, then the
 //! others alphabetically. Seed-major order (`order = ["seed"]`) finishes every
@@ -59,6 +74,8 @@ pub const LOCK_FILE: &str = "lock";
 #[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct SweepFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    extends: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     out: Option<PathBuf>,
     #[serde(default)]
@@ -129,6 +146,84 @@ pub struct Cell {
     pub config: RunConfig,
 }
 
+/// Reads a sweep file with its `extends` resolved: its `[base]` is the
+/// other file's (itself resolved), with this file's `[base]` over it and
+/// the keys this file's grid sets in every cell taken out. An inherited
+/// key that the grid sets in some cells only is refused: the plan would
+/// need two bases. `chain` holds the files that extend this one, to refuse
+/// a loop.
+fn read_sweep_file(path: &Path, chain: &mut Vec<PathBuf>) -> Result<SweepFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut f: SweepFile = toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+    let Some(other) = f.extends.take() else {
+        return Ok(f);
+    };
+    let me = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    chain.push(me);
+    let other = path.parent().unwrap_or(Path::new("")).join(other);
+    let other_id = std::fs::canonicalize(&other).map_err(|e| Error::io(&other, e))?;
+    if let Some(at) = chain.iter().position(|p| *p == other_id) {
+        let names: Vec<String> = chain[at..]
+            .iter()
+            .chain([&other_id])
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(Error::format(
+            path,
+            format!("extends loops: {}", names.join(" extends ")),
+        ));
+    }
+    let parent = read_sweep_file(&other, chain)?;
+    chain.pop();
+    let mut base = parent.base;
+    for (key, everywhere) in grid_settings(&f.grid) {
+        if !base.contains_key(&key) {
+            continue;
+        }
+        if !everywhere {
+            return Err(Error::format(
+                path,
+                format!(
+                    "{key} is in the [base] of {} and in some of this file's \
+                     [grid] tables but not all: set it in every table, or in none",
+                    other.display()
+                ),
+            ));
+        }
+        base.remove(&key);
+    }
+    base.extend(f.base);
+    f.base = base;
+    Ok(f)
+}
+
+/// The settings a grid sets, each with whether it sets it in every cell:
+/// a plain key does; a key of a grid key's tables does if every value of
+/// that grid key is a table that has it.
+fn grid_settings(grid: &BTreeMap<String, Vec<toml::Value>>) -> BTreeMap<String, bool> {
+    let mut settings = BTreeMap::new();
+    for (key, values) in grid {
+        let mut named = std::collections::BTreeSet::new();
+        for value in values {
+            match value {
+                toml::Value::Table(t) => named.extend(t.keys().cloned()),
+                _ => {
+                    named.insert(key.clone());
+                }
+            }
+        }
+        for name in named {
+            let everywhere = values.iter().all(|v| match v {
+                toml::Value::Table(t) => t.contains_key(&name),
+                _ => name == *key,
+            });
+            let e = settings.entry(name).or_insert(true);
+            *e = *e && everywhere;
+        }
+    }
+    settings
+}
+
 fn value_text(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
@@ -150,18 +245,32 @@ fn sanitize(s: &str) -> String {
 
 impl Sweep {
     /// Reads a sweep file; its default output folder is `sweeps/<file stem>`.
+    /// An `extends` in it is read relative to the file's folder.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let stem = path
             .file_stem()
             .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
-        Self::from_toml_str(&text, Path::new("sweeps").join(stem))
+        let f = read_sweep_file(path, &mut Vec::new())?;
+        Self::from_parsed(f, Path::new("sweeps").join(stem))
             .map_err(|e| Error::format(path, e.to_string()))
     }
 
     /// Parses sweep TOML; `default_out` applies when the file names no `out`.
+    /// Text has no folder to find another file in, so `extends` is refused:
+    /// use [`Sweep::from_file`].
     pub fn from_toml_str(text: &str, default_out: PathBuf) -> Result<Self> {
         let f: SweepFile = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(other) = &f.extends {
+            return Err(Error::Config(format!(
+                "extends = {:?} names a file relative to the sweep file's folder, \
+                 and this sweep was given as text: read it from its file",
+                other.display().to_string()
+            )));
+        }
+        Self::from_parsed(f, default_out)
+    }
+
+    fn from_parsed(f: SweepFile, default_out: PathBuf) -> Result<Self> {
         if let Some((k, _)) = f.grid.iter().find(|(_, v)| v.is_empty()) {
             return Err(Error::Config(format!("grid key {k} has no values")));
         }
@@ -196,6 +305,7 @@ impl Sweep {
     /// order: what [`PLAN_FILE`] holds.
     pub fn to_toml(&self) -> String {
         let f = SweepFile {
+            extends: None,
             out: None,
             order: self.grid.iter().map(|(k, _)| k.clone()).collect(),
             base: self.base.clone(),
@@ -721,5 +831,100 @@ mod tests {
         let in_base = "[base]\nlr = 0.1\n[grid]\ncase = [{ lr = 0.2 }]";
         assert!(err(in_base).contains("both in [base]"), "{}", err(in_base));
         assert!(err("[grid]\ncase = [{ lrr = 0.2 }]").contains("lrr"));
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `extends` takes the other file's `[base]` (through its own
+    /// `extends`, from its own folder); this file's `[base]` and grid win
+    /// over it, and its grid, order and out are not inherited. The result
+    /// is the sweep written out in full, and so is its plan.
+    #[test]
+    fn extends_takes_the_base_of_another_sweep_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(
+            d,
+            "a.toml",
+            "out = \"a-out\"\norder = [\"seed\"]\n[base]\nepochs = 3\nlr = 0.1\n\
+             hidden = \"1x8\"\nbatch_size = 7\n[grid]\nrule = [\"bp\", \"fa\"]\nseed = [1, 2]",
+        );
+        write(
+            d,
+            "sub/b.toml",
+            "extends = \"../a.toml\"\n[base]\nlr = 0.2\nmomentum = 0.5\n[grid]\nseed = [9]",
+        );
+        let c = write(
+            d,
+            "sub/c.toml",
+            "extends = \"b.toml\"\n[base]\nepochs = 4\n[grid]\nhidden = [\"1x16\"]\n\
+             tuned = [{ rule = \"fa\", lr = 0.25 }, { rule = \"bp\", lr = 0.3 }]",
+        );
+        let s = Sweep::from_file(&c).unwrap();
+        assert_eq!(s.out, Path::new("sweeps").join("c"), "out is not inherited");
+        let cells = s.cells().unwrap();
+        assert_eq!(cells.len(), 2, "the grid is this file's alone");
+        let full = "[base]\nepochs = 4\nbatch_size = 7\nhidden = \"1x16\"\nmomentum = 0.5\n\
+             [grid]\ntuned = [{ rule = \"fa\", lr = 0.25 }, { rule = \"bp\", lr = 0.3 }]";
+        let written = Sweep::from_toml_str(full, "o".into()).unwrap();
+        let configs = |s: &Sweep| -> Vec<RunConfig> {
+            s.cells().unwrap().into_iter().map(|c| c.config).collect()
+        };
+        assert_eq!(configs(&s), configs(&written));
+        assert_eq!(cells[0].config.epochs, 4, "this file's base wins");
+        assert_eq!(cells[0].config.batch_size, 7, "a's base, through b");
+        assert_eq!(cells[0].config.hidden, vec![16], "a grid key wins");
+        assert_eq!(cells[0].config.lr, 0.25, "grid tables win");
+        assert_eq!(cells[1].config.lr, 0.3);
+        assert_eq!(cells[1].config.momentum, 0.5, "b's base");
+        let plan = s.to_toml();
+        assert!(!plan.contains("extends"), "{plan}");
+        let again = Sweep::from_toml_str(&plan, "o".into()).unwrap();
+        assert_eq!(configs(&again), configs(&s), "the plan stands alone");
+    }
+
+    #[test]
+    fn extends_that_cannot_be_followed_is_refused_with_the_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let err = |p: &Path| Sweep::from_file(p).unwrap_err().to_string();
+        let a = write(d, "a.toml", "extends = \"b.toml\"\n[grid]\nseed = [1]");
+        write(d, "b.toml", "extends = \"a.toml\"\n[base]\nepochs = 2");
+        assert!(err(&a).contains("loops"), "{}", err(&a));
+        let me = write(d, "me.toml", "extends = \"me.toml\"\n[grid]\nseed = [1]");
+        assert!(err(&me).contains("loops"), "{}", err(&me));
+        let gone = write(
+            d,
+            "gone.toml",
+            "extends = \"nowhere.toml\"\n[grid]\nseed = [1]",
+        );
+        assert!(err(&gone).contains("nowhere.toml"), "{}", err(&gone));
+        write(d, "bad.toml", "[base]\nepochz = 2");
+        let on_bad = write(
+            d,
+            "on-bad.toml",
+            "extends = \"bad.toml\"\n[grid]\nseed = [1]",
+        );
+        assert!(err(&on_bad).contains("epochz"), "{}", err(&on_bad));
+        write(d, "ok.toml", "[base]\nepochs = 2");
+        let both = write(
+            d,
+            "both.toml",
+            "extends = \"ok.toml\"\n[base]\nseed = 1\n[grid]\nseed = [1]",
+        );
+        assert!(err(&both).contains("both"), "{}", err(&both));
+        let some = write(
+            d,
+            "some.toml",
+            "extends = \"ok.toml\"\n[grid]\ncase = [{ epochs = 3 }, { seed = 2 }]",
+        );
+        assert!(err(&some).contains("not all"), "{}", err(&some));
+        let text = Sweep::from_toml_str("extends = \"ok.toml\"", "o".into()).unwrap_err();
+        assert!(text.to_string().contains("from its file"), "{text}");
     }
 }
