@@ -576,3 +576,52 @@ fn the_frozen_bfa_control_differs_from_bfa_in_feedback_lr_alone() {
         assert_eq!(thawed, b.config, "{} against {}", c.id, b.id);
     }
 }
+
+/// Every preset's network fits its data set's images (a sweep parses
+/// without data, so this is the check that a written-out `layers` is
+/// buildable), and the network of biotorch's CIFAR-10 tables comes out as
+/// its PyTorch model has it: 128 averaged features into dense 256.
+#[test]
+fn every_preset_network_fits_its_images() {
+    use biprop::resources::DataShape;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let sweep = biprop::experiment::sweep::Sweep::from_file(&path).unwrap();
+        for c in sweep.cells().unwrap() {
+            let Ok(data) = DataShape::of(&c.config) else {
+                continue; // an idx data set's shape needs its files
+            };
+            c.config
+                .network_plan(data.image, data.classes)
+                .unwrap_or_else(|e| panic!("{}, cell {}: {e}", path.display(), c.id));
+        }
+    }
+    let net =
+        biprop::experiment::sweep::Sweep::from_file(&dir.join("conv-cifar-biotorch-net.toml"))
+            .unwrap()
+            .cell(0)
+            .unwrap()
+            .config;
+    let data = DataShape::of(&net).unwrap();
+    let plan = net.network_plan(data.image, data.classes).unwrap();
+    let widths: Vec<(usize, usize)> = plan
+        .iter()
+        .map(|(kind, _, _)| (kind.in_shape().len(), kind.out_shape().len()))
+        .collect();
+    // conv 3x32x32 -> 32x30x30, (pool) conv 32x15x15 -> 64x13x13, (pool,
+    // floored) conv 64x6x6 -> 128x4x4, (average) dense 128 -> 256 -> 10.
+    assert_eq!(
+        widths,
+        [
+            (3 * 32 * 32, 32 * 30 * 30),
+            (32 * 15 * 15, 64 * 13 * 13),
+            (64 * 6 * 6, 128 * 4 * 4),
+            (128, 256),
+            (256, 10)
+        ]
+    );
+}
