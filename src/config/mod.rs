@@ -54,7 +54,8 @@ pub struct RunConfig {
     pub hidden: Vec<usize>,
     /// Hidden nonlinearity of an MLP.
     pub activation: Activation,
-    /// A network by name (`lenet-mnist`, `lenet-cifar`), in place of `hidden`.
+    /// A network by name (`biotorch-lenet-cifar`, `lenet-mnist` ...: the
+    /// presets), in place of `hidden`.
     pub net: Option<Preset>,
     /// The network's layers, in place of `hidden`: `"conv 6 5x5, relu,
     /// maxpool 2, flatten, dense 10"` (or a list of such items); see
@@ -427,11 +428,21 @@ impl RunConfig {
         }
     }
 
-    /// The network's name in run names and reports: the preset's, else
-    /// `conv` for a described network (its layers are in the config), else
-    /// the MLP's hidden widths (`2x800`).
-    pub fn architecture(&self) -> String {
+    /// The preset that names the network: `net`, or the one whose layers
+    /// `layers` writes out.
+    pub fn preset(&self) -> Option<Preset> {
         match (&self.net, &self.layers) {
+            (Some(p), _) => Some(*p),
+            (None, Some(l)) => Preset::described_by(l),
+            (None, None) => None,
+        }
+    }
+
+    /// The network's name in reports: the preset's (also for `layers` that
+    /// write a preset out), else the layers as written, else the MLP's
+    /// hidden widths (`2x800`).
+    pub fn architecture(&self) -> String {
+        match (self.preset(), &self.layers) {
             (Some(p), _) => p.name().to_string(),
             (None, Some(l)) => l.clone(),
             (None, None) => format_hidden(&self.hidden),
@@ -535,7 +546,7 @@ impl RunConfig {
 
     /// A short name for the run: `bp-2x800-seed1`.
     pub fn run_name(&self) -> String {
-        let arch = match (&self.net, &self.layers) {
+        let arch = match (self.preset(), &self.layers) {
             (None, Some(_)) => "conv".to_string(),
             _ => self.architecture(),
         };

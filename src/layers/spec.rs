@@ -12,24 +12,48 @@ use super::{Conv2d, Dense, Flatten, Kind, Layout, Plain, Pool, PoolKind, Shape};
 use crate::activation::Activation;
 use serde::{Deserialize, Serialize};
 
-/// Networks by name, as biotorch names them.
+/// Networks by name. `lenet-mnist` and `lenet-cifar` are biotorch's LeNet
+/// models as its repository had them on 2021-07-30; the `biotorch-` ones are
+/// the models its published benchmark tables were run on (its repository
+/// from 2021-08-13 on, and its release). The older names keep their meaning,
+/// so that saved settings and checkpoints that name them still describe
+/// what ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
-    /// biotorch's `le_net_mnist`, on 32x32 inputs: biotorch resizes MNIST's
-    /// digits to 32x32; here the first convolution pads them by 2 instead.
+    /// biotorch's `le_net_mnist` of July 2021, on 28x28 inputs: biotorch
+    /// resizes MNIST's digits to 32x32; here the first convolution pads them
+    /// by 2 instead. No activation between the dense layers.
     LenetMnist,
-    /// biotorch's `le_net_cifar`: 32, 64 and 128 channels of 5x5 with
-    /// max-pooling, then dense 84 and dense 10.
+    /// biotorch's `le_net_cifar` of July 2021: 32, 64 and 128 channels of
+    /// 5x5 with max-pooling, then dense 84 and dense 10, with no activation
+    /// between them.
     LenetCifar,
+    /// biotorch's `le_net_mnist` of its benchmark tables (August 2021 on):
+    /// `lenet-mnist` with a ReLU between the dense layers.
+    BiotorchLenetMnist,
+    /// biotorch's `le_net_cifar` of its benchmark tables (August 2021 on):
+    /// 32, 64 and 128 channels of 3x3, the first two max-pooled, the last
+    /// averaged over its 4x4 map, then dense 256, ReLU, dense 10.
+    BiotorchLenetCifar,
 }
 
 impl Preset {
+    /// Every preset.
+    pub const ALL: [Preset; 4] = [
+        Preset::LenetMnist,
+        Preset::LenetCifar,
+        Preset::BiotorchLenetMnist,
+        Preset::BiotorchLenetCifar,
+    ];
+
     /// Its name in settings.
     pub fn name(self) -> &'static str {
         match self {
             Preset::LenetMnist => "lenet-mnist",
             Preset::LenetCifar => "lenet-cifar",
+            Preset::BiotorchLenetMnist => "biotorch-lenet-mnist",
+            Preset::BiotorchLenetCifar => "biotorch-lenet-cifar",
         }
     }
 
@@ -37,13 +61,12 @@ impl Preset {
     /// CIFAR-10's images.
     pub fn image(self) -> (usize, usize, usize) {
         match self {
-            Preset::LenetMnist => (1, 28, 28),
-            Preset::LenetCifar => (3, 32, 32),
+            Preset::LenetMnist | Preset::BiotorchLenetMnist => (1, 28, 28),
+            Preset::LenetCifar | Preset::BiotorchLenetCifar => (3, 32, 32),
         }
     }
 
-    /// Its layers. As in biotorch's models, the two dense layers have no
-    /// activation between them.
+    /// Its layers.
     pub fn description(self) -> &'static str {
         match self {
             Preset::LenetMnist => {
@@ -54,7 +77,25 @@ impl Preset {
                 "conv 32 5x5, relu, maxpool 2, conv 64 5x5, relu, maxpool 2, \
                  conv 128 5x5, relu, flatten, dense 84, dense 10"
             }
+            Preset::BiotorchLenetMnist => {
+                "conv 6 5x5 pad 2, relu, maxpool 2, conv 16 5x5, relu, maxpool 2, \
+                 conv 120 5x5, relu, flatten, dense 84, relu, dense 10"
+            }
+            Preset::BiotorchLenetCifar => {
+                "conv 32 3x3, relu, maxpool 2, conv 64 3x3, relu, maxpool 2, \
+                 conv 128 3x3, relu, avgpool 4, flatten, dense 256, relu, dense 10"
+            }
         }
+    }
+
+    /// The preset whose layers `text` describes, however it is spelled
+    /// (`Conv2d 8 3` is `conv 8 3x3`), so that a network written out in full
+    /// is named, and compared with published numbers, as its preset is.
+    pub fn described_by(text: &str) -> Option<Preset> {
+        let items = parse(text).ok()?;
+        Preset::ALL
+            .into_iter()
+            .find(|p| parse(p.description()).is_ok_and(|q| q == items))
     }
 }
 
@@ -370,6 +411,34 @@ mod tests {
             parse("Conv2d 8 3 stride=2 padding=1").unwrap(),
             parse("conv 8 3x3 stride 2 pad 1").unwrap()
         );
+    }
+
+    #[test]
+    fn every_preset_is_found_from_its_layers_however_written() {
+        for p in Preset::ALL {
+            assert_eq!(Preset::described_by(p.description()), Some(p), "{p:?}");
+            let loose = p.description().replace(", ", " ,  ").replace("5x5", "5");
+            assert_eq!(Preset::described_by(&loose), Some(p), "{loose}");
+            let serialized = toml::to_string(&std::collections::BTreeMap::from([("net", p)]));
+            assert_eq!(
+                serialized.unwrap().trim(),
+                format!("net = \"{}\"", p.name())
+            );
+        }
+        for p in Preset::ALL {
+            let (c, h, w) = p.image();
+            let plan = build(Shape::new(c, h, w), &parse(p.description()).unwrap());
+            let plan = plan.unwrap_or_else(|e| panic!("{p:?}: {e}"));
+            assert_eq!(plan.last().unwrap().0.out_shape(), Shape::flat(10), "{p:?}");
+        }
+        // One layer more or less is another network.
+        let cifar = Preset::BiotorchLenetCifar.description();
+        assert_eq!(
+            Preset::described_by(&cifar.replace("dense 256, relu", "dense 256")),
+            None
+        );
+        assert_eq!(Preset::described_by("dense 10"), None);
+        assert_eq!(Preset::described_by("not a network"), None);
     }
 
     #[test]

@@ -116,10 +116,11 @@ pub fn markdown(groups: &[Group]) -> String {
         ] {
             let paper_runs = gs.iter().any(|g| g.paper_protocol);
             let biotorch_runs = gs.iter().any(|g| g.biotorch_protocol);
+            let not_its = not_biotorch_network(&gs);
             let paper = match (pick, paper::table(ds)) {
                 (2, _) => "angle (°) between each rule's update and BP's gradient at the last epoch, mean over hidden layers · wall minutes per run".into(),
                 (0, _) if biotorch_runs => "(biotorch's published values are beside the next table: it reports the test error at the epoch of best validation error)".into(),
-                (1, _) if biotorch_runs => "(biotorch: its published LeNet value beside, jsalbert/biotorch Benchmarks.md)".into(),
+                (1, _) if biotorch_runs => format!("(biotorch: its published LeNet value beside, jsalbert/biotorch Benchmarks.md{not_its})"),
                 (_, Some(t)) if paper_runs => {
                     format!("(paper: its Table {t} value, 300 epochs, 5 runs)")
                 }
@@ -303,6 +304,30 @@ impl Reference {
     }
 }
 
+/// A caption's note, where some of `gs` train biotorch's protocol on a
+/// LeNet that is not the one its numbers were measured on; else empty.
+fn not_biotorch_network(gs: &[&Group]) -> String {
+    let mut others: Vec<&str> = gs
+        .iter()
+        .filter(|g| g.biotorch_protocol && !biotorch::is_its_network(&g.hidden))
+        .map(|g| g.hidden.as_str())
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    if others.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; biotorch measured them on its benchmark networks (`biotorch-lenet-mnist`, \
+         `biotorch-lenet-cifar`), which differ from {} (docs/networks.md, \"Presets\")",
+        others
+            .iter()
+            .map(|o| format!("`{o}`"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    )
+}
+
 /// The distance of each cell to a published number (the paper's at the
 /// last epoch, biotorch's at the best validation epoch): in points, and in
 /// the cell's own standard deviations over seeds once it has two seeds,
@@ -321,7 +346,7 @@ fn distance_table(
         (Reference::Paper, Some(t)) => format!(
             "distance to the paper\n\ntest error at the last epoch, ours minus the paper's Table {t} value"
         ),
-        (Reference::Biotorch, _) => "distance to biotorch\n\ntest error at the epoch of best validation error, ours minus biotorch's published value".into(),
+        (Reference::Biotorch, _) => format!("distance to biotorch\n\ntest error at the epoch of best validation error, ours minus biotorch's published value{}", not_biotorch_network(gs)),
     };
     let mut out = format!(
         "### {}{variant} — {what}, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked\n\n",

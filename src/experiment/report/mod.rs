@@ -332,6 +332,48 @@ mod tests {
         assert!(!md.contains("(0.91)"), "{md}");
         assert!(!md.contains("biotorch"), "{md}");
     }
+
+    /// biotorch's numbers were measured on its `biotorch-` networks: beside
+    /// `lenet-mnist` (its July 2021 model) the captions say so; beside its
+    /// own network, named as a preset or written out in `layers`, they
+    /// do not, and the rows carry the preset's name.
+    #[test]
+    fn biotorch_numbers_say_which_network_they_were_measured_on() {
+        use crate::layers::spec::Preset;
+        let benchmark = |net: Option<Preset>, layers: Option<&str>| {
+            let mut r = run(RunConfig {
+                rule: RuleKind::Bp,
+                net,
+                layers: layers.map(str::to_string),
+                epochs: 2,
+                batch_size: 64,
+                momentum: 0.9,
+                weight_decay: 1e-3,
+                lr_milestones: vec![50, 75],
+                lr_gamma: 0.1,
+                init: crate::rules::InitScheme::Xavier,
+                output: crate::loss::Output::SoftmaxCe,
+                ..Default::default()
+            });
+            for row in &mut r.epochs {
+                row.insert("test_error".into(), 0.0073);
+            }
+            r
+        };
+        let note = "which differ from `lenet-mnist`";
+        let old = markdown(&group(&[benchmark(Some(Preset::LenetMnist), None)]));
+        assert_eq!(old.matches(note).count(), 2, "{old}");
+        let own = Preset::BiotorchLenetMnist;
+        for (net, layers) in [(Some(own), None), (None, Some(own.description()))] {
+            let md = markdown(&group(&[benchmark(net, layers)]));
+            assert!(
+                md.contains("| biotorch-lenet-mnist | 0.73 (n=1) (0.91) |"),
+                "{md}"
+            );
+            assert!(md.contains("distance to biotorch"), "{md}");
+            assert!(!md.contains("which differ"), "{md}");
+        }
+    }
     /// An epoch whose probe batch has no output error has no angle: the
     /// alignment table then shows the latest epoch that has one, and says
     /// which; a run with none at all shows n/a.
