@@ -318,7 +318,7 @@ fn not_biotorch_network(gs: &[&Group]) -> String {
         return String::new();
     }
     format!(
-        "; biotorch measured them on its benchmark networks (`biotorch-lenet-mnist`, \
+        "; biotorch's numbers were measured on its benchmark networks (`biotorch-lenet-mnist`, \
          `biotorch-lenet-cifar`), which differ from {} (docs/networks.md, \"Presets\")",
         others
             .iter()
@@ -346,10 +346,14 @@ fn distance_table(
         (Reference::Paper, Some(t)) => format!(
             "distance to the paper\n\ntest error at the last epoch, ours minus the paper's Table {t} value"
         ),
-        (Reference::Biotorch, _) => format!("distance to biotorch\n\ntest error at the epoch of best validation error, ours minus biotorch's published value{}", not_biotorch_network(gs)),
+        (Reference::Biotorch, _) => "distance to biotorch\n\ntest error at the epoch of best validation error, ours minus biotorch's published value".into(),
+    };
+    let note = match reference {
+        Reference::Biotorch => not_biotorch_network(gs),
+        Reference::Paper => String::new(),
     };
     let mut out = format!(
-        "### {}{variant} — {what}, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked\n\n",
+        "### {}{variant} — {what}, in points and in standard deviations of the cell over its seeds (from 2 seeds on); **beyond 2 sd** marked{note}\n\n",
         ds.name().to_uppercase()
     );
     out.push_str(&rules_header(rules));
