@@ -266,29 +266,38 @@ mod tests {
         assert!(md.contains("### MNIST (epochs=3) — test error"), "{md}");
     }
 
+    /// A two-epoch run of biotorch's MNIST protocol on `network` (the
+    /// config's `net` and `layers`), at test error `best` in every epoch.
+    fn biotorch_mnist_run(network: RunConfig, rule: RuleKind, best: f64) -> RunResult {
+        let mut r = run(RunConfig {
+            rule,
+            epochs: 2,
+            batch_size: 64,
+            momentum: 0.9,
+            weight_decay: 1e-3,
+            lr_milestones: vec![50, 75],
+            lr_gamma: 0.1,
+            init: crate::rules::InitScheme::Xavier,
+            output: crate::loss::Output::SoftmaxCe,
+            ..network
+        });
+        for row in &mut r.epochs {
+            row.insert("test_error".into(), best);
+        }
+        r
+    }
+
     /// biotorch's published number stands beside a cell of its LeNet
     /// protocol, at the epoch of best validation error (where it picks its
     /// model), with the distance to it; never beside another protocol.
     #[test]
     fn biotorch_numbers_only_beside_its_protocol() {
         let benchmark = |rule: RuleKind, best: f64| {
-            let mut r = run(RunConfig {
-                rule,
+            let lenet = RunConfig {
                 net: Some(crate::layers::spec::Preset::LenetMnist),
-                epochs: 2,
-                batch_size: 64,
-                momentum: 0.9,
-                weight_decay: 1e-3,
-                lr_milestones: vec![50, 75],
-                lr_gamma: 0.1,
-                init: crate::rules::InitScheme::Xavier,
-                output: crate::loss::Output::SoftmaxCe,
                 ..Default::default()
-            });
-            for row in &mut r.epochs {
-                row.insert("test_error".into(), best);
-            }
-            r
+            };
+            biotorch_mnist_run(lenet, rule, best)
         };
         let runs = [
             benchmark(RuleKind::Bp, 0.0073),
@@ -341,24 +350,12 @@ mod tests {
     fn biotorch_numbers_say_which_network_they_were_measured_on() {
         use crate::layers::spec::Preset;
         let benchmark = |net: Option<Preset>, layers: Option<&str>| {
-            let mut r = run(RunConfig {
-                rule: RuleKind::Bp,
+            let network = RunConfig {
                 net,
                 layers: layers.map(str::to_string),
-                epochs: 2,
-                batch_size: 64,
-                momentum: 0.9,
-                weight_decay: 1e-3,
-                lr_milestones: vec![50, 75],
-                lr_gamma: 0.1,
-                init: crate::rules::InitScheme::Xavier,
-                output: crate::loss::Output::SoftmaxCe,
                 ..Default::default()
-            });
-            for row in &mut r.epochs {
-                row.insert("test_error".into(), 0.0073);
-            }
-            r
+            };
+            biotorch_mnist_run(network, RuleKind::Bp, 0.0073)
         };
         let note = "which differ from `lenet-mnist`";
         let old = markdown(&group(&[benchmark(Some(Preset::LenetMnist), None)]));
