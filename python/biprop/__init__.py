@@ -291,9 +291,9 @@ class Trainer:
 
     Args:
         sizes: an MLP's widths, input to output, e.g. ``[784, 800, 10]``;
-            or leave it out and name the network with ``net="lenet-cifar"``
-            or ``layers="conv 6 5x5, relu, maxpool 2, flatten, dense 10"``
-            (docs/networks.md).
+            or leave it out and name the network with a preset,
+            ``net="biotorch-lenet-cifar"`` (the presets: docs/networks.md),
+            or ``layers="conv 6 5x5, relu, maxpool 2, flatten, dense 10"``.
         rule: the learning rule (:func:`rules` lists them).
         image: the input's ``(channels, height, width)`` for ``layers``
             (a ``net`` preset knows its data set's: MNIST's ``(1, 28, 28)``,

@@ -522,6 +522,10 @@ def test_a_convolutional_trainer_takes_nchw_batches_and_learns():
     assert t.predict_proba(x).shape == (64, 2)
     lenet = biprop.Trainer(net="lenet-cifar", rule="fa", batch_size=2)
     assert lenet.sizes[0] == 3 * 32 * 32
+    # biotorch's benchmark network: 3x3 kernels, dense 256 after the average pool.
+    bench = biprop.Trainer(net="biotorch-lenet-cifar", rule="bp", batch_size=2).state_dict()
+    assert bench["forward.0.weight"].shape == (32, 3, 3, 3)
+    assert bench["forward.3.weight"].shape == (256, 128)
     for bad in (dict(), dict(sizes=[784, 10], net="lenet-mnist"), dict(layers="dense 10")):
         with pytest.raises(ValueError):
             biprop.Trainer(**bad)
