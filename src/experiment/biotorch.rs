@@ -19,22 +19,28 @@ const LENET: [(RuleKind, f64, f64); 6] = [
     (RuleKind::Frsf, 0.97, 16.86),
 ];
 
-/// Whether `c` trains biotorch's LeNet benchmark: one of its LeNets (the
-/// preset, or layers that write it out; also the July 2021 `lenet-*`,
-/// whose reports say that biotorch's numbers were measured on another
-/// network, [`is_its_network`]), SGD with
-/// momentum 0.9, cross-entropy, Xavier initialization, and the data set's
-/// batch, weight decay and rate schedule (MNIST: batch 64, decay 1e-3, the
-/// rate divided by 10 after epochs 50 and 75; CIFAR-10: 128, 1e-4, after
-/// 100, 150 and 200). The epoch count and the rate are not checked: short
-/// runs are compared and say so, and biotorch gives no MNIST rates.
+/// Whether `c` trains biotorch's LeNet benchmark: its data set, one of its
+/// LeNets for it (the preset, or layers that write it out; also the July
+/// 2021 `lenet-*`, whose reports say that biotorch's numbers were measured
+/// on another network, [`is_its_network`]), SGD with momentum 0.9,
+/// cross-entropy, Xavier initialization, and the data set's batch, weight
+/// decay and rate schedule (MNIST: batch 64, decay 1e-3, the rate divided
+/// by 10 after epochs 50 and 75; CIFAR-10: 128, 1e-4, after 100, 150 and
+/// 200). The epoch count and the rate are not checked: short runs are
+/// compared and say so, and biotorch gives no MNIST rates.
 pub fn is_protocol(c: &RunConfig) -> bool {
-    let (batch, decay, milestones): (usize, f32, &[usize]) = match c.preset() {
-        Some(Preset::LenetMnist | Preset::BiotorchLenetMnist) => (64, 1e-3, &[50, 75]),
-        Some(Preset::LenetCifar | Preset::BiotorchLenetCifar) => (128, 1e-4, &[100, 150, 200]),
+    use crate::data::DatasetKind;
+    let (data, batch, decay, milestones): (_, usize, f32, &[usize]) = match c.preset() {
+        Some(Preset::LenetMnist | Preset::BiotorchLenetMnist) => {
+            (DatasetKind::Mnist, 64, 1e-3, &[50, 75])
+        }
+        Some(Preset::LenetCifar | Preset::BiotorchLenetCifar) => {
+            (DatasetKind::Cifar10, 128, 1e-4, &[100, 150, 200])
+        }
         None => return false,
     };
-    c.optimizer == OptimizerKind::Sgd
+    c.dataset == data
+        && c.optimizer == OptimizerKind::Sgd
         && c.momentum == 0.9
         && c.output == Output::SoftmaxCe
         && c.init == crate::rules::InitScheme::Xavier
@@ -103,6 +109,13 @@ mod tests {
                 assert!(!is_protocol(&off));
                 let mut off = cell.config.clone();
                 off.lr_milestones.pop();
+                assert!(!is_protocol(&off));
+                // The MNIST network fits CIFAR-10's images too.
+                let mut off = cell.config.clone();
+                off.dataset = match off.dataset {
+                    crate::data::DatasetKind::Mnist => crate::data::DatasetKind::Cifar10,
+                    _ => crate::data::DatasetKind::Mnist,
+                };
                 assert!(!is_protocol(&off));
             }
         }
