@@ -3,6 +3,7 @@
 //! print beside runs of its protocols.
 
 use crate::config::RunConfig;
+use crate::data::DatasetKind;
 use crate::layers::spec::Preset;
 use crate::loss::Output;
 use crate::optim::OptimizerKind;
@@ -19,25 +20,35 @@ const LENET: [(RuleKind, f64, f64); 6] = [
     (RuleKind::Frsf, 0.97, 16.86),
 ];
 
-/// Whether `c` trains biotorch's LeNet benchmark: its data set, one of its
-/// LeNets for it (the preset, or layers that write it out; also the July
-/// 2021 `lenet-*`, whose reports say that biotorch's numbers were measured
-/// on another network, [`is_its_network`]), SGD with momentum 0.9,
-/// cross-entropy, Xavier initialization, and the data set's batch, weight
-/// decay and rate schedule (MNIST: batch 64, decay 1e-3, the rate divided
-/// by 10 after epochs 50 and 75; CIFAR-10: 128, 1e-4, after 100, 150 and
-/// 200). The epoch count and the rate are not checked: short runs are
-/// compared and say so, and biotorch gives no MNIST rates.
+/// The data set of biotorch's numbers for the LeNet `p`, and whether they
+/// were measured on `p` itself (its `biotorch-` networks) rather than on a
+/// LeNet that differs from it (`lenet-mnist`, `lenet-cifar`: its models of
+/// July 2021).
+fn benchmark_of(p: Preset) -> (DatasetKind, bool) {
+    match p {
+        Preset::LenetMnist => (DatasetKind::Mnist, false),
+        Preset::LenetCifar => (DatasetKind::Cifar10, false),
+        Preset::BiotorchLenetMnist => (DatasetKind::Mnist, true),
+        Preset::BiotorchLenetCifar => (DatasetKind::Cifar10, true),
+    }
+}
+
+/// Whether `c` trains biotorch's LeNet benchmark: one of its LeNets (the
+/// preset, or layers that write it out; also the July 2021 `lenet-*`,
+/// whose reports say that biotorch's numbers were measured on another
+/// network, [`is_its_network`]) on the data set it was made for, SGD with
+/// momentum 0.9, cross-entropy, Xavier initialization, and the data set's
+/// batch, weight decay and rate schedule (MNIST: batch 64, decay 1e-3, the
+/// rate divided by 10 after epochs 50 and 75; CIFAR-10: 128, 1e-4, after
+/// 100, 150 and 200). The epoch count and the rate are not checked: short
+/// runs are compared and say so, and biotorch gives no MNIST rates.
 pub fn is_protocol(c: &RunConfig) -> bool {
-    use crate::data::DatasetKind;
-    let (data, batch, decay, milestones): (_, usize, f32, &[usize]) = match c.preset() {
-        Some(Preset::LenetMnist | Preset::BiotorchLenetMnist) => {
-            (DatasetKind::Mnist, 64, 1e-3, &[50, 75])
-        }
-        Some(Preset::LenetCifar | Preset::BiotorchLenetCifar) => {
-            (DatasetKind::Cifar10, 128, 1e-4, &[100, 150, 200])
-        }
-        None => return false,
+    let Some((data, _)) = c.preset().map(benchmark_of) else {
+        return false;
+    };
+    let (batch, decay, milestones): (usize, f32, &[usize]) = match data {
+        DatasetKind::Mnist => (64, 1e-3, &[50, 75]),
+        _ => (128, 1e-4, &[100, 150, 200]),
     };
     c.dataset == data
         && c.optimizer == OptimizerKind::Sgd
@@ -55,18 +66,17 @@ pub fn is_protocol(c: &RunConfig) -> bool {
 /// `lenet-mnist`, its CIFAR-10 number for the `-cifar` ones.
 pub fn published(net: &str, rule: RuleKind) -> Option<f64> {
     let (_, mnist, cifar) = LENET.iter().find(|(r, _, _)| *r == rule)?;
-    match net {
-        "biotorch-lenet-mnist" | "lenet-mnist" => Some(*mnist),
-        "biotorch-lenet-cifar" | "lenet-cifar" => Some(*cifar),
-        _ => None,
+    match benchmark_of(Preset::named(net)?).0 {
+        DatasetKind::Mnist => Some(*mnist),
+        DatasetKind::Cifar10 => Some(*cifar),
+        DatasetKind::Idx => None,
     }
 }
 
 /// Whether biotorch's published numbers were measured on the preset named
-/// `net` (its `biotorch-` networks), rather than on a LeNet that differs
-/// from it (`lenet-mnist`, `lenet-cifar`: its models of July 2021).
+/// `net` itself (its `biotorch-` networks).
 pub fn is_its_network(net: &str) -> bool {
-    net.starts_with("biotorch-") && published(net, RuleKind::Bp).is_some()
+    Preset::named(net).is_some_and(|p| benchmark_of(p).1)
 }
 
 #[cfg(test)]
@@ -113,8 +123,8 @@ mod tests {
                 // The MNIST network fits CIFAR-10's images too.
                 let mut off = cell.config.clone();
                 off.dataset = match off.dataset {
-                    crate::data::DatasetKind::Mnist => crate::data::DatasetKind::Cifar10,
-                    _ => crate::data::DatasetKind::Mnist,
+                    DatasetKind::Mnist => DatasetKind::Cifar10,
+                    _ => DatasetKind::Mnist,
                 };
                 assert!(!is_protocol(&off));
             }

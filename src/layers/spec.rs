@@ -88,6 +88,11 @@ impl Preset {
         }
     }
 
+    /// The preset of that name (`lenet-mnist` ...).
+    pub fn named(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// The preset whose layers `text` describes, however it is spelled
     /// (`Conv2d 8 3` is `conv 8 3x3`), so that a network written out in full
     /// is named, and compared with published numbers, as its preset is.
@@ -417,6 +422,7 @@ mod tests {
     fn every_preset_is_found_from_its_layers_however_written() {
         for p in Preset::ALL {
             assert_eq!(Preset::described_by(p.description()), Some(p), "{p:?}");
+            assert_eq!(Preset::named(p.name()), Some(p));
             let loose = p.description().replace(", ", " ,  ").replace("5x5", "5");
             assert_eq!(Preset::described_by(&loose), Some(p), "{loose}");
             let serialized = toml::to_string(&std::collections::BTreeMap::from([("net", p)]));
@@ -439,6 +445,7 @@ mod tests {
         );
         assert_eq!(Preset::described_by("dense 10"), None);
         assert_eq!(Preset::described_by("not a network"), None);
+        assert_eq!(Preset::named("conv"), None);
     }
 
     #[test]
