@@ -317,14 +317,17 @@ fn not_biotorch_network(gs: &[&Group]) -> String {
     if others.is_empty() {
         return String::new();
     }
+    let quoted = |names: &[&str]| names.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>();
+    let its: Vec<&str> = crate::layers::spec::Preset::ALL
+        .iter()
+        .map(|p| p.name())
+        .filter(|n| biotorch::is_its_network(n))
+        .collect();
     format!(
-        "; biotorch's numbers were measured on its benchmark networks (`biotorch-lenet-mnist`, \
-         `biotorch-lenet-cifar`), which differ from {} (docs/networks.md, \"Presets\")",
-        others
-            .iter()
-            .map(|o| format!("`{o}`"))
-            .collect::<Vec<_>>()
-            .join(" and ")
+        "; biotorch's numbers were measured on its benchmark networks ({}), which differ \
+         from {} (docs/networks.md, \"Presets\")",
+        quoted(&its).join(", "),
+        quoted(&others).join(" and ")
     )
 }
 
