@@ -448,18 +448,33 @@ fn select_chooses_each_rules_rate_on_the_validation_split() {
 
 /// Every preset in experiments/ is a sweep whose every cell is a valid run,
 /// so that a one-command reproduction cannot rot unnoticed.
-#[test]
-fn every_preset_is_a_valid_sweep() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
-    let mut presets = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+/// The folder of the sweep presets.
+fn experiments_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments")
+}
+
+/// Every sweep preset in `experiments/`, parsed (a file that does not
+/// parse fails the test that asks, naming it).
+fn experiment_sweeps() -> Vec<(std::path::PathBuf, biprop::experiment::sweep::Sweep)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(experiments_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
-        let shown = path.display();
         let sweep = biprop::experiment::sweep::Sweep::from_file(&path)
-            .unwrap_or_else(|e| panic!("{shown}: {e}"));
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        out.push((path, sweep));
+    }
+    out
+}
+
+#[test]
+fn every_preset_is_a_valid_sweep() {
+    let dir = experiments_dir();
+    let mut presets = 0;
+    for (path, sweep) in experiment_sweeps() {
+        let shown = path.display();
         let cells = sweep.cells().unwrap_or_else(|e| panic!("{shown}: {e}"));
         assert!(!cells.is_empty(), "{shown} has no cell");
         for c in &cells {
@@ -584,13 +599,8 @@ fn the_frozen_bfa_control_differs_from_bfa_in_feedback_lr_alone() {
 #[test]
 fn every_preset_network_fits_its_images() {
     use biprop::resources::DataShape;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-            continue;
-        }
-        let sweep = biprop::experiment::sweep::Sweep::from_file(&path).unwrap();
+    let dir = experiments_dir();
+    for (path, sweep) in experiment_sweeps() {
         for c in sweep.cells().unwrap() {
             let Ok(data) = DataShape::of(&c.config) else {
                 continue; // an idx data set's shape needs its files

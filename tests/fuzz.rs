@@ -251,7 +251,7 @@ fn network() -> impl Strategy<Value = (String, toml::Value)> {
         3 => prop::collection::vec(size(), 0..4).prop_map(|h| {
             ("hidden".to_string(), toml::Value::Array(h.into_iter().map(toml::Value::Integer).collect()))
         }),
-        1 => prop::sample::select(biprop::layers::spec::Preset::ALL.map(|p| p.name()).to_vec())
+        1 => prop::sample::select(biprop::layers::spec::Preset::all().iter().map(|p| p.name()).collect::<Vec<_>>())
             .prop_map(move |n| ("net".to_string(), s(n))),
         2 => prop::collection::vec(layer_item(), 1..7)
             .prop_map(|items| ("layers".to_string(), toml::Value::String(items.join(", ")))),

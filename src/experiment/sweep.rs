@@ -35,8 +35,9 @@
 //! Only `[base]` is inherited (resolved through the other file's own
 //! `extends`); this file's `[base]` keys replace inherited ones, a key this
 //! file's grid sets in every cell is the grid's, and one it sets in some
-//! cells only is refused. `out`, `order` and `[grid]` are this file's own. The plan a sweep leaves ([`PLAN_FILE`]) holds the
-//! merged `[base]`, so it stands alone.
+//! cells only is refused. `out`, `order` and `[grid]` are this file's own.
+//! The plan a sweep leaves ([`PLAN_FILE`]) holds the merged `[base]`, so
+//! it stands alone.
 //!
 //! Cells are ordered by the grid keys, the first key varying slowest: the
 //! keys listed in `order = ["seed", ...]` first, in that order, then the

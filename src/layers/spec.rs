@@ -39,13 +39,11 @@ pub enum Preset {
 }
 
 impl Preset {
-    /// Every preset.
-    pub const ALL: [Preset; 4] = [
-        Preset::LenetMnist,
-        Preset::LenetCifar,
-        Preset::BiotorchLenetMnist,
-        Preset::BiotorchLenetCifar,
-    ];
+    /// Every preset (clap's list of the variants, which a new one joins by
+    /// itself).
+    pub fn all() -> &'static [Preset] {
+        <Preset as clap::ValueEnum>::value_variants()
+    }
 
     /// Its name in settings.
     pub fn name(self) -> &'static str {
@@ -90,7 +88,7 @@ impl Preset {
 
     /// The preset of that name (`lenet-mnist` ...).
     pub fn named(name: &str) -> Option<Preset> {
-        Preset::ALL.into_iter().find(|p| p.name() == name)
+        Preset::all().iter().copied().find(|p| p.name() == name)
     }
 
     /// The preset whose layers `text` describes, however it is spelled
@@ -98,8 +96,9 @@ impl Preset {
     /// is named, and compared with published numbers, as its preset is.
     pub fn described_by(text: &str) -> Option<Preset> {
         let items = parse(text).ok()?;
-        Preset::ALL
-            .into_iter()
+        Preset::all()
+            .iter()
+            .copied()
             .find(|p| parse(p.description()).is_ok_and(|q| q == items))
     }
 }
@@ -420,7 +419,7 @@ mod tests {
 
     #[test]
     fn every_preset_is_found_from_its_layers_however_written() {
-        for p in Preset::ALL {
+        for &p in Preset::all() {
             assert_eq!(Preset::described_by(p.description()), Some(p), "{p:?}");
             assert_eq!(Preset::named(p.name()), Some(p));
             let loose = p.description().replace(", ", " ,  ").replace("5x5", "5");
@@ -431,7 +430,7 @@ mod tests {
                 format!("net = \"{}\"", p.name())
             );
         }
-        for p in Preset::ALL {
+        for &p in Preset::all() {
             let (c, h, w) = p.image();
             let plan = build(Shape::new(c, h, w), &parse(p.description()).unwrap());
             let plan = plan.unwrap_or_else(|e| panic!("{p:?}: {e}"));

@@ -318,7 +318,7 @@ fn not_biotorch_network(gs: &[&Group]) -> String {
         return String::new();
     }
     let quoted = |names: &[&str]| names.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>();
-    let its: Vec<&str> = crate::layers::spec::Preset::ALL
+    let its: Vec<&str> = crate::layers::spec::Preset::all()
         .iter()
         .map(|p| p.name())
         .filter(|n| biotorch::is_its_network(n))
