@@ -62,6 +62,9 @@ fn a_folder_round_trips() {
         (train.len(), test.len(), train.features(), train.image),
         (15, 4, 3072, (3, 32, 32))
     );
+    // The sizes that plans and presets take without reading the files.
+    let (_, _, image) = DatasetKind::Cifar10.known_sizes().unwrap();
+    assert_eq!(image, train.image);
     // Record 1 of data_batch_2: label (1 + 1) % 10, planar pixels as stored, scaled.
     let (l, p) = records(3, 1);
     assert_eq!(train.labels[4], l[1]);

@@ -108,3 +108,14 @@ fn the_bound_catches_a_rule_that_does_not_train_hidden_layers() {
         100.0 * err
     );
 }
+
+/// MNIST's image shape, which plans and presets take without reading the
+/// files, is the files' (the subset's, read as the IDX files they are: the
+/// MNIST loader checks the full files' digests).
+#[test]
+fn mnist_images_have_their_known_shape() {
+    use biprop::data;
+    let (train, test) = data::load(DatasetKind::Idx, Some(&common::mnist_subset()), 10).unwrap();
+    let (_, _, image) = DatasetKind::Mnist.known_sizes().unwrap();
+    assert_eq!((train.image, test.image), (image, image));
+}

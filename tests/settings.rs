@@ -494,3 +494,98 @@ fn rates_out_of_range_are_named() {
     let ok = "lr = 0.1\nmomentum = 0.9\nfeedback_momentum = 0.0\nweight_decay = 0.0";
     assert!(RunConfig::from_toml_str(ok).is_ok());
 }
+
+/// Layers that write out a preset are that preset (`net`), however they are
+/// spelled: saved under its name, and a run saved with them written out
+/// (as biprop saved them before) is finished for a sweep cell that names
+/// the preset, and resumes under it; one layer more is another network.
+#[test]
+fn a_presets_layers_written_out_are_saved_resumed_and_found_finished_as_it() {
+    use biprop::checkpoint::Checkpoint;
+    use biprop::experiment::sweep;
+    use biprop::layers::spec::Preset;
+    use biprop::state::CheckpointExt;
+    for &p in Preset::all() {
+        let named = RunConfig::from_toml_str(&format!("net = \"{}\"\n", p.name())).unwrap();
+        let loose = p.description().replace(", ", " ,  ").replace("5x5", "5");
+        let written = RunConfig::from_toml_str(&format!("layers = \"{loose}\"\n")).unwrap();
+        assert_eq!((written.net, written.layers.as_deref()), (Some(p), None));
+        assert_eq!(written.to_toml(), named.to_toml(), "{p:?}");
+        let longer = format!("layers = \"{}, relu\"\n", p.description());
+        let other = RunConfig::from_toml_str(&longer).unwrap();
+        assert_eq!(other.net, None, "{longer}");
+    }
+    let net = Preset::LenetMnist;
+    let as_before = |toml: &str| {
+        toml.replace(
+            &format!("net = \"{}\"", net.name()),
+            &format!("layers = \"{}\"", net.description()),
+        )
+    };
+    // A finished cell, saved with the layers written out.
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[base]\nnet = \"{}\"\nepochs = 2\n[grid]\nlr = [0.1, 0.2]\n",
+        net.name()
+    );
+    let s = sweep::Sweep::from_toml_str(&text, dir.path().join("out")).unwrap();
+    let cells = s.cells().unwrap();
+    for (cell, layers) in cells.iter().zip([
+        net.description().to_string(),
+        format!("{}, relu", net.description()),
+    ]) {
+        let run = s.run_dir(cell);
+        std::fs::create_dir_all(&run).unwrap();
+        let saved = cell.config.to_toml().replace(
+            &format!("net = \"{}\"", net.name()),
+            &format!("layers = \"{layers}\""),
+        );
+        assert!(saved.contains("layers = "), "{saved}");
+        std::fs::write(run.join("config.toml"), saved).unwrap();
+        std::fs::write(run.join(sweep::DONE_FILE), "status = \"finished\"\n").unwrap();
+    }
+    assert!(s.is_done(&cells[0]), "the preset written out is the preset");
+    assert!(!s.is_done(&cells[1]), "one layer more is another network");
+    // A checkpoint saved with the layers written out resumes under `net`.
+    let image = |n: usize, seed: u64| {
+        let mut d = synthetic(n, 784, 10, seed);
+        d.image = (1, 28, 28);
+        d
+    };
+    let data = Splits::new(image(48, 1), image(16, 2), 16).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run_to = |epochs: usize| {
+        let cfg = RunConfig::from_toml_str(&format!(
+            "net = \"{}\"\nepochs = {epochs}\nbatch_size = 16\nthreads = 1\nalignment = false\n",
+            net.name()
+        ))
+        .unwrap();
+        let opts = RunOptions {
+            out_dir: Some(out.path().to_path_buf()),
+            resume: true,
+            ..Default::default()
+        };
+        run::run(&cfg, &data, &opts).map(|s| s.records.len())
+    };
+    run_to(1).unwrap();
+    let path = out.path().join("checkpoint.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    let old = as_before(&meta["config"]);
+    assert!(old.contains("layers = "), "{old}");
+    meta.insert("config".into(), old);
+    meta.remove(biprop::checkpoint::DIGEST_KEY);
+    meta.insert("format".into(), biprop::checkpoint::FORMAT_1.into());
+    std::fs::write(
+        &path,
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        Checkpoint::load(&path).unwrap().config().unwrap().net,
+        Some(net)
+    );
+    assert_eq!(run_to(2).unwrap(), 1, "only epoch 2 runs again");
+}

@@ -1,6 +1,7 @@
 //! `biprop bench`: training throughput against the machine's peaks.
 
 use crate::config::{parse_hidden, RunConfig};
+use crate::data::DatasetKind;
 use crate::rules::RuleKind;
 use anyhow::{bail, Result};
 use clap::Args;
@@ -79,6 +80,10 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
         args.rule.clone()
     };
     let mut networks: Vec<(RunConfig, (usize, usize, usize))> = Vec::new();
+    // MLPs, and `--layers` without `--image`, run on MNIST's digits.
+    let (_, _, mnist) = DatasetKind::Mnist
+        .known_sizes()
+        .expect("MNIST's sizes are known");
     if args.image.is_some() && args.layers.is_empty() {
         bail!("--image sets the input of --layers networks, and none is given");
     }
@@ -93,7 +98,7 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
             hidden,
             ..Default::default()
         };
-        networks.push((cfg, (1, 28, 28)));
+        networks.push((cfg, mnist));
     }
     for &net in &args.net {
         let cfg = RunConfig {
@@ -107,7 +112,7 @@ pub(super) fn bench(args: BenchArgs) -> Result<()> {
             layers: Some(layers.clone()),
             ..Default::default()
         };
-        networks.push((cfg, args.image.unwrap_or((1, 28, 28))));
+        networks.push((cfg, args.image.unwrap_or(mnist)));
     }
     // One random data set per input shape, shared by its cells.
     let mut images: Vec<(usize, usize, usize)> = networks.iter().map(|n| n.1).collect();

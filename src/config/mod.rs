@@ -59,7 +59,8 @@ pub struct RunConfig {
     pub net: Option<Preset>,
     /// The network's layers, in place of `hidden`: `"conv 6 5x5, relu,
     /// maxpool 2, flatten, dense 10"` (or a list of such items); see
-    /// docs/networks.md. Written out in canonical form.
+    /// docs/networks.md. Written out in canonical form; layers that write
+    /// out a preset become `net`, that preset.
     #[serde(deserialize_with = "de_layers")]
     pub layers: Option<String>,
     /// Output layer and loss.
@@ -253,6 +254,12 @@ impl RunConfig {
         }
         let mut cfg: Self = deserialize_named(table)?;
         cfg.validate()?;
+        // Layers that write a preset out are that preset: saved, resumed and
+        // compared with other runs by its name, however they were spelled.
+        if let Some(p) = cfg.layers.as_deref().and_then(Preset::described_by) {
+            cfg.net = Some(p);
+            cfg.layers = None;
+        }
         cfg.feedback_scale = Some(cfg.feedback_scale());
         Ok(cfg)
     }

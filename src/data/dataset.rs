@@ -85,6 +85,17 @@ impl DatasetKind {
             DatasetKind::Cifar10 => "cifar10",
         }
     }
+
+    /// Its training and test samples and the shape of its images
+    /// (channels, height, width), where they are known: MNIST's and
+    /// CIFAR-10's; an `idx` data set's files say.
+    pub fn known_sizes(self) -> Option<(usize, usize, (usize, usize, usize))> {
+        match self {
+            DatasetKind::Mnist => Some((60_000, 10_000, (1, 28, 28))),
+            DatasetKind::Cifar10 => Some((50_000, 10_000, (3, 32, 32))),
+            DatasetKind::Idx => None,
+        }
+    }
 }
 
 /// Training, validation and test sets.

@@ -20,16 +20,14 @@ const LENET: [(RuleKind, f64, f64); 6] = [
     (RuleKind::Frsf, 0.97, 16.86),
 ];
 
-/// The data set of biotorch's numbers for the LeNet `p`, and whether they
+/// Whether biotorch's numbers for the LeNet `p` (those of `p`'s data set)
 /// were measured on `p` itself (its `biotorch-` networks) rather than on a
 /// LeNet that differs from it (`lenet-mnist`, `lenet-cifar`: its models of
 /// July 2021).
-fn benchmark_of(p: Preset) -> (DatasetKind, bool) {
+fn measured_on(p: Preset) -> bool {
     match p {
-        Preset::LenetMnist => (DatasetKind::Mnist, false),
-        Preset::LenetCifar => (DatasetKind::Cifar10, false),
-        Preset::BiotorchLenetMnist => (DatasetKind::Mnist, true),
-        Preset::BiotorchLenetCifar => (DatasetKind::Cifar10, true),
+        Preset::LenetMnist | Preset::LenetCifar => false,
+        Preset::BiotorchLenetMnist | Preset::BiotorchLenetCifar => true,
     }
 }
 
@@ -43,7 +41,7 @@ fn benchmark_of(p: Preset) -> (DatasetKind, bool) {
 /// 100, 150 and 200). The epoch count and the rate are not checked: short
 /// runs are compared and say so, and biotorch gives no MNIST rates.
 pub fn is_protocol(c: &RunConfig) -> bool {
-    let Some((data, _)) = c.preset().map(benchmark_of) else {
+    let Some(data) = c.preset().map(Preset::dataset) else {
         return false;
     };
     let (batch, decay, milestones): (usize, f32, &[usize]) = match data {
@@ -66,7 +64,7 @@ pub fn is_protocol(c: &RunConfig) -> bool {
 /// `lenet-mnist`, its CIFAR-10 number for the `-cifar` ones.
 pub fn published(net: &str, rule: RuleKind) -> Option<f64> {
     let (_, mnist, cifar) = LENET.iter().find(|(r, _, _)| *r == rule)?;
-    match benchmark_of(Preset::named(net)?).0 {
+    match Preset::named(net)?.dataset() {
         DatasetKind::Mnist => Some(*mnist),
         DatasetKind::Cifar10 => Some(*cifar),
         DatasetKind::Idx => None,
@@ -76,7 +74,7 @@ pub fn published(net: &str, rule: RuleKind) -> Option<f64> {
 /// Whether biotorch's published numbers were measured on the preset named
 /// `net` itself (its `biotorch-` networks).
 pub fn is_its_network(net: &str) -> bool {
-    Preset::named(net).is_some_and(|p| benchmark_of(p).1)
+    Preset::named(net).is_some_and(measured_on)
 }
 
 #[cfg(test)]

@@ -45,11 +45,14 @@ pub struct JobArray {
 /// the files' headers for `idx` (MNIST's where they cannot be read here:
 /// the cluster may hold the files elsewhere).
 fn data_shape(c: &crate::config::RunConfig) -> DataShape {
+    let (train, test, (ch, h, w)) = crate::data::DatasetKind::Mnist
+        .known_sizes()
+        .expect("MNIST's sizes are known");
     DataShape::of(c).unwrap_or(DataShape {
-        image: crate::layers::Shape::new(1, 28, 28),
+        image: crate::layers::Shape::new(ch, h, w),
         classes: c.classes,
-        train: 60_000,
-        test: 10_000,
+        train,
+        test,
     })
 }
 

@@ -10,6 +10,7 @@
 
 use super::{Conv2d, Dense, Flatten, Kind, Layout, Plain, Pool, PoolKind, Shape};
 use crate::activation::Activation;
+use crate::data::DatasetKind;
 use serde::{Deserialize, Serialize};
 
 /// Networks by name. `lenet-mnist` and `lenet-cifar` are biotorch's LeNet
@@ -55,13 +56,22 @@ impl Preset {
         }
     }
 
-    /// The shape of its inputs (channels, height, width): MNIST's or
-    /// CIFAR-10's images.
-    pub fn image(self) -> (usize, usize, usize) {
+    /// The data set it was made for: MNIST or CIFAR-10.
+    pub fn dataset(self) -> DatasetKind {
         match self {
-            Preset::LenetMnist | Preset::BiotorchLenetMnist => (1, 28, 28),
-            Preset::LenetCifar | Preset::BiotorchLenetCifar => (3, 32, 32),
+            Preset::LenetMnist | Preset::BiotorchLenetMnist => DatasetKind::Mnist,
+            Preset::LenetCifar | Preset::BiotorchLenetCifar => DatasetKind::Cifar10,
         }
+    }
+
+    /// The shape of its inputs (channels, height, width): the images of
+    /// [`Preset::dataset`].
+    pub fn image(self) -> (usize, usize, usize) {
+        let (_, _, image) = self
+            .dataset()
+            .known_sizes()
+            .expect("MNIST's and CIFAR-10's sizes are known");
+        image
     }
 
     /// Its layers.

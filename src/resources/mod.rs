@@ -17,7 +17,6 @@ pub use machine::{available_memory, Available};
 pub use memory::{estimate_plan, layer_name, Category, Estimate, Extras, Part};
 
 use crate::config::RunConfig;
-use crate::data::DatasetKind;
 use crate::error::{Error, Result};
 use crate::layers::spec::Planned;
 use crate::layers::Shape;
@@ -51,10 +50,9 @@ impl DataShape {
     /// The sizes of `cfg`'s data set: MNIST's and CIFAR-10's are known; an
     /// `idx` data set's are read from its image files' headers.
     pub fn of(cfg: &RunConfig) -> Result<Self> {
-        let (train, test, (c, h, w)) = match cfg.dataset {
-            DatasetKind::Mnist => (60_000, 10_000, (1, 28, 28)),
-            DatasetKind::Cifar10 => (50_000, 10_000, (3, 32, 32)),
-            DatasetKind::Idx => {
+        let (train, test, (c, h, w)) = match cfg.dataset.known_sizes() {
+            Some(sizes) => sizes,
+            None => {
                 let dir =
                     crate::data::local_data_dir(cfg.data_dir.as_deref()).ok_or_else(|| {
                         Error::Config("--dataset idx needs --data-dir DIR (or $BIPROP_DATA)".into())
