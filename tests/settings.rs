@@ -307,6 +307,24 @@ fn a_locked_cell_is_left_to_its_holder() {
     assert!(!s.is_running(&cells[1]));
 }
 
+/// Rewrites the checkpoint at `path` as an older biprop wrote it: its
+/// settings `edit`ed, in format 1, without the digest.
+fn as_saved_before(path: &std::path::Path, edit: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    let config = edit(&meta["config"]);
+    meta.insert("config".into(), config);
+    meta.remove(biprop::checkpoint::DIGEST_KEY);
+    meta.insert("format".into(), biprop::checkpoint::FORMAT_1.into());
+    std::fs::write(
+        path,
+        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+    )
+    .unwrap();
+}
+
 /// The GEMM backend reaches the products: faer's and the gemm crate's
 /// kernels sum in other orders, so a run's weights differ between them in
 /// the last bits (and only there); every run records the backend it used,
@@ -364,24 +382,13 @@ fn the_gemm_backend_reaches_the_run_and_is_recorded() {
     // A checkpoint whose config has no `gemm` (written before the setting):
     // `auto` resumes it on faer.
     let path = dir.path().join("checkpoint.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let mut meta = meta.metadata().clone().unwrap();
-    let old: String = meta["config"]
-        .lines()
-        .filter(|l| !l.starts_with("gemm"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    meta.insert("config".into(), old);
-    // As written then: format 1, without the digest.
-    meta.remove(biprop::checkpoint::DIGEST_KEY);
-    meta.insert("format".into(), biprop::checkpoint::FORMAT_1.into());
-    std::fs::write(
-        &path,
-        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
-    )
-    .unwrap();
+    as_saved_before(&path, |config| {
+        config
+            .lines()
+            .filter(|l| !l.starts_with("gemm"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
     assert_eq!(
         Checkpoint::load(&path).unwrap().config().unwrap().gemm,
         GemmBackend::Auto
@@ -569,20 +576,11 @@ fn a_presets_layers_written_out_are_saved_resumed_and_found_finished_as_it() {
     };
     run_to(1).unwrap();
     let path = out.path().join("checkpoint.safetensors");
-    let bytes = std::fs::read(&path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let mut meta = meta.metadata().clone().unwrap();
-    let old = as_before(&meta["config"]);
-    assert!(old.contains("layers = "), "{old}");
-    meta.insert("config".into(), old);
-    meta.remove(biprop::checkpoint::DIGEST_KEY);
-    meta.insert("format".into(), biprop::checkpoint::FORMAT_1.into());
-    std::fs::write(
-        &path,
-        safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
-    )
-    .unwrap();
+    as_saved_before(&path, |config| {
+        let old = as_before(config);
+        assert!(old.contains("layers = "), "{old}");
+        old
+    });
     assert_eq!(
         Checkpoint::load(&path).unwrap().config().unwrap().net,
         Some(net)
