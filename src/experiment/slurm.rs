@@ -45,14 +45,16 @@ pub struct JobArray {
 /// the files' headers for `idx` (MNIST's where they cannot be read here:
 /// the cluster may hold the files elsewhere).
 fn data_shape(c: &crate::config::RunConfig) -> DataShape {
-    let (train, test, (ch, h, w)) = crate::data::DatasetKind::Mnist
-        .known_sizes()
-        .expect("MNIST's sizes are known");
-    DataShape::of(c).unwrap_or(DataShape {
-        image: crate::layers::Shape::new(ch, h, w),
-        classes: c.classes,
-        train,
-        test,
+    DataShape::of(c).unwrap_or_else(|_| {
+        let (train, test, (ch, h, w)) = crate::data::DatasetKind::Mnist
+            .known_sizes()
+            .expect("MNIST's sizes are known");
+        DataShape {
+            image: crate::layers::Shape::new(ch, h, w),
+            classes: c.classes,
+            train,
+            test,
+        }
     })
 }
 
