@@ -523,11 +523,15 @@ fn a_presets_layers_written_out_are_saved_resumed_and_found_finished_as_it() {
         assert_eq!(other.net, None, "{longer}");
     }
     let net = Preset::LenetMnist;
-    let as_before = |toml: &str| {
-        toml.replace(
+    // Saved settings with `layers` in place of the preset's name, as biprop
+    // saved them before.
+    let written_out = |toml: &str, layers: &str| {
+        let old = toml.replace(
             &format!("net = \"{}\"", net.name()),
-            &format!("layers = \"{}\"", net.description()),
-        )
+            &format!("layers = \"{layers}\""),
+        );
+        assert!(old.contains("layers = "), "{old}");
+        old
     };
     // A finished cell, saved with the layers written out.
     let dir = tempfile::tempdir().unwrap();
@@ -543,11 +547,7 @@ fn a_presets_layers_written_out_are_saved_resumed_and_found_finished_as_it() {
     ]) {
         let run = s.run_dir(cell);
         std::fs::create_dir_all(&run).unwrap();
-        let saved = cell.config.to_toml().replace(
-            &format!("net = \"{}\"", net.name()),
-            &format!("layers = \"{layers}\""),
-        );
-        assert!(saved.contains("layers = "), "{saved}");
+        let saved = written_out(&cell.config.to_toml(), &layers);
         std::fs::write(run.join("config.toml"), saved).unwrap();
         std::fs::write(run.join(sweep::DONE_FILE), "status = \"finished\"\n").unwrap();
     }
@@ -576,11 +576,7 @@ fn a_presets_layers_written_out_are_saved_resumed_and_found_finished_as_it() {
     };
     run_to(1).unwrap();
     let path = out.path().join("checkpoint.safetensors");
-    as_saved_before(&path, |config| {
-        let old = as_before(config);
-        assert!(old.contains("layers = "), "{old}");
-        old
-    });
+    as_saved_before(&path, |config| written_out(config, net.description()));
     assert_eq!(
         Checkpoint::load(&path).unwrap().config().unwrap().net,
         Some(net)
