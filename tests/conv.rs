@@ -11,8 +11,8 @@ use biprop::loss::Output;
 use biprop::network::Network;
 use biprop::optim::OptimConfig;
 use biprop::rules::{
-    self, Bp, Dfa, ErrorPath, Fa, FeedbackScale, InitScheme, Kp, LearningRule, RuleKind,
-    RuleOptions, StandIns, Usf, UsfScale,
+    self, Bp, Dfa, DfaKernel, DfaProjection, ErrorPath, Fa, FeedbackScale, InitScheme, Kp,
+    LearningRule, RuleKind, RuleOptions, StandIns, Usf, UsfScale,
 };
 use biprop::tensor::{gemm, GemmBackend, Matrix, Parallelism};
 use biprop::train::Trainer;
@@ -604,6 +604,140 @@ fn dfa_on_a_convolution_is_its_formula() {
     assert!(matches!(t.rule.error_path(0), ErrorPath::OutputError(_)));
 }
 
+/// biotorch's DFA (`dfa_projection = "kernel"`) on conv, relu, max-pool,
+/// conv (padded), relu, flatten, dense, relu, dense: each hidden error
+/// computed here by hand from its definition. Dense 5 gets `(e B_3) .*
+/// relu'`; the second convolution `e B_2` at the flattened input of dense 5,
+/// put back in its map; the first convolution the transposed convolution of
+/// `e`, repeated at each of the second convolution's positions, with the
+/// kernel `B_1` `[C, c_in, kh, kw]`, routed by the max-pool to the winner of
+/// each window. Then kernels set from outside (as a checkpoint loads them)
+/// are the ones the next errors use.
+#[test]
+fn biotorch_s_dfa_on_convolutions_is_its_formula() {
+    let input = Shape::new(2, 8, 8);
+    let text =
+        "conv 3 3x3, relu, maxpool 2, conv 4 3x3 pad 1, relu, flatten, dense 5, relu, dense 3";
+    let net0 = conv_net(text, input, 2);
+    let rule = DfaKernel::new(
+        &mut net0.clone(),
+        InitScheme::Default,
+        FeedbackScale::Sender,
+        &mut ChaCha8Rng::seed_from_u64(4),
+    );
+    let named = rule.feedback_tensors();
+    let shapes: Vec<&[usize]> = named.iter().map(|x| x.shape.as_slice()).collect();
+    assert_eq!(shapes, [&[3, 3, 3, 3][..], &[3, 36], &[3, 5]]);
+    let names: Vec<&str> = named.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "feedback.1.weight",
+            "feedback.2.weight",
+            "feedback.3.weight"
+        ]
+    );
+    let rows = 4;
+    let mut t = Trainer::new(net0.clone(), Box::new(rule), sgd(0.2), rows);
+    let ds = synthetic(rows, input.len(), 3, 8);
+    t.load_batch(&ds, &(0..rows).collect::<Vec<_>>());
+    let mut firsts = Vec::new();
+    for round in 0..2 {
+        t.compute_errors(rows);
+        let b: Vec<Matrix> = t
+            .rule
+            .feedback_tensors()
+            .iter()
+            .map(|x| {
+                let rows = x.shape[0];
+                Matrix::from_vec(rows, x.data.len() / rows, x.data.to_vec()).unwrap()
+            })
+            .collect();
+        let (acts, deltas) = (t.activations(), t.deltas());
+        let e = &deltas[3];
+        let times_e = |n: usize, b: &Matrix, j: usize| -> f64 {
+            (0..3)
+                .map(|c| e.get(n, c) as f64 * b.get(c, j) as f64)
+                .sum()
+        };
+        let relu = |h: f32, v: f64| if h > 0.0 { v } else { 0.0 };
+        let close = |got: f32, want: f64, what: &str| {
+            let ok = (got as f64 - want).abs() < 1e-6;
+            assert!(ok, "round {round}, {what}: {got} vs {want}");
+        };
+        // Dense 5.
+        for n in 0..rows {
+            for j in 0..5 {
+                let want = relu(acts[3].get(n, j), times_e(n, &b[2], j));
+                close(deltas[2].get(n, j), want, &format!("dense ({n}, {j})"));
+            }
+        }
+        // The second convolution: its map is 4x3x3 channels last, flattened
+        // in C, H, W order.
+        let map = Shape::new(4, 3, 3);
+        for n in 0..rows {
+            for ch in 0..4 {
+                for y in 0..3 {
+                    for x in 0..3 {
+                        let at = Layout::Hwc.index(map, ch, y, x);
+                        let flat = (ch * 3 + y) * 3 + x;
+                        let want = relu(acts[2].get(n, at), times_e(n, &b[1], flat));
+                        let what = format!("conv 4 ({n}, {ch}, {y}, {x})");
+                        close(deltas[1].get(n, at), want, &what);
+                    }
+                }
+            }
+        }
+        // The first convolution: e repeated at the 3x3 positions of the
+        // second, through B_1, to the pooled 3x3x3 map, then to the winner
+        // of each 2x2 window of the 3x6x6 map.
+        let Kind::Conv2d(g) = &t.net.layers[1].kind else {
+            panic!("layer 1 is a convolution")
+        };
+        let g_classes = Conv2d {
+            out_channels: 3,
+            ..*g
+        };
+        let repeated: Vec<f32> = (0..rows)
+            .flat_map(|n| (0..g.positions() * 3).map(move |j| e.get(n, j % 3)))
+            .collect();
+        let repeated_e = Matrix::from_vec(rows, g.positions() * 3, repeated).unwrap();
+        let pooled = naive_input_grad(&g_classes, &repeated_e, &b[0], rows);
+        let full = Shape::new(3, 6, 6);
+        for n in 0..rows {
+            let h = acts[1].row(n);
+            for ch in 0..3 {
+                for py in 0..3 {
+                    for px in 0..3 {
+                        let window = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                            .map(|(dy, dx)| Layout::Hwc.index(full, ch, 2 * py + dy, 2 * px + dx));
+                        let winner = window
+                            .into_iter()
+                            .reduce(|a, c| if h[c] > h[a] { c } else { a })
+                            .unwrap();
+                        let from = pooled[n * 27 + g.layout.index(g.input, ch, py, px)];
+                        for at in window {
+                            let want = if at == winner { relu(h[at], from) } else { 0.0 };
+                            close(deltas[0].get(n, at), want, &format!("conv 3 ({n}, {at})"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(matches!(
+            t.rule.error_path(0),
+            ErrorPath::OutputErrorAtNextInput(_)
+        ));
+        firsts.push(deltas[0].clone());
+        // As a checkpoint would load them: new kernels, which the next
+        // errors must use.
+        for x in t.rule.feedback_tensors_mut() {
+            x.data.iter_mut().for_each(|v| *v = 0.5 - *v * 2.0);
+        }
+    }
+    assert!(firsts[0] != firsts[1], "the loaded kernels were used");
+}
+
 /// Two steps of every rule on a convolutional network are bitwise the same
 /// on 1, 2 and 3 threads, forward and feedback weights alike (the products
 /// are split; patches, pooling and col2im are cut into whole samples).
@@ -621,10 +755,19 @@ fn conv_steps_of_every_rule_are_bitwise_the_same_on_any_thread_count() {
         max_rows: rows,
         ..Default::default()
     };
-    for &kind in RuleKind::value_variants() {
+    // Every rule at its defaults, and biotorch's DFA.
+    let kernel = RuleOptions {
+        dfa_projection: DfaProjection::Kernel,
+        ..opts.clone()
+    };
+    let cases = RuleKind::value_variants()
+        .iter()
+        .map(|&kind| (kind, &opts))
+        .chain([(RuleKind::Dfa, &kernel)]);
+    for (kind, opts) in cases {
         let run = |threads: usize| {
             let mut net = net0.clone();
-            let rule = rules::build(kind, &mut net, &opts, &mut ChaCha8Rng::seed_from_u64(3));
+            let rule = rules::build(kind, &mut net, opts, &mut ChaCha8Rng::seed_from_u64(3));
             let mut t = Trainer::new(net, rule, sgd(0.1), rows);
             t.set_parallelism(Parallelism::threads(threads).unwrap());
             for k in 0..2 {

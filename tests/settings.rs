@@ -16,7 +16,14 @@ fn splits() -> Splits {
 
 /// Every weight a run ends with, forward and feedback, by name.
 fn trained(settings: &str) -> Vec<(String, Vec<f32>)> {
-    let base = "hidden = [12, 10]\nepochs = 2\nbatch_size = 32\nlr = 0.3\nthreads = 1\nalignment = false\n";
+    let base = "epochs = 2\nbatch_size = 32\nlr = 0.3\nthreads = 1\nalignment = false\n";
+    // An MLP unless the settings describe their own network.
+    let mlp = if settings.contains("layers = ") {
+        ""
+    } else {
+        "hidden = [12, 10]\n"
+    };
+    let base = format!("{mlp}{base}");
     let layers = [base.parse().unwrap(), settings.parse().unwrap()];
     let cfg = RunConfig::from_layers(&layers).unwrap_or_else(|e| panic!("{settings}: {e}"));
     let s = run::run(&cfg, &splits(), &RunOptions::default()).unwrap();
@@ -86,6 +93,10 @@ const CHANGES: &[(&str, &str)] = &[
     ),
     ("rule = \"kp\"\n", "feedback_scale = \"receiver\""),
     ("rule = \"usf\"\n", "usf_scale = \"xavier\""),
+    (
+        "rule = \"dfa\"\nlayers = \"conv 2 1x3, relu, conv 3 1x3, relu, flatten, dense 4\"\n",
+        "dfa_projection = \"kernel\"",
+    ),
     ("rule = \"frsf\"\n", "feedback_scale = \"receiver\""),
     ("rule = \"brsf\"\n", "feedback_scale = \"receiver\""),
     ("rule = \"drtp\"\n", "feedback_scale = \"receiver\""),

@@ -5,7 +5,9 @@ use crate::config::RunConfig;
 use crate::data::DatasetKind;
 use crate::loss::Output;
 use crate::optim::OptimizerKind;
-use crate::rules::{BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, UsfScale};
+use crate::rules::{
+    BdfaTarget, BdfaUpdate, DfaProjection, FeedbackScale, InitScheme, RuleKind, UsfScale,
+};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -149,6 +151,10 @@ pub(super) struct SettingsArgs {
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     usf_scale: Option<UsfScale>,
+    /// Where DFA sends the output error: unit (a random row per unit of each hidden layer's output, Nøkland's) or kernel (through a random kernel to the next layer's input, biotorch's).
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dfa_projection: Option<DfaProjection>,
     /// BDFA's feedback update: the paper's gradient or the published code's.
     #[arg(long, value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]

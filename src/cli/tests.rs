@@ -43,6 +43,11 @@ const SAMPLES: &[(&str, Option<&str>, &[&str])] = &[
     ("bfa_output", Some("identity"), &["--rule", "bfa"]),
     ("bfa_feedback_scale", Some("receiver"), &["--rule", "bfa"]),
     ("usf_scale", Some("xavier"), &["--rule", "usf"]),
+    (
+        "dfa_projection",
+        Some("kernel"),
+        &["--rule", "dfa", "--net", "lenet-mnist"],
+    ),
     ("bdfa_update", Some("reference"), &["--rule", "bdfa"]),
     ("bdfa_target", Some("mixed"), &["--rule", "bdfa"]),
     (
@@ -180,6 +185,32 @@ fn flags_without_effect_are_refused() {
                 "0.9",
             ][..],
             "sgd only",
+        ),
+        (
+            &[
+                "--rule",
+                "fa",
+                "--net",
+                "lenet-mnist",
+                "--dfa-projection",
+                "kernel",
+            ][..],
+            "dfa only",
+        ),
+        (
+            &["--rule", "dfa", "--dfa-projection", "kernel"][..],
+            "this network has none",
+        ),
+        (
+            &[
+                "--rule",
+                "dfa",
+                "--layers",
+                "conv 4 3x3, relu, flatten, dense 32, relu, dense 10",
+                "--dfa-projection",
+                "kernel",
+            ][..],
+            "this network has none",
         ),
         (&["--classes", "5"][..], "10 classes"),
         (

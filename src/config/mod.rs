@@ -23,8 +23,8 @@ use crate::layers::Shape;
 use crate::loss::Output;
 use crate::optim::{OptimConfig, OptimizerKind};
 use crate::rules::{
-    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleKind, RuleOptions, UsfScale,
-    KP_DEFAULT_DECAY, REFERENCE_FEEDBACK_LR,
+    BdfaTarget, BdfaUpdate, DfaProjection, FeedbackScale, InitScheme, RuleKind, RuleOptions,
+    UsfScale, KP_DEFAULT_DECAY, REFERENCE_FEEDBACK_LR,
 };
 use crate::tensor::GemmBackend;
 use serde::{Deserialize, Serialize};
@@ -131,6 +131,11 @@ pub struct RunConfig {
     /// uSF's magnitude: `fan-in` (default, `sign(W) / sqrt(fan_in)`) or
     /// `xavier` (`sign(W) sqrt(2 / (fan_in + fan_out))`, biotorch's).
     pub usf_scale: UsfScale,
+    /// Where DFA's projection sends the output error: `unit` (default, a
+    /// random row for every unit of each hidden layer's output, Nøkland's)
+    /// or `kernel` (through a random kernel to the next layer's input,
+    /// biotorch's; docs/rules.md).
+    pub dfa_projection: DfaProjection,
     /// BDFA's feedback update: `paper` or `reference` (the published code's).
     pub bdfa_update: BdfaUpdate,
     /// BDFA's target: `label`, `mixed` (y + alpha yhat) or `reference`.
@@ -184,6 +189,7 @@ impl Default for RunConfig {
             bfa_output: Output::SigmoidBce,
             bfa_feedback_scale: FeedbackScale::Sender,
             usf_scale: UsfScale::FanIn,
+            dfa_projection: DfaProjection::Unit,
             bdfa_update: BdfaUpdate::Paper,
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
@@ -411,6 +417,27 @@ impl RunConfig {
                 self.lr_milestones
             ));
         }
+        if self.rule == RuleKind::Dfa && self.dfa_projection == DfaProjection::Kernel {
+            // Only a convolution or a pooling above the first parametric
+            // layer makes the kernel projection differ from DFA's own.
+            let items = match self.layer_description() {
+                Some(text) => spec::parse(&text).map_err(Error::Config)?,
+                None => Vec::new(),
+            };
+            let parametric =
+                |i: &spec::Item| matches!(i, spec::Item::Conv { .. } | spec::Item::Dense { .. });
+            let above_first = items.iter().skip_while(|i| !parametric(i)).skip(1);
+            let crosses =
+                |i: &spec::Item| matches!(i, spec::Item::Conv { .. } | spec::Item::Pool { .. });
+            if !above_first.clone().any(crosses) {
+                return bad(
+                    "dfa-projection kernel differs from DFA's own projection only where the \
+                     error crosses a convolution or a pooling above the first layer, and this \
+                     network has none: leave it at unit"
+                        .into(),
+                );
+            }
+        }
         if let (RuleKind::Bfa, Some(text)) = (self.rule, self.layer_description()) {
             let items = spec::parse(&text).map_err(Error::Config)?;
             let plain = |i: &spec::Item| matches!(i, spec::Item::Pool { .. } | spec::Item::Flatten);
@@ -545,6 +572,7 @@ impl RunConfig {
             bfa_output: self.bfa_output,
             bfa_feedback_scale: self.bfa_feedback_scale,
             usf_scale: self.usf_scale,
+            dfa_projection: self.dfa_projection,
             bdfa_update: self.bdfa_update,
             bdfa_target: self.bdfa_target,
             bdfa_alpha: self.bdfa_alpha,

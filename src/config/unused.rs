@@ -50,6 +50,11 @@ impl RunConfig {
             "it applies to --rule bfa only",
         );
         unless(rule == Usf, "usf_scale", "it applies to --rule usf only");
+        unless(
+            rule == Dfa,
+            "dfa_projection",
+            "it applies to --rule dfa only",
+        );
         for key in ["bdfa_update", "bdfa_target"] {
             unless(rule == Bdfa, key, "it applies to --rule bdfa only");
         }

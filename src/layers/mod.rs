@@ -384,6 +384,47 @@ impl Layer {
                 conv_transpose::backward_input(g, path, delta, own_dst, cw, own_below, h, rows);
             }
         }
+        self.back_through_pre(pre, dst, below, h, rows);
+    }
+
+    /// Writes `src path` (`src` `[rows, k]`, `path` `[k, inputs]`) as the
+    /// error at this layer's input after [`Layer::pre`] (`inputs` values in
+    /// their memory order), then carries it back through those layers into
+    /// `dst` and multiplies by the derivative of `below`, as
+    /// [`Layer::backward_input`] does with the error it makes: an error that
+    /// enters at this layer's input rather than at its output (biotorch's
+    /// DFA, [`crate::rules::DfaKernel`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_from_input(
+        &self,
+        src: View<'_>,
+        path: View<'_>,
+        dst: &mut Matrix,
+        ws: &mut Workspace,
+        below: Option<Activation>,
+        h: &Matrix,
+        rows: usize,
+    ) {
+        let pre = &mut ws.pre;
+        match pre.last_mut() {
+            Some(b) => propagate(&mut b.err, src, path, None, h, rows),
+            None => propagate(dst, src, path, below, h, rows),
+        }
+        self.back_through_pre(pre, dst, below, h, rows);
+    }
+
+    /// Carries the error in the last pre layer's buffer back through the
+    /// layers in [`Layer::pre`] into `dst`, then multiplies by the
+    /// derivative of `below`; nothing when there are none (the error is
+    /// then in `dst` already, its derivative fused).
+    fn back_through_pre(
+        &self,
+        pre: &mut [PreBuffers],
+        dst: &mut Matrix,
+        below: Option<Activation>,
+        h: &Matrix,
+        rows: usize,
+    ) {
         if pre.is_empty() {
             return;
         }

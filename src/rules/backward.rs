@@ -35,6 +35,12 @@ pub fn hidden_deltas<'r>(
                 propagate(dst, e, d.view().t(), act, h, rows);
                 continue;
             }
+            ErrorPath::OutputErrorAtNextInput(k) => {
+                let e = hi[top - p - 1].rows_view(rows);
+                let ws = &mut workspaces[p + 1];
+                net.layers[p + 1].backward_from_input(e, k.view().t(), dst, ws, act, h, rows);
+                continue;
+            }
             ErrorPath::Target(d) => {
                 propagate(dst, targets.rows_view(rows), d.view().t(), act, h, rows);
                 continue;

@@ -7,7 +7,9 @@
 //!   stand-in for them (FA's fixed `B`, the sign rules' `sign(W)`, KP's
 //!   learned `B`, BFA's feedback weights);
 //! - or a projection `D` of the output error (DFA, BDFA, DKP) or of the
-//!   target (DRTP) straight to the layer's output.
+//!   target (DRTP) straight to the layer's output;
+//! - or, for biotorch's DFA, a projection of the output error to the next
+//!   layer's input, carried back from there as BP's error would be.
 //!
 //! The shared driver ([`backward::hidden_deltas`]) walks the layers with
 //! those answers, and the trainer then forms every weight gradient the same
@@ -23,6 +25,7 @@ mod bfa;
 mod bp;
 mod brsf;
 mod dfa;
+mod dfa_kernel;
 mod dkp;
 mod drtp;
 mod fa;
@@ -37,13 +40,15 @@ pub use bfa::Bfa;
 pub use bp::Bp;
 pub use brsf::Brsf;
 pub use dfa::Dfa;
+pub use dfa_kernel::DfaKernel;
 pub use dkp::Dkp;
 pub use drtp::Drtp;
 pub use fa::Fa;
 pub use frsf::Frsf;
 pub use kp::{Kp, KP_DEFAULT_DECAY};
 pub use options::{
-    BdfaTarget, BdfaUpdate, FeedbackScale, InitScheme, RuleOptions, UsfScale, REFERENCE_FEEDBACK_LR,
+    BdfaTarget, BdfaUpdate, DfaProjection, FeedbackScale, InitScheme, RuleOptions, UsfScale,
+    REFERENCE_FEEDBACK_LR,
 };
 pub use rule::{
     named_projections, named_projections_mut, ErrorPath, FeedbackStep, LearningRule, RuleKind,
@@ -64,7 +69,12 @@ pub fn build(
     match kind {
         RuleKind::Bp => Box::new(Bp),
         RuleKind::Fa => Box::new(Fa::new(net, opts.init, opts.feedback_scale, rng)),
-        RuleKind::Dfa => Box::new(Dfa::new(net, opts.init, opts.feedback_scale, rng)),
+        RuleKind::Dfa => match opts.dfa_projection {
+            DfaProjection::Unit => Box::new(Dfa::new(net, opts.init, opts.feedback_scale, rng)),
+            DfaProjection::Kernel => {
+                Box::new(DfaKernel::new(net, opts.init, opts.feedback_scale, rng))
+            }
+        },
         RuleKind::Bfa => Box::new(Bfa::new(
             net,
             opts.bfa_output,

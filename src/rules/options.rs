@@ -98,6 +98,8 @@ pub struct RuleOptions {
     pub bfa_feedback_scale: FeedbackScale,
     /// The magnitude uSF gives the signs of the forward weights.
     pub usf_scale: UsfScale,
+    /// Where DFA's random projection sends the output error.
+    pub dfa_projection: DfaProjection,
     /// BDFA's feedback update.
     pub bdfa_update: BdfaUpdate,
     /// BDFA's target.
@@ -116,6 +118,7 @@ impl Default for RuleOptions {
             bfa_output: Output::SigmoidBce,
             bfa_feedback_scale: FeedbackScale::Sender,
             usf_scale: UsfScale::FanIn,
+            dfa_projection: DfaProjection::Unit,
             bdfa_update: BdfaUpdate::Paper,
             bdfa_target: BdfaTarget::Label,
             bdfa_alpha: 0.25,
@@ -146,6 +149,25 @@ impl UsfScale {
             UsfScale::Xavier => (2.0 / (fan_in + fan_out) as f32).sqrt(),
         }
     }
+}
+
+/// Where DFA's fixed random projection sends the output error `e`.
+///
+/// The two are one rule between dense layers and differ across
+/// convolutions and pooling (docs/rules.md, "biotorch's `dfa` is another
+/// projection on convolutions").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DfaProjection {
+    /// To every unit of each hidden layer's output map, a random row per
+    /// unit (`D_l` `[units_l, C]`): Nøkland's (2016) DFA.
+    #[default]
+    Unit,
+    /// biotorch's: to the input of each layer above the first, through a
+    /// random kernel of that layer's shape with `C` output channels (`e`
+    /// repeated at every output position of a convolution), then back
+    /// through its pooling and the activation below as BP's error goes.
+    Kernel,
 }
 
 /// Which BDFA feedback update.

@@ -92,6 +92,11 @@ pub enum ErrorPath<'a> {
     OutputError(&'a Matrix),
     /// `y D^T`: the one-hot target projected by `D` `[units, classes]`.
     Target(&'a Matrix),
+    /// `e K^T` at the input of the next layer (after its pooling and
+    /// `flatten`), `K` `[inputs of the next layer, classes]`, carried back
+    /// from there to this layer's output as BP's error would be (biotorch's
+    /// DFA).
+    OutputErrorAtNextInput(&'a Matrix),
 }
 
 /// What a rule may use to train its own feedback weights after the forward update.
