@@ -20,6 +20,7 @@
 //! `forward.{l}` (biotorch's `weight_backward`): `[C, inputs]` or `[C, c_in,
 //! kh, kw]`.
 
+use super::rule::{named_above_first, named_above_first_mut};
 use super::{ErrorPath, FeedbackScale, InitScheme, LearningRule, RuleKind};
 use crate::layers::{uniform, Conv2d, Kind};
 use crate::named::{NamedTensor, NamedTensorMut};
@@ -165,32 +166,10 @@ impl LearningRule for DfaKernel {
     }
 
     fn feedback_tensors(&self) -> Vec<NamedTensor<'_>> {
-        self.b
-            .iter()
-            .zip(&self.shapes)
-            .enumerate()
-            .map(|(i, (m, s))| {
-                NamedTensor::new(
-                    format!("feedback.{}.weight", i + 1),
-                    s.clone(),
-                    m.as_slice(),
-                )
-            })
-            .collect()
+        named_above_first(&self.b, &self.shapes)
     }
 
     fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
-        self.b
-            .iter_mut()
-            .zip(&self.shapes)
-            .enumerate()
-            .map(|(i, (m, s))| {
-                NamedTensorMut::new(
-                    format!("feedback.{}.weight", i + 1),
-                    s.clone(),
-                    m.as_mut_slice(),
-                )
-            })
-            .collect()
+        named_above_first_mut(&mut self.b, &self.shapes)
     }
 }

@@ -211,35 +211,48 @@ impl StandIns {
 
     /// As named tensors.
     pub fn named(&self) -> Vec<NamedTensor<'_>> {
-        self.mats
-            .iter()
-            .zip(&self.shapes)
-            .enumerate()
-            .map(|(k, (m, s))| {
-                NamedTensor::new(
-                    format!("feedback.{}.weight", k + 1),
-                    s.clone(),
-                    m.as_slice(),
-                )
-            })
-            .collect()
+        named_above_first(&self.mats, &self.shapes)
     }
 
     /// As mutable named tensors.
     pub fn named_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
-        self.mats
-            .iter_mut()
-            .zip(&self.shapes)
-            .enumerate()
-            .map(|(k, (m, s))| {
-                NamedTensorMut::new(
-                    format!("feedback.{}.weight", k + 1),
-                    s.clone(),
-                    m.as_mut_slice(),
-                )
-            })
-            .collect()
+        named_above_first_mut(&mut self.mats, &self.shapes)
     }
+}
+
+/// A rule's matrices for the layers above the first, `mats[k]` named
+/// `feedback.{k+1}.weight` after the layer `forward.{k+1}` it belongs to,
+/// with the checkpoint shape `shapes[k]`.
+pub fn named_above_first<'a>(mats: &'a [Matrix], shapes: &[Vec<usize>]) -> Vec<NamedTensor<'a>> {
+    mats.iter()
+        .zip(shapes)
+        .enumerate()
+        .map(|(k, (m, s))| {
+            NamedTensor::new(
+                format!("feedback.{}.weight", k + 1),
+                s.clone(),
+                m.as_slice(),
+            )
+        })
+        .collect()
+}
+
+/// Mutable counterpart of [`named_above_first`].
+pub fn named_above_first_mut<'a>(
+    mats: &'a mut [Matrix],
+    shapes: &[Vec<usize>],
+) -> Vec<NamedTensorMut<'a>> {
+    mats.iter_mut()
+        .zip(shapes)
+        .enumerate()
+        .map(|(k, (m, s))| {
+            NamedTensorMut::new(
+                format!("feedback.{}.weight", k + 1),
+                s.clone(),
+                m.as_mut_slice(),
+            )
+        })
+        .collect()
 }
 
 /// Projections `[units_p, classes]` (the direct rules' `D`) named
