@@ -225,3 +225,71 @@ def test_a_lenet_cifar_bp_step_is_torch_s_sgd_step():
     ours = lenet_state(t.state_dict())
     for name, w in model.state_dict().items():
         assert torch.max(torch.abs(ours[name] - w)) <= 1e-5 * torch.max(torch.abs(w)), name
+
+
+def test_biotorch_s_dfa_steps_are_its_definition_in_torch():
+    """biotorch's DFA (`dfa_projection="kernel"`) on its CIFAR-10 LeNet,
+    three SGD steps from the same weights and kernels on the same batches,
+    against its definition written here in torch: each layer above the
+    first receives at its input, in place of BP's error, `conv2d_input` of
+    the output error repeated at every output position with its kernel
+    `feedback.{l}.weight` `[10, c_in, 3, 3]` (a dense layer: `e B`), and
+    autograd carries it through the pooling, flatten and ReLU below; the
+    output layer's own gradient is BP's. Every weight after the steps is
+    torch's, to float32 roundoff."""
+    F = torch.nn.functional
+    t = biprop.Trainer(net="biotorch-lenet-cifar", rule="dfa", dfa_projection="kernel",
+                       output="softmax-ce", optimizer="sgd", lr=1e-3, momentum=0.9,
+                       weight_decay=1e-4, init="xavier", seed=1, batch_size=32)
+    state = t.state_dict()
+    w = {k: torch.from_numpy(v.copy()).requires_grad_(k.startswith("forward."))
+         for k, v in state.items()}
+    assert tuple(w["feedback.1.weight"].shape) == (10, 32, 3, 3)
+    assert tuple(w["feedback.3.weight"].shape) == (10, 128)
+    params = [w[f"forward.{i}.{p}"] for i in range(5) for p in ("weight", "bias")]
+    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9, weight_decay=1e-4)
+
+    def layer(i, x):
+        if i < 3:
+            return F.conv2d(x, w[f"forward.{i}.weight"], w[f"forward.{i}.bias"])
+        return F.linear(x, w[f"forward.{i}.weight"], w[f"forward.{i}.bias"])
+
+    # What runs between layer i's product and layer i + 1's.
+    between = [
+        lambda h: F.max_pool2d(F.relu(h), 2),
+        lambda h: F.max_pool2d(F.relu(h), 2),
+        lambda h: F.avg_pool2d(F.relu(h), 4).flatten(1),
+        F.relu,
+    ]
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.standard_normal((32, 3, 32, 32)).astype(np.float32)
+        y = rng.integers(0, 10, 32)
+        t.step(x, y)
+        inputs, outputs = [torch.from_numpy(x)], []
+        for i in range(4):
+            outputs.append(between[i](layer(i, inputs[-1])))
+            inputs.append(outputs[-1].detach().requires_grad_())
+        logits = layer(4, inputs[-1])
+        loss = F.cross_entropy(logits, torch.from_numpy(y))
+        opt.zero_grad()
+        e = torch.autograd.grad(loss, logits, retain_graph=True)[0]
+        loss.backward()
+        for i in range(1, 5):
+            b = w[f"feedback.{i}.weight"]
+            if i < 3:
+                h, wd = inputs[i].shape[2] - 2, inputs[i].shape[3] - 2
+                repeated = e[:, :, None, None].expand(-1, -1, h, wd)
+                signal = torch.nn.grad.conv2d_input(inputs[i].shape, b, repeated)
+            else:
+                signal = e @ b
+            outputs[i - 1].backward(signal)
+        opt.step()
+    ours = t.state_dict()
+    for k in state:
+        if k.startswith("forward."):
+            want = w[k].detach()
+            got = torch.from_numpy(ours[k].copy())
+            assert torch.max(torch.abs(got - want)) <= 1e-5 * torch.max(torch.abs(want)), k
+        else:
+            assert np.array_equal(ours[k], state[k]), f"{k} is fixed"
