@@ -393,7 +393,7 @@ impl Layer {
     /// `dst` and multiplies by the derivative of `below`, as
     /// [`Layer::backward_input`] does with the error it makes: an error that
     /// enters at this layer's input rather than at its output (biotorch's
-    /// DFA, [`crate::rules::DfaKernel`]).
+    /// DFA: `dfa_projection = "kernel"`).
     #[allow(clippy::too_many_arguments)]
     pub fn backward_from_input(
         &self,
