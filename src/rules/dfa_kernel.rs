@@ -10,8 +10,8 @@
 //! `e` repeated at every output position: at an input unit, `e` times the
 //! sum of the kernel taps that cover it, the same at every interior
 //! position of a channel. Either is one fixed matrix `K_l` `[inputs, C]`,
-//! made from `B_l` before each step (so that a loaded `B_l` is the one in
-//! use). Between dense layers this is [`super::Dfa`] with `D_{l-1} =
+//! made from `B_l` at the start and again before the first step after the
+//! kernels are written (so that a loaded `B_l` is the one in use). Between dense layers this is [`super::Dfa`] with `D_{l-1} =
 //! B_l^T`; across a convolution or a pooling it is another projection
 //! (docs/rules.md, "biotorch's `dfa` is another projection on
 //! convolutions").
@@ -40,6 +40,9 @@ pub struct DfaKernel {
     /// `k[l - 1]` is `K_l` `[inputs, C]`, its rows in the memory order of
     /// the layer's input.
     k: Vec<Matrix>,
+    /// Whether `b` may have been written since `k` was made (a checkpoint
+    /// loads through [`LearningRule::feedback_tensors_mut`]).
+    stale: bool,
 }
 
 impl DfaKernel {
@@ -92,6 +95,7 @@ impl DfaKernel {
             shapes,
             kinds,
             k,
+            stale: false,
         };
         rule.make_projections();
         rule
@@ -158,7 +162,10 @@ impl LearningRule for DfaKernel {
     }
 
     fn prepare(&mut self, _net: &Network) {
-        self.make_projections();
+        if self.stale {
+            self.make_projections();
+            self.stale = false;
+        }
     }
 
     fn error_path(&self, p: usize) -> ErrorPath<'_> {
@@ -170,6 +177,7 @@ impl LearningRule for DfaKernel {
     }
 
     fn feedback_tensors_mut(&mut self) -> Vec<NamedTensorMut<'_>> {
+        self.stale = true;
         named_above_first_mut(&mut self.b, &self.shapes)
     }
 }
