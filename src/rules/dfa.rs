@@ -49,15 +49,21 @@ impl Dfa {
             })
             .collect();
         if init == InitScheme::Reference {
-            for layer in &mut net.layers {
-                layer.weight.fill(0.0);
-                layer.bias.fill(0.0);
-            }
+            start_at_zero(net);
         }
         Self {
             d,
             stored_rows: net.hidden_chw_row_orders(),
         }
+    }
+}
+
+/// The published code's start for its direct rules
+/// ([`InitScheme::Reference`]): every forward weight and bias at zero.
+pub(super) fn start_at_zero(net: &mut Network) {
+    for layer in &mut net.layers {
+        layer.weight.fill(0.0);
+        layer.bias.fill(0.0);
     }
 }
 

@@ -20,6 +20,7 @@
 //! `forward.{l}` (biotorch's `weight_backward`): `[C, inputs]` or `[C, c_in,
 //! kh, kw]`.
 
+use super::dfa::start_at_zero;
 use super::rule::{named_above_first, named_above_first_mut};
 use super::{ErrorPath, FeedbackScale, InitScheme, LearningRule, RuleKind};
 use crate::layers::{uniform, Conv2d, Kind};
@@ -81,10 +82,7 @@ impl DfaKernel {
             })
             .collect();
         if init == InitScheme::Reference {
-            for layer in &mut net.layers {
-                layer.weight.fill(0.0);
-                layer.bias.fill(0.0);
-            }
+            start_at_zero(net);
         }
         let k = kinds
             .iter()
