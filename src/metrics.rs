@@ -47,25 +47,39 @@ pub struct Alignment {
     /// `forward.{i+1}.weight` (the rules whose error path is a stand-in for
     /// it, compared in the stand-in layout; NaN for the others).
     pub feedback: Vec<f64>,
+    /// How many probe samples have an output error that is not exactly
+    /// zero. BP's gradient comes from these alone, so every angle is
+    /// measured on them; at zero every angle is NaN. A softmax whose
+    /// logits differ by more than about 104 is one-hot in float32, so a
+    /// rule that grows large logits (DFA on a LeNet) can leave a probe
+    /// batch with only its misclassified samples, or none, to measure on.
+    pub samples: usize,
 }
 
 impl Alignment {
-    /// Named values for the metrics files: `align_update_{i}`, `align_delta_{i}`, `align_feedback_{i}`.
+    /// Named values for the metrics files: `align_update_{i}`,
+    /// `align_delta_{i}`, `align_feedback_{i}`, then `align_samples`.
     pub fn named(&self) -> Vec<(String, f64)> {
         let values = [&self.update, &self.delta, &self.feedback];
+        let samples = [self.samples as f64];
         Self::names(self.update.len())
             .into_iter()
-            .zip(values.into_iter().flatten().copied())
+            .zip(values.into_iter().flatten().chain(&samples).copied())
             .collect()
     }
 
     /// The names [`Alignment::named`] gives a network of `hidden` hidden
     /// layers, in its order.
+    /// A network without hidden layers has no angles, and no count either.
     pub fn names(hidden: usize) -> Vec<String> {
-        ["update", "delta", "feedback"]
+        let mut names: Vec<String> = ["update", "delta", "feedback"]
             .iter()
             .flat_map(|kind| (0..hidden).map(move |i| format!("align_{kind}_{i}")))
-            .collect()
+            .collect();
+        if hidden > 0 {
+            names.push("align_samples".into());
+        }
+        names
     }
 }
 
@@ -134,7 +148,15 @@ impl AlignmentProbe {
         t.backprop_into(&mut self.bp_deltas, rows);
         let net = &t.net;
         let (acts, deltas) = (t.activations(), t.deltas());
-        let mut out = Alignment::default();
+        let classes = deltas[hidden].cols();
+        let mut out = Alignment {
+            samples: deltas[hidden]
+                .rows_slice(rows)
+                .chunks(classes)
+                .filter(|e| e.iter().any(|&v| v != 0.0))
+                .count(),
+            ..Alignment::default()
+        };
         for i in 0..hidden {
             let (layer, ws) = (&net.layers[i], &acts.workspaces[i]);
             let product = &mut self.product[i];

@@ -139,3 +139,46 @@ fn random_feedback_angles_match_a_direct_computation() {
         }
     }
 }
+
+/// A softmax saturated to one-hot leaves the probe only the samples it
+/// classifies wrong to measure on: `samples` counts them, and with none
+/// left every angle is NaN (what DFA's large logits do on a LeNet).
+#[test]
+fn samples_counts_the_probe_rows_whose_output_error_is_not_zero() {
+    let mut net = Network::mlp(
+        &[20, 15, 12, 5],
+        Activation::Tanh,
+        Output::SoftmaxCe,
+        &mut ChaCha8Rng::seed_from_u64(3),
+    );
+    // Logits within 0.1 of [1e4, 0, 0, 0, 0] for every input: exactly
+    // one-hot on class 0, with weights that still carry an error back.
+    let out = net.layers.last_mut().unwrap();
+    out.weight
+        .as_mut_slice()
+        .iter_mut()
+        .for_each(|w| *w *= 1e-2);
+    out.bias.fill(0.0);
+    out.bias[0] = 1e4;
+    let mut t = Trainer::new(net, Box::new(Bp), OptimConfig::default(), ROWS);
+    let ds = synthetic(ROWS, 20, 5, 4);
+    let mut p = AlignmentProbe::new(&t);
+
+    let all: Vec<usize> = (0..ROWS).collect();
+    let wrong = ds.labels.iter().filter(|&&l| l != 0).count();
+    assert!(0 < wrong && wrong < ROWS, "the batch mixes classes");
+    t.load_batch(&ds, &all);
+    let a = p.measure(&mut t, ROWS);
+    assert_eq!(a.samples, wrong);
+    assert!(a.update.iter().all(|v| v.is_finite()));
+    assert_eq!(
+        a.named().last(),
+        Some(&("align_samples".to_string(), wrong as f64))
+    );
+
+    let right: Vec<usize> = all.into_iter().filter(|&i| ds.labels[i] == 0).collect();
+    t.load_batch(&ds, &right);
+    let a = p.measure(&mut t, right.len());
+    assert_eq!(a.samples, 0);
+    assert!(a.update.iter().chain(&a.delta).all(|v| v.is_nan()));
+}

@@ -250,6 +250,13 @@ fn learns_mnist(rule: RuleKind) {
         let a = last.alignment[&format!("align_delta_{i}")];
         assert!(a > 1.0 && a < 90.0, "{rule}: hidden error angle {i} is {a}");
     }
+    // The run records what the angles were measured on: some of the probe's
+    // rows, never more than the probe has.
+    let samples = last.alignment["align_samples"];
+    assert!(
+        samples >= 1.0 && samples <= cfg.batch_size as f64,
+        "{rule}: the angles were measured on {samples} samples"
+    );
 }
 
 #[test]

@@ -99,7 +99,8 @@ class Run:
         records: one dict per epoch (``epoch``, ``train_loss``,
             ``train_error``, ``val_loss``, ``val_error``, ``test_loss``,
             ``test_error``, ``train_seconds``, ``seconds``, the rule's
-            feedback losses, the alignment angles ``align_*`` in degrees and
+            feedback losses, the alignment angles ``align_*`` in degrees
+            with ``align_samples``, the probe rows they are measured on, and
             the weight norms ``norm_*``, e.g. ``norm_forward.0.weight``).
         metrics: the same as columns: name -> NumPy array, one value an epoch.
         weights: every tensor of the trained network and rule, named as in
@@ -436,7 +437,10 @@ class Trainer:
         ``update_{i}``: between the rule's update of ``forward.{i}.weight`` and
         BP's gradient; ``delta_{i}``: between the hidden errors; ``feedback_{i}``:
         between the matrix that carries the error and the forward weights
-        transposed (NaN for rules without one).
+        transposed (NaN for rules without one); ``samples``: how many rows
+        have an output error that is not exactly zero, the rows every angle
+        is measured on (at 0, every angle is NaN: a softmax saturated to
+        one-hot on every row).
         """
         return self._t.alignment(self._x(x), _labels(y))
 

@@ -31,7 +31,8 @@ pub struct EpochRecord {
     /// The rule's feedback losses (name, mean over the epoch).
     #[serde(flatten)]
     pub feedback: std::collections::BTreeMap<String, f64>,
-    /// Alignment angles with BP on the probe batch, in degrees (`align_*`).
+    /// Alignment angles with BP on the probe batch, in degrees (`align_*`),
+    /// and the count of probe samples they are measured on (`align_samples`).
     #[serde(flatten)]
     pub alignment: std::collections::BTreeMap<String, f64>,
     /// The norm of every weight tensor after the epoch (`norm_*`, see
