@@ -201,7 +201,7 @@ fn a_diverging_cell_does_not_stop_the_sweep() {
         task: None,
         progress: false,
     };
-    assert_eq!(sweep::run_sweep(&s, &opts).unwrap(), 2);
+    assert_eq!(sweep::run_sweep(&s, &opts).unwrap().ran, 2);
     let cells = s.cells().unwrap();
     assert_eq!(
         s.status(&cells[0]).unwrap(),
@@ -218,7 +218,11 @@ fn a_diverging_cell_does_not_stop_the_sweep() {
         s.pending(None).unwrap().is_empty(),
         "both cells are finished"
     );
-    assert_eq!(sweep::run_sweep(&s, &opts).unwrap(), 0, "nothing reruns");
+    assert_eq!(
+        sweep::run_sweep(&s, &opts).unwrap(),
+        sweep::SweepCounts::default(),
+        "nothing reruns"
+    );
     let runs = report::collect(&s.out).unwrap();
     let groups = report::group(&runs);
     let text = report::markdown(&groups);
@@ -311,11 +315,22 @@ fn a_locked_cell_is_left_to_its_holder() {
         task: None,
         progress: false,
     };
-    sweep::run_sweep(&s, &opts).unwrap();
+    // Counted apart: a process of a job array never reports another's
+    // cell as one it finished.
+    assert_eq!(
+        sweep::run_sweep(&s, &opts).unwrap(),
+        sweep::SweepCounts { ran: 1, skipped: 1 }
+    );
     assert!(s.is_done(&cells[0]));
     assert!(!s.is_done(&cells[1]), "the held cell was trained");
     drop(lock);
     assert!(!s.is_running(&cells[1]));
+    assert_eq!(
+        sweep::run_sweep(&s, &opts).unwrap(),
+        sweep::SweepCounts { ran: 1, skipped: 0 },
+        "released, the cell is this process's to train"
+    );
+    assert!(s.is_done(&cells[1]));
 }
 
 /// Rewrites the checkpoint at `path` as an older biprop wrote it: its

@@ -231,8 +231,22 @@ pub(super) fn sweep(args: SweepArgs) -> Result<()> {
         progress: !args.quiet && std::io::stderr().is_terminal(),
     };
     s.write_plan(&s.out)?;
-    let n = sweep::run_sweep(&s, &opts)?;
-    say!("{n} run(s) finished; results in {}", s.out.display());
+    let counts = sweep::run_sweep(&s, &opts)?;
+    if counts.skipped > 0 {
+        say!(
+            "{} run(s) finished here, {} left to another process (it holds \
+             their lock or finished them); results in {}",
+            counts.ran,
+            counts.skipped,
+            s.out.display()
+        );
+    } else {
+        say!(
+            "{} run(s) finished; results in {}",
+            counts.ran,
+            s.out.display()
+        );
+    }
     Ok(())
 }
 

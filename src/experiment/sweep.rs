@@ -559,10 +559,10 @@ pub fn default_jobs() -> usize {
 
 /// Runs every unfinished cell (or only `opts.task`), `opts.jobs` at a time.
 /// Returns the number of runs it finished.
-pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<usize> {
+pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepCounts> {
     let pending = sweep.pending(opts.task)?;
     if pending.is_empty() {
-        return Ok(0);
+        return Ok(SweepCounts::default());
     }
     std::fs::create_dir_all(&sweep.out).map_err(|e| Error::io(&sweep.out, e))?;
     let jobs = opts.jobs.clamp(1, pending.len());
@@ -585,6 +585,7 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<usize> {
     let data: Mutex<HashMap<String, Arc<Splits>>> = Mutex::new(HashMap::new());
     let next = AtomicUsize::new(0);
     let finished = AtomicUsize::new(0);
+    let skipped = AtomicUsize::new(0);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     bar.set_message(format!("0/{} runs", pending.len()));
     std::thread::scope(|s| {
@@ -597,8 +598,13 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<usize> {
                 let Some(cell) = pending.get(i) else { return };
                 let result = run_cell(sweep, cell, threads_each, &data, &bar);
                 match result {
-                    Ok(line) => {
-                        let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                    Ok((outcome, line)) => {
+                        let counter = match outcome {
+                            CellOutcome::Ran => &finished,
+                            CellOutcome::Skipped => &skipped,
+                        };
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let n = finished.load(Ordering::SeqCst) + skipped.load(Ordering::SeqCst);
                         bar.set_message(format!("{n}/{} runs", pending.len()));
                         if opts.progress {
                             bar.println(line);
@@ -619,8 +625,28 @@ pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<usize> {
     bar.finish_and_clear();
     match first_error.into_inner().expect("lock") {
         Some(e) => Err(e),
-        None => Ok(finished.into_inner()),
+        None => Ok(SweepCounts {
+            ran: finished.into_inner(),
+            skipped: skipped.into_inner(),
+        }),
     }
+}
+
+/// What [`run_sweep`] did with the cells it was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepCounts {
+    /// Cells this process trained to their last epoch or to divergence.
+    pub ran: usize,
+    /// Cells it left alone: another process held the cell's lock, or
+    /// finished the cell while this one waited. Counted apart so that a
+    /// process of a job array never reports another's cell as its own.
+    pub skipped: usize,
+}
+
+/// Whether [`run_cell`] trained its cell or left it to another process.
+enum CellOutcome {
+    Ran,
+    Skipped,
 }
 
 fn data_key(c: &RunConfig) -> String {
@@ -636,7 +662,7 @@ fn run_cell(
     threads: usize,
     data: &Mutex<HashMap<String, Arc<Splits>>>,
     bar: &indicatif::ProgressBar,
-) -> Result<String> {
+) -> Result<(CellOutcome, String)> {
     let mut cfg = cell.config.clone();
     if cfg.threads == 0 {
         cfg.threads = threads;
@@ -660,16 +686,22 @@ fn run_cell(
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            return Ok(format!(
-                "[{}] {}: skipped, another process is training it",
-                cell.index, cell.id
+            return Ok((
+                CellOutcome::Skipped,
+                format!(
+                    "[{}] {}: skipped, another process is training it",
+                    cell.index, cell.id
+                ),
             ))
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
     }
     // Another process may have finished it while this one waited.
     if sweep.is_done(cell) {
-        return Ok(format!("[{}] {}: finished elsewhere", cell.index, cell.id));
+        return Ok((
+            CellOutcome::Skipped,
+            format!("[{}] {}: finished elsewhere", cell.index, cell.id),
+        ));
     }
     // A finished cell asked for more epochs continues: it is unfinished again.
     let done = dir.join(DONE_FILE);
@@ -697,23 +729,29 @@ fn run_cell(
             .write(&dir)?;
             // The epochs it will never run still count as done for the bar.
             bar.inc((cfg.epochs - epoch + 1) as u64);
-            return Ok(format!(
-                "[{}] {}: diverged in epoch {epoch} (loss {loss})",
-                cell.index, cell.id
+            return Ok((
+                CellOutcome::Ran,
+                format!(
+                    "[{}] {}: diverged in epoch {epoch} (loss {loss})",
+                    cell.index, cell.id
+                ),
             ));
         }
         Err(e) => return Err(e),
     };
     CellStatus::Finished.write(&dir)?;
     let last = summary.records.last();
-    Ok(format!(
-        "[{}] {}: test error {}",
-        cell.index,
-        cell.id,
-        last.map_or("(already complete)".into(), |r| format!(
-            "{:.2}%",
-            100.0 * r.test_error
-        ))
+    Ok((
+        CellOutcome::Ran,
+        format!(
+            "[{}] {}: test error {}",
+            cell.index,
+            cell.id,
+            last.map_or("(already complete)".into(), |r| format!(
+                "{:.2}%",
+                100.0 * r.test_error
+            ))
+        ),
     ))
 }
 
