@@ -558,7 +558,7 @@ pub fn default_jobs() -> usize {
 }
 
 /// Runs every unfinished cell (or only `opts.task`), `opts.jobs` at a time.
-/// Returns the number of runs it finished.
+/// Returns how many cells it ran and how many it left to another process.
 pub fn run_sweep(sweep: &Sweep, opts: &SweepOptions) -> Result<SweepCounts> {
     let pending = sweep.pending(opts.task)?;
     if pending.is_empty() {
