@@ -544,6 +544,11 @@ pub fn bias_grad(kind: &Kind, out: &mut [f32], delta: &Matrix, rows: usize, scal
                 crate::activation::column_sums_into(out, d, scale);
                 return;
             }
+            // Only the transposed convolutions of BFA's feedback network
+            // come here (dense layers have planes of 1, convolutions are
+            // channels-last). They still sum in f32, in two levels: each map
+            // of H x W terms, then one term a sample; not yet in f64 as
+            // `column_sums_into` does, which would change these runs' bits.
             for sample in d.chunks_exact(out.len() * plane) {
                 for (o, ch) in out.iter_mut().zip(sample.chunks_exact(plane)) {
                     *o += scale * ch.iter().sum::<f32>();
